@@ -1,0 +1,21 @@
+"""In-memory adapters for every port: what the embedded server runs on and what tests drive."""
+
+from adapters.memory.bus import InMemoryEventBus
+from adapters.memory.cache import InMemoryFeedCache
+from adapters.memory.clock import ManualClock
+from adapters.memory.feeds import InMemoryFeedStore, InMemoryFeedUnitOfWork, InMemoryIdempotencyLedger
+from adapters.memory.graph import InMemorySocialGraph
+from adapters.memory.outbox import InMemoryOutbox
+from adapters.memory.posts import InMemoryPostStore
+
+__all__ = [
+    "InMemoryEventBus",
+    "InMemoryFeedCache",
+    "InMemoryFeedStore",
+    "InMemoryFeedUnitOfWork",
+    "InMemoryIdempotencyLedger",
+    "InMemoryOutbox",
+    "InMemoryPostStore",
+    "InMemorySocialGraph",
+    "ManualClock",
+]

@@ -1,0 +1,64 @@
+from __future__ import annotations
+
+import heapq
+from collections.abc import Collection
+from itertools import islice
+
+from adapters.memory._sorted import SortedKeys
+from adapters.memory.outbox import InMemoryOutbox
+from feedcore.events import PostDeleted, PostPublished
+from feedcore.model import Post, PostId, UserId
+
+
+class InMemoryPostStore:
+    def __init__(self, outbox: InMemoryOutbox) -> None:
+        self._outbox = outbox
+        self._posts: dict[PostId, Post] = {}
+        self._by_author: dict[UserId, SortedKeys[PostId]] = {}
+        self._unfanned: dict[UserId, SortedKeys[PostId]] = {}
+
+    async def publish(self, post: Post, event: PostPublished) -> None:
+        if post.id in self._posts:
+            raise ValueError(f"post {post.id} exists already")
+        self._posts[post.id] = post
+        self._by_author.setdefault(post.author_id, SortedKeys()).add(post.id)
+        if not post.fan_out:
+            self._unfanned.setdefault(post.author_id, SortedKeys()).add(post.id)
+        self._outbox.append(event)
+
+    async def delete(self, post_id: PostId, event: PostDeleted) -> bool:
+        post = self._posts.pop(post_id, None)
+        if post is None:
+            return False
+        self._by_author[post.author_id].discard(post_id)
+        unfanned = self._unfanned.get(post.author_id)
+        if unfanned is not None and unfanned.discard(post_id) and not unfanned:
+            del self._unfanned[post.author_id]
+        self._outbox.append(event)
+        return True
+
+    async def get_many(self, post_ids: Collection[PostId]) -> dict[PostId, Post]:
+        return {post_id: self._posts[post_id] for post_id in post_ids if post_id in self._posts}
+
+    async def latest(
+        self,
+        authors: Collection[UserId],
+        *,
+        before: PostId | None,
+        floor: PostId,
+        limit: int,
+        unfanned_only: bool = False,
+    ) -> list[Post]:
+        index = self._unfanned if unfanned_only else self._by_author
+        per_author = [
+            index[author].descending(before=before, floor=floor, limit=limit) for author in authors if author in index
+        ]
+        newest = heapq.merge(*per_author, reverse=True)
+        return [self._posts[post_id] for post_id in islice(newest, limit)]
+
+    async def count_by(self, author: UserId) -> int:
+        posts = self._by_author.get(author)
+        return len(posts) if posts is not None else 0
+
+    async def unfanned_authors(self) -> frozenset[UserId]:
+        return frozenset(self._unfanned)

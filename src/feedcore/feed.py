@@ -1,0 +1,234 @@
+"""Reading a home feed: the materialised head, the celebrity merge and the timeline continuation.
+
+A home feed is every non-deleted post whose author is the owner or someone the owner follows now,
+newest first. It is assembled from disjoint id ranges, each served by the cheapest source that is
+complete for it::
+
+    [cache horizon, before)          feed cache (when the owner's feed is cached)
+    [store horizon, cache horizon)   materialised feed store
+    [store horizon, before)          + posts that were never fanned out (celebrity merge)
+    [0, store horizon)               followees' own timelines (past what was materialised)
+
+The cursor is the last id served, so every page continues strictly below it whatever arrived in
+between: no gaps, no repeats, no OFFSET. Materialised entries may run behind the truth (an unfollow
+or delete not yet processed), so each served post is checked against the graph and the post store.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection
+
+from feedcore.errors import Forbidden
+from feedcore.model import Page, Post, PostId, UserId, decode_post_cursor
+from feedcore.policies import Policies
+from feedcore.ports import CachedFeed, FeedCache, FeedReader, PostStore, SocialGraph
+from feedcore.posts import page_of_posts
+
+_FOLLOWING_PAGE = 1_000
+
+Fetch = Callable[[PostId | None, int], Awaitable[list[PostId]]]
+
+
+async def read_home_feed(
+    viewer: UserId,
+    owner: UserId,
+    *,
+    limit: int | None,
+    cursor: str | None,
+    posts: PostStore,
+    graph: SocialGraph,
+    feeds: FeedReader,
+    cache: FeedCache | None,
+    policies: Policies,
+) -> Page[Post]:
+    """One page of ``owner``'s home feed; only the owner may read it."""
+    if viewer != owner:
+        raise Forbidden("a home feed is readable by its owner only")
+    size = policies.page_size(limit)
+    before = decode_post_cursor(cursor) if cursor is not None else None
+    reader = _FeedRead(owner, posts=posts, graph=graph, feeds=feeds, cache=cache, policies=policies)
+    return page_of_posts(await reader.visible(before, size + 1), size)
+
+
+class _FeedRead:
+    """The state of one page read: which authors are known visible and which posts are loaded."""
+
+    def __init__(
+        self,
+        owner: UserId,
+        *,
+        posts: PostStore,
+        graph: SocialGraph,
+        feeds: FeedReader,
+        cache: FeedCache | None,
+        policies: Policies,
+    ) -> None:
+        self._owner = owner
+        self._posts = posts
+        self._graph = graph
+        self._feeds = feeds
+        self._cache = cache
+        self._policies = policies
+        self._visible_authors: dict[UserId, bool] = {owner: True}
+        self._loaded: dict[PostId, Post] = {}
+
+    async def visible(self, before: PostId | None, wanted: int) -> list[Post]:
+        """Up to ``wanted`` visible posts below ``before``, newest first."""
+        found: list[Post] = []
+        batch: list[PostId] = []
+        async for post_id in self._candidates(before, wanted):
+            batch.append(post_id)
+            if len(batch) >= wanted - len(found):
+                found += await self._keep_visible(batch)
+                batch = []
+                if len(found) >= wanted:
+                    return found[:wanted]
+        found += await self._keep_visible(batch)
+        return found[:wanted]
+
+    async def _candidates(self, before: PostId | None, batch: int) -> AsyncIterator[PostId]:
+        store_horizon = await self._feeds.horizon(self._owner)
+        head = _merge_descending(
+            self._materialised(before, store_horizon, batch),
+            _paged(self._unfanned_fetch(store_horizon), before, batch),
+        )
+        async for post_id in head:
+            yield post_id
+        if store_horizon > 0:
+            deep_before = store_horizon if before is None else min(before, store_horizon)
+            async for post_id in _paged(self._timelines_fetch(), PostId(deep_before), batch):
+                yield post_id
+
+    async def _materialised(self, before: PostId | None, store_horizon: PostId, batch: int) -> AsyncIterator[PostId]:
+        store_before = before
+        cached = await self._cached(before, store_horizon, batch)
+        if cached is not None and self._cache is not None:
+            # A cached feed is no more complete than the store it was copied from.
+            horizon = max(cached.horizon, store_horizon)
+            store_before = horizon if before is None else PostId(min(before, horizon))
+            while True:
+                served = [post_id for post_id in cached.entries if post_id >= horizon]
+                for post_id in served:
+                    yield post_id
+                if len(served) < batch:
+                    break
+                cached = await self._cache.read(self._owner, before=served[-1], limit=batch)
+                if cached is None or max(cached.horizon, store_horizon) != horizon:
+                    # The window moved under this read: the store serves all below what was served.
+                    store_before = served[-1]
+                    break
+
+        async def fetch(below: PostId | None, limit: int) -> list[PostId]:
+            return await self._feeds.entries(self._owner, before=below, floor=store_horizon, limit=limit)
+
+        async for post_id in _paged(fetch, store_before, batch):
+            yield post_id
+
+    async def _cached(self, before: PostId | None, store_horizon: PostId, batch: int) -> CachedFeed | None:
+        """The first cached slice, rebuilding a cold feed from the store first."""
+        if self._cache is None:
+            return None
+        cached = await self._cache.read(self._owner, before=before, limit=batch)
+        if cached is None:
+            await self._rebuild_cache(self._cache, store_horizon)
+            cached = await self._cache.read(self._owner, before=before, limit=batch)
+        return cached
+
+    async def _rebuild_cache(self, cache: FeedCache, store_horizon: PostId) -> None:
+        window = self._policies.cache_window
+        entries = await self._feeds.entries(self._owner, before=None, floor=store_horizon, limit=window)
+        horizon = entries[-1] if len(entries) == window else store_horizon
+        await cache.fill(self._owner, entries, horizon=horizon)
+
+    def _unfanned_fetch(self, store_horizon: PostId) -> Fetch:
+        authors: Collection[UserId] | None = None
+
+        async def fetch(before: PostId | None, limit: int) -> list[PostId]:
+            nonlocal authors
+            if authors is None:
+                authors = await self._followed(await self._posts.unfanned_authors())
+            if not authors:
+                return []
+            found = await self._posts.latest(
+                authors, before=before, floor=store_horizon, limit=limit, unfanned_only=True
+            )
+            return self._remember(found)
+
+        return fetch
+
+    def _timelines_fetch(self) -> Fetch:
+        authors: list[UserId] | None = None
+
+        async def fetch(before: PostId | None, limit: int) -> list[PostId]:
+            nonlocal authors
+            if authors is None:
+                authors = [self._owner, *await self._all_following()]
+            found = await self._posts.latest(authors, before=before, floor=PostId(0), limit=limit)
+            return self._remember(found)
+
+        return fetch
+
+    async def _all_following(self) -> list[UserId]:
+        everyone: list[UserId] = []
+        after: UserId | None = None
+        while True:
+            page = await self._graph.following(self._owner, after=after, limit=_FOLLOWING_PAGE)
+            everyone += page
+            if len(page) < _FOLLOWING_PAGE:
+                return everyone
+            after = page[-1]
+
+    def _remember(self, found: list[Post]) -> list[PostId]:
+        for post in found:
+            self._loaded[post.id] = post
+            self._visible_authors[post.author_id] = True
+        return [post.id for post in found]
+
+    async def _followed(self, authors: Collection[UserId]) -> set[UserId]:
+        """Those of ``authors`` whose posts the owner sees: the owner and whom the owner follows."""
+        unknown = {author for author in authors if author not in self._visible_authors}
+        if unknown:
+            followed = await self._graph.followed_among(self._owner, unknown)
+            for author in unknown:
+                self._visible_authors[author] = author in followed
+        return {author for author in authors if self._visible_authors[author]}
+
+    async def _keep_visible(self, post_ids: list[PostId]) -> list[Post]:
+        missing = [post_id for post_id in post_ids if post_id not in self._loaded]
+        if missing:
+            self._loaded.update(await self._posts.get_many(missing))
+        loaded = [self._loaded[post_id] for post_id in post_ids if post_id in self._loaded]
+        visible = await self._followed({post.author_id for post in loaded})
+        return [post for post in loaded if post.author_id in visible]
+
+
+async def _paged(fetch: Fetch, before: PostId | None, batch: int) -> AsyncIterator[PostId]:
+    """Every id ``fetch`` serves below ``before``, newest first, ``batch`` at a time."""
+    while True:
+        found = await fetch(before, batch)
+        for post_id in found:
+            yield post_id
+        if len(found) < batch:
+            return
+        before = found[-1]
+
+
+async def _merge_descending(*streams: AsyncIterator[PostId]) -> AsyncIterator[PostId]:
+    """Merge descending streams into one, dropping repeats."""
+    heads: dict[int, PostId] = {}
+    for index, stream in enumerate(streams):
+        first = await anext(stream, None)
+        if first is not None:
+            heads[index] = first
+    last: PostId | None = None
+    while heads:
+        index = max(heads, key=heads.__getitem__)
+        post_id = heads[index]
+        following = await anext(streams[index], None)
+        if following is None:
+            del heads[index]
+        else:
+            heads[index] = following
+        if post_id != last:
+            yield post_id
+            last = post_id

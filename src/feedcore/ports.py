@@ -1,0 +1,246 @@
+"""The core's only view of the world.
+
+Every port has an in-memory adapter (``adapters.memory``) and a real one. Ports speak domain
+types only. Writes that the design requires to be atomic are single port calls (a post and its
+outbox event) or happen inside one :class:`FeedTransaction`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Collection, Sequence
+from contextlib import AbstractAsyncContextManager
+from datetime import datetime
+from typing import Protocol
+
+import msgspec
+
+from feedcore.events import Event, PostDeleted, PostPublished, UserFollowed, UserUnfollowed
+from feedcore.model import Post, PostId, UserId
+
+
+class Clock(Protocol):
+    # Synchronous on purpose: reading the time is not I/O and sits on every write path.
+    def now(self) -> datetime:
+        """The current time, timezone-aware, in UTC."""
+        ...
+
+
+class IdGenerator(Protocol):
+    def next_id(self) -> PostId:
+        """A new id, unique and greater than every id this generator returned before."""
+        ...
+
+
+class PostStore(Protocol):
+    """Posts, and the outbox their events leave through."""
+
+    async def publish(self, post: Post, event: PostPublished) -> None:
+        """Store ``post`` and append ``event`` to the outbox in one atomic step."""
+        ...
+
+    async def delete(self, post_id: PostId, event: PostDeleted) -> bool:
+        """Mark a post deleted and append ``event`` to the outbox in one atomic step.
+
+        Returns:
+            False, appending nothing, when the post does not exist or is already deleted.
+        """
+        ...
+
+    async def get_many(self, post_ids: Collection[PostId]) -> dict[PostId, Post]:
+        """The posts among ``post_ids`` that exist and are not deleted."""
+        ...
+
+    async def latest(
+        self,
+        authors: Collection[UserId],
+        *,
+        before: PostId | None,
+        floor: PostId,
+        limit: int,
+        unfanned_only: bool = False,
+    ) -> list[Post]:
+        """Non-deleted posts of ``authors`` with ``floor <= id < before``, newest first.
+
+        ``unfanned_only`` keeps only posts published with ``fan_out=False``.
+        """
+        ...
+
+    async def count_by(self, author: UserId) -> int:
+        """How many non-deleted posts ``author`` has."""
+        ...
+
+    async def unfanned_authors(self) -> frozenset[UserId]:
+        """Every author with at least one non-deleted post published with ``fan_out=False``."""
+        ...
+
+
+class Outbox(Protocol):
+    """The relay's side of the outbox that :class:`PostStore` and :class:`SocialGraph` append to."""
+
+    async def relay(self, publish: Callable[[Sequence[Event]], Awaitable[None]], *, limit: int) -> int:
+        """Hand up to ``limit`` of the oldest events to ``publish``; remove them once it returns.
+
+        When ``publish`` raises, the events stay and are handed out again later, so each event is
+        published at least once. Concurrent relays never hand out the same event at the same time.
+
+        Returns:
+            How many events were published.
+        """
+        ...
+
+
+class FollowCounts(msgspec.Struct, frozen=True, kw_only=True):
+    followers: int
+    following: int
+
+
+class SocialGraph(Protocol):
+    """Follow edges and their counts."""
+
+    async def follow(self, follower: UserId, followee: UserId, event: UserFollowed) -> bool:
+        """Add the edge and append ``event`` to the outbox atomically, if the edge is new.
+
+        Returns:
+            False, appending nothing, when ``follower`` already followed ``followee``.
+        """
+        ...
+
+    async def unfollow(self, follower: UserId, followee: UserId, event: UserUnfollowed) -> bool:
+        """Remove the edge and append ``event`` to the outbox atomically, if the edge exists."""
+        ...
+
+    async def is_following(self, follower: UserId, followee: UserId) -> bool: ...
+
+    async def followed_among(self, follower: UserId, candidates: Collection[UserId]) -> set[UserId]:
+        """The members of ``candidates`` that ``follower`` follows now."""
+        ...
+
+    async def followers(self, user: UserId, *, after: UserId | None, limit: int) -> list[UserId]:
+        """Who follows ``user``, in ascending id order, strictly after ``after``."""
+        ...
+
+    async def following(self, user: UserId, *, after: UserId | None, limit: int) -> list[UserId]:
+        """Whom ``user`` follows, in ascending id order, strictly after ``after``."""
+        ...
+
+    async def counts(self, user: UserId) -> FollowCounts: ...
+
+
+class FeedReader(Protocol):
+    """Read access to the materialised home feeds."""
+
+    async def entries(self, user: UserId, *, before: PostId | None, floor: PostId, limit: int) -> list[PostId]:
+        """Post ids in ``user``'s materialised feed with ``floor <= id < before``, newest first."""
+        ...
+
+    async def horizon(self, user: UserId) -> PostId:
+        """The id above which ``user``'s materialised feed is complete.
+
+        The feed holds every fanned-out post of ``user``'s followees with ``id >= horizon``; older
+        posts may be missing (backfill limit, trimmed history) and are read from timelines.
+        """
+        ...
+
+
+class FeedStore(FeedReader, Protocol):
+    """Materialised home feeds: a cache of each feed's head, kept by the processor."""
+
+    async def add(self, users: Sequence[UserId], post_id: PostId, author_id: UserId) -> None:
+        """Put one post into the feeds of ``users``; a post already there stays once."""
+        ...
+
+    async def remove_post(self, post_id: PostId) -> list[UserId]:
+        """Take a post out of every feed; returns whose feeds held it."""
+        ...
+
+    async def backfill(self, user: UserId, posts: Sequence[Post], *, horizon: PostId) -> None:
+        """Put ``posts`` into ``user``'s feed and raise its horizon to at least ``horizon``."""
+        ...
+
+    async def purge_author(self, user: UserId, author: UserId) -> None:
+        """Take every post of ``author`` out of ``user``'s feed."""
+        ...
+
+
+class IdempotencyLedger(Protocol):
+    """Which events each consumer has already applied."""
+
+    async def applied(self, consumer: str, event_id: str) -> bool: ...
+
+    async def mark(self, consumer: str, event_id: str) -> None:
+        """Record ``event_id`` as applied by ``consumer``; marking twice is harmless."""
+        ...
+
+
+class FeedTransaction(Protocol):
+    """One atomic unit of processor work: an event's feed effects and its ledger mark."""
+
+    @property
+    def feeds(self) -> FeedStore: ...
+
+    @property
+    def ledger(self) -> IdempotencyLedger: ...
+
+    async def commit(self) -> None:
+        """Make every write of this transaction durable at once; without it, none is."""
+        ...
+
+
+class FeedUnitOfWork(Protocol):
+    def begin(self) -> AbstractAsyncContextManager[FeedTransaction]:
+        """Open a transaction; leaving the block without :meth:`FeedTransaction.commit` discards it."""
+        ...
+
+
+class CachedFeed(msgspec.Struct, frozen=True, kw_only=True):
+    entries: list[PostId]
+    #: The cached feed holds every entry of the materialised feed with ``id >= horizon``.
+    horizon: PostId
+
+
+class FeedCache(Protocol):
+    """A bounded, fast copy of the newest entries of active users' materialised feeds."""
+
+    async def read(self, user: UserId, *, before: PostId | None, limit: int) -> CachedFeed | None:
+        """Cached ids with ``horizon <= id < before``, newest first; None when ``user`` is not cached."""
+        ...
+
+    async def fill(self, user: UserId, entries: Sequence[PostId], *, horizon: PostId) -> None:
+        """Cache ``user``'s feed: ``entries`` are every materialised id ``>= horizon``, newest first."""
+        ...
+
+    async def add(self, users: Sequence[UserId], post_id: PostId) -> None:
+        """Add a post to those of ``users`` that are cached, keeping each within the window."""
+        ...
+
+    async def remove(self, users: Sequence[UserId], post_id: PostId) -> None:
+        """Remove a post from those of ``users`` that are cached."""
+        ...
+
+    async def invalidate(self, user: UserId) -> None:
+        """Forget ``user``'s cached feed; the next read rebuilds it."""
+        ...
+
+
+class Delivery(msgspec.Struct, frozen=True, kw_only=True):
+    """One event as a consumer received it, with where it stands in its partition."""
+
+    event: Event
+    partition: int
+    offset: int
+
+
+class EventBus(Protocol):
+    """Publishes events and hands them to a consumer group, at least once."""
+
+    async def publish(self, events: Sequence[Event]) -> None:
+        """Publish ``events``; returns once the bus has accepted all of them durably."""
+        ...
+
+    async def receive(self, *, max_events: int, max_wait: float) -> list[Delivery]:
+        """The next deliveries, waiting up to ``max_wait`` seconds for the first one."""
+        ...
+
+    async def commit(self, deliveries: Sequence[Delivery]) -> None:
+        """Mark ``deliveries`` consumed; uncommitted ones are delivered again after a restart."""
+        ...

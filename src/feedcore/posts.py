@@ -1,0 +1,96 @@
+"""Use cases around posts: publish, delete, read one, read an author's timeline, profiles."""
+
+from __future__ import annotations
+
+from feedcore.errors import Forbidden, PostNotFound
+from feedcore.events import PostDeleted, PostPublished
+from feedcore.model import Page, Post, PostId, Profile, UserId, decode_post_cursor, encode_post_cursor, validate_content
+from feedcore.policies import Policies
+from feedcore.ports import Clock, IdGenerator, PostStore, SocialGraph
+
+
+async def publish_post(
+    author: UserId,
+    content: str,
+    *,
+    posts: PostStore,
+    graph: SocialGraph,
+    ids: IdGenerator,
+    clock: Clock,
+    policies: Policies,
+) -> Post:
+    """Store a new post and its ``PostPublished`` event; followers' feeds get it asynchronously.
+
+    Whether the post is fanned out is decided here, once, from the author's follower count now, and
+    recorded on the post: readers merge in exactly the posts that were not fanned out, so the feed
+    stays complete when the author later crosses the celebrity threshold in either direction.
+    """
+    validate_content(content)
+    counts = await graph.counts(author)
+    now = clock.now()
+    post = Post(
+        id=ids.next_id(),
+        author_id=author,
+        content=content,
+        created_at=now,
+        fan_out=policies.fans_out(counts.followers),
+    )
+    event = PostPublished(event_id=str(ids.next_id()), occurred_at=now, post_id=post.id, author_id=author)
+    await posts.publish(post, event)
+    return post
+
+
+async def read_post(post_id: PostId, *, posts: PostStore) -> Post:
+    found = (await posts.get_many((post_id,))).get(post_id)
+    if found is None:
+        raise PostNotFound(f"post {post_id} does not exist or was deleted")
+    return found
+
+
+async def delete_post(
+    requester: UserId,
+    post_id: PostId,
+    *,
+    posts: PostStore,
+    ids: IdGenerator,
+    clock: Clock,
+) -> None:
+    """Delete a post of ``requester``'s; it leaves every feed asynchronously (and reads hide it at once)."""
+    post = await read_post(post_id, posts=posts)
+    if post.author_id != requester:
+        raise Forbidden("only the author may delete a post")
+    event = PostDeleted(event_id=str(ids.next_id()), occurred_at=clock.now(), post_id=post_id, author_id=requester)
+    if not await posts.delete(post_id, event):
+        raise PostNotFound(f"post {post_id} does not exist or was deleted")
+
+
+async def read_author_timeline(
+    author: UserId,
+    *,
+    limit: int | None,
+    cursor: str | None,
+    posts: PostStore,
+    policies: Policies,
+) -> Page[Post]:
+    """An author's own posts, newest first."""
+    size = policies.page_size(limit)
+    before = decode_post_cursor(cursor) if cursor is not None else None
+    found = await posts.latest((author,), before=before, floor=PostId(0), limit=size + 1)
+    return page_of_posts(found, size)
+
+
+def page_of_posts(found: list[Post], size: int) -> Page[Post]:
+    """A page from ``size + 1`` candidates: the extra one only says whether another page exists."""
+    if len(found) <= size:
+        return Page(items=found)
+    return Page(items=found[:size], next_cursor=encode_post_cursor(found[size - 1].id))
+
+
+async def read_profile(user: UserId, *, posts: PostStore, graph: SocialGraph) -> Profile:
+    counts = await graph.counts(user)
+    return Profile(
+        user_id=user,
+        followers=counts.followers,
+        following=counts.following,
+        posts=await posts.count_by(user),
+    )

@@ -1,0 +1,135 @@
+"""Every port on its in-memory adapter, with the use cases bound to them, for tests to drive."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from adapters.memory import (
+    InMemoryEventBus,
+    InMemoryFeedCache,
+    InMemoryFeedStore,
+    InMemoryFeedUnitOfWork,
+    InMemoryIdempotencyLedger,
+    InMemoryOutbox,
+    InMemoryPostStore,
+    InMemorySocialGraph,
+    ManualClock,
+)
+from feedcore import (
+    FeedProcessor,
+    Page,
+    Policies,
+    Post,
+    PostId,
+    Profile,
+    SnowflakeIdGenerator,
+    UserId,
+    delete_post,
+    follow,
+    publish_post,
+    read_author_timeline,
+    read_followers,
+    read_following,
+    read_home_feed,
+    read_profile,
+    unfollow,
+)
+
+
+class World:
+    def __init__(self, policies: Policies | None = None, *, partitions: int = 4, cached: bool = True) -> None:
+        self.policies = policies or Policies()
+        self.clock = ManualClock()
+        self.ids = SnowflakeIdGenerator(self.clock)
+        self.outbox = InMemoryOutbox()
+        self.posts = InMemoryPostStore(self.outbox)
+        self.graph = InMemorySocialGraph(self.outbox)
+        self.feeds = InMemoryFeedStore()
+        self.ledger = InMemoryIdempotencyLedger()
+        self.cache = InMemoryFeedCache(window=self.policies.cache_window) if cached else None
+        self.bus = InMemoryEventBus(partitions=partitions)
+        self.processor = FeedProcessor(
+            consumer="feedcore-test",
+            posts=self.posts,
+            graph=self.graph,
+            unit_of_work=InMemoryFeedUnitOfWork(self.feeds, self.ledger),
+            cache=self.cache,
+            policies=self.policies,
+        )
+
+    def tick(self, milliseconds: int = 1) -> None:
+        self.clock.advance(timedelta(milliseconds=milliseconds))
+
+    async def publish(self, author: str, content: str = "hello") -> Post:
+        self.tick()
+        return await publish_post(
+            UserId(author),
+            content,
+            posts=self.posts,
+            graph=self.graph,
+            ids=self.ids,
+            clock=self.clock,
+            policies=self.policies,
+        )
+
+    async def delete(self, requester: str, post_id: PostId) -> None:
+        await delete_post(UserId(requester), post_id, posts=self.posts, ids=self.ids, clock=self.clock)
+
+    async def follow(self, follower: str, followee: str) -> None:
+        await follow(UserId(follower), UserId(followee), graph=self.graph, ids=self.ids, clock=self.clock)
+
+    async def unfollow(self, follower: str, followee: str) -> None:
+        await unfollow(UserId(follower), UserId(followee), graph=self.graph, ids=self.ids, clock=self.clock)
+
+    async def relay(self, limit: int = 1_000) -> int:
+        return await self.outbox.relay(self.bus.publish, limit=limit)
+
+    async def drain(self) -> None:
+        """Relay everything, restart the consumer, and apply and commit until nothing is left."""
+        while await self.relay():
+            pass
+        self.bus.rewind()
+        while deliveries := self.bus.take(100):
+            for delivery in deliveries:
+                await self.processor.apply(delivery.event)
+            await self.bus.commit(deliveries)
+
+    async def feed(self, user: str, *, limit: int | None = None, cursor: str | None = None) -> Page[Post]:
+        return await read_home_feed(
+            UserId(user),
+            UserId(user),
+            limit=limit,
+            cursor=cursor,
+            posts=self.posts,
+            graph=self.graph,
+            feeds=self.feeds,
+            cache=self.cache,
+            policies=self.policies,
+        )
+
+    async def whole_feed(self, user: str, page_sizes: list[int] | None = None) -> list[Post]:
+        """Every post of the feed, page by page, cycling through ``page_sizes``."""
+        sizes = page_sizes or [self.policies.default_page_size]
+        found: list[Post] = []
+        cursor: str | None = None
+        for turn in range(100_000):
+            page = await self.feed(user, limit=sizes[turn % len(sizes)], cursor=cursor)
+            found += page.items
+            if page.next_cursor is None:
+                return found
+            cursor = page.next_cursor
+        raise AssertionError("the feed did not end")
+
+    async def timeline(self, author: str, *, limit: int | None = None, cursor: str | None = None) -> Page[Post]:
+        return await read_author_timeline(
+            UserId(author), limit=limit, cursor=cursor, posts=self.posts, policies=self.policies
+        )
+
+    async def followers(self, user: str, *, limit: int | None = None, cursor: str | None = None) -> Page[UserId]:
+        return await read_followers(UserId(user), limit=limit, cursor=cursor, graph=self.graph, policies=self.policies)
+
+    async def following(self, user: str, *, limit: int | None = None, cursor: str | None = None) -> Page[UserId]:
+        return await read_following(UserId(user), limit=limit, cursor=cursor, graph=self.graph, policies=self.policies)
+
+    async def profile(self, user: str) -> Profile:
+        return await read_profile(UserId(user), posts=self.posts, graph=self.graph)
