@@ -1,0 +1,179 @@
+"""The feed invariant of DESIGN.md, checked by a state machine on the in-memory adapters.
+
+Several users post, delete, follow and unfollow while the outbox relay and the processor run in
+any order the bus allows: partitions delivered in any interleaving, batches applied but not
+committed, consumer restarts that redeliver them, and relay crashes after publishing that publish
+the same events again later. After draining, every home feed must equal the oracle (complete, newest
+first, no duplicates, no deleted posts) whatever the page sizes, and the materialised state must be
+exact. With a celebrity threshold of one follower, authors cross it in both directions all the time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Coroutine
+from typing import Any, TypeVar
+
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
+
+from feedcore import Policies, PostId, SelfFollow, UserId
+from tests.unit.world import World
+
+T = TypeVar("T")
+
+USERS = ["ana", "bo", "cy", "di"]
+PARTITIONS = 3
+POLICIES = Policies(
+    celebrity_threshold=1,
+    backfill_limit=2,
+    cache_window=3,
+    fanout_chunk=2,
+    default_page_size=3,
+    max_page_size=10,
+)
+
+users = st.sampled_from(USERS)
+page_sizes = st.lists(st.integers(min_value=1, max_value=POLICIES.max_page_size), min_size=1, max_size=4)
+
+
+class _RelayCrashed(Exception):
+    """The relay died after the broker took the events and before the outbox forgot them."""
+
+
+class FeedMachine(RuleBasedStateMachine):
+    def __init__(self) -> None:
+        super().__init__()
+        self.loop = asyncio.new_event_loop()
+        self.world = World(POLICIES, partitions=PARTITIONS)
+        # The model: what the truth is, independently of any feed.
+        self.live: dict[PostId, str] = {}
+        self.follows: set[tuple[str, str]] = set()
+
+    def run(self, coroutine: Coroutine[Any, Any, T]) -> T:
+        return self.loop.run_until_complete(coroutine)
+
+    def teardown(self) -> None:
+        try:
+            self.drain_and_check()
+        finally:
+            self.loop.close()
+
+    # --- what users do -------------------------------------------------------------------------
+
+    @rule(author=users, pause=st.integers(min_value=0, max_value=3))
+    def publish(self, author: str, pause: int) -> None:
+        self.world.tick(pause)
+        post = self.run(self.world.publish(author))
+        self.live[post.id] = author
+
+    @precondition(lambda self: self.live)
+    @rule(data=st.data())
+    def delete(self, data: st.DataObject) -> None:
+        post_id = data.draw(st.sampled_from(sorted(self.live)))
+        self.run(self.world.delete(self.live.pop(post_id), post_id))
+
+    @rule(follower=users, followee=users)
+    def follow(self, follower: str, followee: str) -> None:
+        if follower == followee:
+            try:
+                self.run(self.world.follow(follower, followee))
+            except SelfFollow:
+                return
+            raise AssertionError("following oneself must be refused")
+        self.run(self.world.follow(follower, followee))
+        self.follows.add((follower, followee))
+
+    @rule(follower=users, followee=users)
+    def unfollow(self, follower: str, followee: str) -> None:
+        self.run(self.world.unfollow(follower, followee))
+        self.follows.discard((follower, followee))
+
+    # --- what the machinery does ---------------------------------------------------------------
+
+    @rule(limit=st.integers(min_value=1, max_value=4), crash=st.booleans())
+    def relay(self, limit: int, crash: bool) -> None:
+        if not crash:
+            self.run(self.world.relay(limit))
+            return
+
+        async def publish_then_crash(events: Any) -> None:
+            await self.world.bus.publish(events)
+            raise _RelayCrashed
+
+        try:
+            self.run(self.world.outbox.relay(publish_then_crash, limit=limit))
+        except _RelayCrashed:
+            pass
+
+    @rule(partition=st.integers(min_value=0, max_value=PARTITIONS - 1), count=st.integers(1, 3), commit=st.booleans())
+    def deliver(self, partition: int, count: int, commit: bool) -> None:
+        deliveries = self.world.bus.take(count, partition=partition)
+        for delivery in deliveries:
+            self.run(self.world.processor.apply(delivery.event))
+        if commit:
+            self.run(self.world.bus.commit(deliveries))
+
+    @rule()
+    def restart_consumer(self) -> None:
+        self.world.bus.rewind()
+
+    @rule(user=users)
+    def evict_cached_feed(self, user: str) -> None:
+        assert self.world.cache is not None
+        self.run(self.world.cache.invalidate(UserId(user)))
+
+    @rule(user=users, sizes=page_sizes)
+    def read_while_busy(self, user: str, sizes: list[int]) -> None:
+        # Before draining, a feed may lag behind, but what it shows is true now and in order.
+        seen = [post.id for post in self.run(self.world.whole_feed(user, sizes))]
+        assert seen == sorted(set(seen), reverse=True)
+        assert set(seen) <= set(self.expected_feed(user))
+
+    @rule()
+    def drain_and_check(self) -> None:
+        self.run(self.world.drain())
+        assert self.world.bus.lag == 0
+        for user in USERS:
+            self.check_user(user)
+
+    @invariant()
+    def counts_match_the_model(self) -> None:
+        for user in USERS:
+            profile = self.run(self.world.profile(user))
+            assert profile.followers == sum(1 for _, followee in self.follows if followee == user)
+            assert profile.following == sum(1 for follower, _ in self.follows if follower == user)
+            assert profile.posts == sum(1 for author in self.live.values() if author == user)
+
+    # --- the oracle ----------------------------------------------------------------------------
+
+    def sources(self, user: str) -> set[str]:
+        return {user} | {followee for follower, followee in self.follows if follower == user}
+
+    def expected_feed(self, user: str) -> list[PostId]:
+        sources = self.sources(user)
+        return sorted((post_id for post_id, author in self.live.items() if author in sources), reverse=True)
+
+    def check_user(self, user: str) -> None:
+        expected = self.expected_feed(user)
+        for sizes in ([1], [2, 5], [POLICIES.max_page_size], [3, 1, 4]):
+            assert [post.id for post in self.run(self.world.whole_feed(user, sizes))] == expected
+        self.check_materialised(user, expected)
+
+    def check_materialised(self, user: str, expected: list[PostId]) -> None:
+        """The processor's state is exact, not merely hidden by the read path's checks."""
+        world, owner = self.world, UserId(user)
+        posts = self.run(world.posts.get_many(expected))
+        fanned = [post_id for post_id in expected if posts[post_id].fan_out]
+        horizon = self.run(world.feeds.horizon(owner))
+        stored = self.run(world.feeds.entries(owner, before=None, floor=PostId(0), limit=10_000))
+        assert [post_id for post_id in stored if post_id >= horizon] == [p for p in fanned if p >= horizon]
+        assert set(stored) <= set(fanned)
+        assert world.cache is not None
+        cached = self.run(world.cache.read(owner, before=None, limit=10_000))
+        if cached is not None:
+            bound = max(cached.horizon, horizon)
+            assert [p for p in cached.entries if p >= bound] == [p for p in stored if p >= bound]
+
+
+TestFeedInvariant = FeedMachine.TestCase
