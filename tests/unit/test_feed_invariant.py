@@ -106,8 +106,32 @@ class FeedMachine(RuleBasedStateMachine):
         except _RelayCrashed:
             pass
 
-    @rule(partition=st.integers(min_value=0, max_value=PARTITIONS - 1), count=st.integers(1, 3), commit=st.booleans())
-    def deliver(self, partition: int, count: int, commit: bool) -> None:
+    @rule(first=st.integers(min_value=1, max_value=3), second=st.integers(min_value=1, max_value=3))
+    def relay_concurrently(self, first: int, second: int) -> None:
+        """Two relays at once, the one that claimed the older events publishing last."""
+        bus, outbox = self.world.bus, self.world.outbox
+        claimed = asyncio.Event()
+        published = asyncio.Event()
+
+        async def slow_publish(events: Any) -> None:
+            claimed.set()
+            await published.wait()
+            await bus.publish(events)
+
+        async def race() -> None:
+            slow = asyncio.ensure_future(outbox.relay(slow_publish, limit=first))
+            await claimed.wait()
+            await outbox.relay(bus.publish, limit=second)
+            published.set()
+            await slow
+
+        if len(outbox):
+            self.run(race())
+
+    @precondition(lambda self: self.world.bus.undelivered())
+    @rule(data=st.data(), count=st.integers(1, 3), commit=st.booleans())
+    def deliver(self, data: st.DataObject, count: int, commit: bool) -> None:
+        partition = data.draw(st.sampled_from(self.world.bus.undelivered()))
         deliveries = self.world.bus.take(count, partition=partition)
         for delivery in deliveries:
             self.run(self.world.processor.apply(delivery.event))

@@ -1,31 +1,38 @@
 from __future__ import annotations
 
-import asyncio
-from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
-from itertools import islice
+from itertools import count
 
 from feedcore.events import Event
 
 
 class InMemoryOutbox:
-    """Events waiting to be published, appended by the post store and the graph."""
+    """Events waiting to be published, appended by the post store and the graph.
+
+    Relays may run concurrently, as with ``FOR UPDATE SKIP LOCKED``: each claims the oldest events
+    no other relay holds, so a later batch can reach the bus before an earlier one.
+    """
 
     def __init__(self) -> None:
-        self._events: deque[Event] = deque()
-        self._relaying = asyncio.Lock()
+        self._events: dict[int, Event] = {}
+        self._claimed: set[int] = set()
+        self._sequence = count()
 
     def __len__(self) -> int:
         return len(self._events)
 
     def append(self, event: Event) -> None:
-        self._events.append(event)
+        self._events[next(self._sequence)] = event
 
     async def relay(self, publish: Callable[[Sequence[Event]], Awaitable[None]], *, limit: int) -> int:
-        async with self._relaying:
-            batch = list(islice(self._events, limit))
-            if batch:
-                await publish(batch)
-                for _ in batch:
-                    self._events.popleft()
-            return len(batch)
+        batch = [number for number in self._events if number not in self._claimed][:limit]
+        if not batch:
+            return 0
+        self._claimed.update(batch)
+        try:
+            await publish([self._events[number] for number in batch])
+        finally:
+            self._claimed.difference_update(batch)
+        for number in batch:
+            del self._events[number]
+        return len(batch)
