@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
-from feedcore import Event, Policies, PostId, SelfFollow, UserId
+from feedcore import CachedFeed, Event, FeedCache, Policies, PostId, SelfFollow, UserId
 from tests.unit.world import World
 
 T = TypeVar("T")
@@ -42,11 +42,49 @@ class _RelayCrashed(Exception):
     """The relay died after the broker took the events and before the outbox forgot them."""
 
 
+class _ProcessorCrashed(Exception):
+    """The processor died after committing an event's store effects, before updating the cache."""
+
+
+class _CrashingCache:
+    """A feed cache whose next write can be made to kill the processor instead."""
+
+    def __init__(self, cache: FeedCache) -> None:
+        self._cache = cache
+        self.crash_next = False
+
+    def _maybe_crash(self) -> None:
+        if self.crash_next:
+            self.crash_next = False
+            raise _ProcessorCrashed
+
+    async def read(self, user: UserId, *, before: PostId | None, limit: int) -> CachedFeed | None:
+        return await self._cache.read(user, before=before, limit=limit)
+
+    async def fill(self, user: UserId, entries: Sequence[PostId], *, horizon: PostId) -> None:
+        await self._cache.fill(user, entries, horizon=horizon)
+
+    async def add(self, users: Sequence[UserId], post_id: PostId) -> None:
+        self._maybe_crash()
+        await self._cache.add(users, post_id)
+
+    async def remove(self, users: Sequence[UserId], post_id: PostId) -> None:
+        self._maybe_crash()
+        await self._cache.remove(users, post_id)
+
+    async def invalidate(self, user: UserId) -> None:
+        self._maybe_crash()
+        await self._cache.invalidate(user)
+
+
 class FeedMachine(RuleBasedStateMachine):
     def __init__(self) -> None:
         super().__init__()
         self.loop = asyncio.new_event_loop()
         self.world = World(POLICIES, partitions=PARTITIONS)
+        assert self.world.cache is not None
+        self.crashing_cache = _CrashingCache(self.world.cache)
+        self.world.processor = self.world.make_processor(self.crashing_cache)
         # The model: what the truth is, independently of any feed.
         self.live: dict[PostId, str] = {}
         self.follows: set[tuple[str, str]] = set()
@@ -150,12 +188,20 @@ class FeedMachine(RuleBasedStateMachine):
             await relays[index]
 
     @precondition(lambda self: self.world.bus.undelivered())
-    @rule(data=st.data(), count=st.integers(1, 3), commit=st.booleans())
-    def deliver(self, data: st.DataObject, count: int, commit: bool) -> None:
+    @rule(data=st.data(), count=st.integers(1, 3), commit=st.booleans(), crash=st.booleans())
+    def deliver(self, data: st.DataObject, count: int, commit: bool, crash: bool) -> None:
+        """Apply a few events of one partition; commit them, or not, or crash on the way."""
         partition = data.draw(st.sampled_from(self.world.bus.undelivered()))
         deliveries = self.world.bus.take(count, partition=partition)
-        for delivery in deliveries:
-            self.run(self.world.processor.apply(delivery.event))
+        self.crashing_cache.crash_next = crash
+        try:
+            for delivery in deliveries:
+                self.run(self.world.processor.apply(delivery.event))
+        except _ProcessorCrashed:
+            self.world.bus.rewind()
+            return
+        finally:
+            self.crashing_cache.crash_next = False
         if commit:
             self.run(self.world.bus.commit(deliveries))
 

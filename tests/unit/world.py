@@ -16,6 +16,7 @@ from adapters.memory import (
     ManualClock,
 )
 from feedcore import (
+    FeedCache,
     FeedProcessor,
     Page,
     Policies,
@@ -48,12 +49,16 @@ class World:
         self.ledger = InMemoryIdempotencyLedger()
         self.cache = InMemoryFeedCache(window=self.policies.cache_window) if cached else None
         self.bus = InMemoryEventBus(partitions=partitions)
-        self.processor = FeedProcessor(
+        self.unit_of_work = InMemoryFeedUnitOfWork(self.feeds, self.ledger)
+        self.processor = self.make_processor(self.cache)
+
+    def make_processor(self, cache: FeedCache | None) -> FeedProcessor:
+        return FeedProcessor(
             consumer="feedcore-test",
             posts=self.posts,
             graph=self.graph,
-            unit_of_work=InMemoryFeedUnitOfWork(self.feeds, self.ledger),
-            cache=self.cache,
+            unit_of_work=self.unit_of_work,
+            cache=cache,
             policies=self.policies,
         )
 
