@@ -49,7 +49,9 @@ def test_events_of_an_author_share_a_key_and_follows_use_the_follower() -> None:
 def test_a_newer_producer_s_extra_fields_are_ignored() -> None:
     wire = b'{"type":"post_deleted","v":2,"event_id":"9","occurred_at":"2026-05-06T07:08:09Z",'
     wire += b'"post_id":7,"author_id":"ana","reason":"spam"}'
-    assert decode_event(wire) == PostDeleted(event_id="9", occurred_at=AT, post_id=PostId(7), author_id=UserId("ana"))
+    assert decode_event(wire) == PostDeleted(
+        v=2, event_id="9", occurred_at=AT, post_id=PostId(7), author_id=UserId("ana")
+    )
 
 
 @pytest.mark.parametrize(

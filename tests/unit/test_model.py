@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import contextlib
 from datetime import UTC, datetime, timedelta
 
 import msgspec
@@ -12,6 +13,7 @@ from feedcore import (
     InvalidCursor,
     InvalidPostId,
     InvalidUserId,
+    Page,
     PostId,
     SnowflakeIdGenerator,
     parse_post_id,
@@ -83,11 +85,10 @@ def test_user_cursors_round_trip_and_are_not_post_cursors() -> None:
 
 @given(st.text(max_size=300))
 def test_any_garbage_cursor_is_an_invalid_cursor(garbage: str) -> None:
+    # Whatever a client sends, decoding either succeeds or says the cursor is invalid.
     for decode in (decode_post_cursor, decode_user_cursor):
-        try:
+        with contextlib.suppress(InvalidCursor):
             decode(garbage)
-        except InvalidCursor:
-            pass
 
 
 def test_a_cursor_too_long_is_refused() -> None:
@@ -151,6 +152,4 @@ class TestSnowflake:
 
 
 def test_page_encodes_as_the_contract_says() -> None:
-    from feedcore import Page
-
     assert msgspec.json.decode(msgspec.json.encode(Page(items=[1, 2]))) == {"items": [1, 2], "next_cursor": None}

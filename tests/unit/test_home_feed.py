@@ -1,0 +1,146 @@
+from __future__ import annotations
+
+import pytest
+
+from feedcore import Forbidden, InvalidCursor, InvalidLimit, Policies, Post, UserId, read_home_feed
+from tests.unit.world import World
+
+
+def ids(posts: list[Post]) -> list[int]:
+    return [post.id for post in posts]
+
+
+async def test_a_feed_holds_own_and_followees_posts_newest_first(world: World) -> None:
+    await world.follow("ana", "bo")
+    posts = [await world.publish(author) for author in ("bo", "ana", "cy", "bo")]
+    await world.drain()
+    assert ids((await world.feed("ana")).items) == [posts[3].id, posts[1].id, posts[0].id]
+
+
+async def test_only_the_owner_reads_a_feed(world: World) -> None:
+    with pytest.raises(Forbidden):
+        await read_home_feed(
+            UserId("bo"),
+            UserId("ana"),
+            limit=None,
+            cursor=None,
+            posts=world.posts,
+            graph=world.graph,
+            feeds=world.feeds,
+            cache=world.cache,
+            policies=world.policies,
+        )
+
+
+@pytest.mark.parametrize("limit", [0, 101])
+async def test_a_limit_out_of_range_is_refused(world: World, limit: int) -> None:
+    with pytest.raises(InvalidLimit):
+        await world.feed("ana", limit=limit)
+
+
+@pytest.mark.parametrize("cursor", ["", "nope", "!!!!", "eyJ4IjoxfQ"])
+async def test_a_bad_cursor_is_refused(world: World, cursor: str) -> None:
+    with pytest.raises(InvalidCursor):
+        await world.feed("ana", cursor=cursor)
+
+
+async def test_paging_is_stable_while_new_posts_arrive(world: World) -> None:
+    await world.follow("ana", "bo")
+    old = [await world.publish("bo") for _ in range(6)]
+    await world.drain()
+    first = await world.feed("ana", limit=3)
+    for _ in range(4):
+        await world.publish("bo")
+    await world.drain()
+    second = await world.feed("ana", limit=3, cursor=first.next_cursor)
+    assert ids(first.items + second.items) == ids(old[::-1])
+    assert second.next_cursor is None
+
+
+async def test_an_unfollow_hides_posts_before_it_is_processed(world: World) -> None:
+    await world.follow("ana", "bo")
+    await world.publish("bo")
+    await world.drain()
+    await world.unfollow("ana", "bo")
+    assert (await world.feed("ana")).items == []
+
+
+async def test_a_deletion_hides_the_post_before_it_is_processed(world: World) -> None:
+    await world.follow("ana", "bo")
+    post = await world.publish("bo")
+    await world.drain()
+    await world.delete("bo", post.id)
+    assert (await world.feed("ana")).items == []
+
+
+async def test_a_celebrity_s_posts_merge_in_at_read_time(small_world: World) -> None:
+    for follower in ("ana", "cy", "di"):
+        await small_world.follow(follower, "star")
+    before = await small_world.publish("bo")
+    await small_world.follow("ana", "bo")
+    star = await small_world.publish("star")
+    after = await small_world.publish("bo")
+    await small_world.drain()
+    assert not star.fan_out
+    assert await small_world.feeds.entries(UserId("ana"), before=None, floor=0, limit=10) == [after.id, before.id]
+    assert ids(await small_world.whole_feed("ana", [1])) == [after.id, star.id, before.id]
+
+
+async def test_a_celebrity_s_old_posts_survive_dropping_below_the_threshold(small_world: World) -> None:
+    for follower in ("ana", "cy", "di"):
+        await small_world.follow(follower, "star")
+    unfanned = await small_world.publish("star")
+    await small_world.unfollow("di", "star")
+    fanned = await small_world.publish("star")
+    await small_world.drain()
+    assert (unfanned.fan_out, fanned.fan_out) == (False, True)
+    assert ids(await small_world.whole_feed("ana")) == [fanned.id, unfanned.id]
+
+
+async def test_a_feed_continues_past_the_backfill_from_timelines(small_world: World) -> None:
+    posts = [await small_world.publish("bo") for _ in range(7)]
+    await small_world.drain()
+    await small_world.follow("ana", "bo")
+    await small_world.drain()
+    horizon = await small_world.feeds.horizon(UserId("ana"))
+    assert horizon == posts[-3].id
+    assert len(await small_world.feeds.entries(UserId("ana"), before=None, floor=0, limit=100)) == 3
+    assert ids(await small_world.whole_feed("ana", [2])) == ids(posts[::-1])
+
+
+async def test_a_feed_continues_past_the_cache_window_from_the_store(small_world: World) -> None:
+    await small_world.follow("ana", "bo")
+    await small_world.drain()
+    await small_world.feed("ana")  # makes the feed cached, so fan-out writes through
+    posts = [await small_world.publish("bo") for _ in range(9)]
+    await small_world.drain()
+    assert small_world.cache is not None
+    cached = await small_world.cache.read(UserId("ana"), before=None, limit=100)
+    assert cached is not None
+    assert cached.entries == ids(posts[:-5:-1])
+    assert ids(await small_world.whole_feed("ana", [3])) == ids(posts[::-1])
+
+
+async def test_a_cold_feed_is_rebuilt_on_read(world: World) -> None:
+    await world.follow("ana", "bo")
+    post = await world.publish("bo")
+    await world.drain()
+    assert world.cache is not None
+    assert await world.cache.read(UserId("ana"), before=None, limit=10) is None
+    assert ids((await world.feed("ana")).items) == [post.id]
+    cached = await world.cache.read(UserId("ana"), before=None, limit=10)
+    assert cached is not None
+    assert cached.entries == [post.id]
+
+
+async def test_feeds_work_without_a_cache() -> None:
+    world = World(Policies(backfill_limit=1), cached=False)
+    old, new = await world.publish("bo"), await world.publish("bo")
+    await world.follow("ana", "bo")
+    await world.drain()
+    assert ids(await world.whole_feed("ana", [1])) == [new.id, old.id]
+
+
+async def test_an_empty_feed_is_one_empty_page(world: World) -> None:
+    page = await world.feed("ana")
+    assert (page.items, page.next_cursor) == ([], None)
