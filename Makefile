@@ -27,6 +27,7 @@ lint: install
 	$(VENV)/bin/ruff check src tests
 	$(VENV)/bin/ruff format --check src tests
 	$(VENV)/bin/mypy
+	$(VENV)/bin/mypy --strict tests
 	$(VENV)/bin/lint-imports
 
 unit: install

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from feedcore import Forbidden, InvalidCursor, InvalidLimit, Policies, Post, UserId, read_home_feed
+from feedcore import Forbidden, InvalidCursor, InvalidLimit, Policies, Post, PostId, UserId, read_home_feed
 from tests.unit.world import World
 
 
@@ -82,7 +82,10 @@ async def test_a_celebrity_s_posts_merge_in_at_read_time(small_world: World) -> 
     after = await small_world.publish("bo")
     await small_world.drain()
     assert not star.fan_out
-    assert await small_world.feeds.entries(UserId("ana"), before=None, floor=0, limit=10) == [after.id, before.id]
+    assert await small_world.feeds.entries(UserId("ana"), before=None, floor=PostId(0), limit=10) == [
+        after.id,
+        before.id,
+    ]
     assert ids(await small_world.whole_feed("ana", [1])) == [after.id, star.id, before.id]
 
 
@@ -104,7 +107,7 @@ async def test_a_feed_continues_past_the_backfill_from_timelines(small_world: Wo
     await small_world.drain()
     horizon = await small_world.feeds.horizon(UserId("ana"))
     assert horizon == posts[-3].id
-    assert len(await small_world.feeds.entries(UserId("ana"), before=None, floor=0, limit=100)) == 3
+    assert len(await small_world.feeds.entries(UserId("ana"), before=None, floor=PostId(0), limit=100)) == 3
     assert ids(await small_world.whole_feed("ana", [2])) == ids(posts[::-1])
 
 

@@ -1,14 +1,18 @@
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import pytest
 
 from feedcore import (
+    Event,
     Forbidden,
     InvalidContent,
     InvalidCursor,
     InvalidLimit,
     PostId,
     PostNotFound,
+    PostPublished,
     UserId,
     read_post,
 )
@@ -24,14 +28,16 @@ async def test_a_published_post_can_be_read_back(world: World) -> None:
 
 async def test_publishing_leaves_one_event_in_the_outbox(world: World) -> None:
     post = await world.publish("ana")
-    published = []
+    published: list[Sequence[Event]] = []
 
-    async def publish(events: object) -> None:
+    async def publish(events: Sequence[Event]) -> None:
         published.append(events)
 
     assert await world.outbox.relay(publish, limit=10) == 1
     [[event]] = published
-    assert (event.post_id, event.author_id) == (post.id, "ana")
+    assert event == PostPublished(
+        event_id=event.event_id, occurred_at=post.created_at, post_id=post.id, author_id=UserId("ana")
+    )
 
 
 @pytest.mark.parametrize("content", ["", "x" * 5_001])

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import pytest
 
 from feedcore import Event, Policies, PostId, UserId
@@ -9,8 +11,8 @@ from tests.unit.world import World
 async def published_events(world: World) -> list[Event]:
     events: list[Event] = []
 
-    async def collect(batch: object) -> None:
-        events.extend(batch)  # type: ignore[call-overload]
+    async def collect(batch: Sequence[Event]) -> None:
+        events.extend(batch)
 
     while await world.outbox.relay(collect, limit=100):
         pass
@@ -44,7 +46,7 @@ async def test_fan_out_reaches_the_author_and_every_follower_in_chunks() -> None
     chunks: list[list[UserId]] = []
     add = world.feeds.add_now
 
-    def record(users: list[UserId], post_id: PostId, author_id: UserId) -> None:
+    def record(users: Sequence[UserId], post_id: PostId, author_id: UserId) -> None:
         chunks.append(list(users))
         add(users, post_id, author_id)
 
