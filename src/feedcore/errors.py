@@ -36,6 +36,10 @@ class InvalidContent(InvalidInput):
     code = "invalid_content"
 
 
+class InvalidIdempotencyKey(InvalidInput):
+    code = "invalid_idempotency_key"
+
+
 class Forbidden(FeedcoreError):
     """The caller is known but may not do this (HTTP 403)."""
 

@@ -2,19 +2,33 @@
 
 from __future__ import annotations
 
-from feedcore.errors import Forbidden, PostNotFound
+import hashlib
+import re
+from typing import Final
+
+from feedcore.errors import (
+    Forbidden,
+    IdempotencyKeyInFlight,
+    IdempotencyKeyReused,
+    InvalidIdempotencyKey,
+    PostNotFound,
+)
 from feedcore.events import PostDeleted, PostPublished
 from feedcore.model import Page, Post, PostId, Profile, UserId, decode_post_cursor, encode_post_cursor, validate_content
 from feedcore.policies import Policies
-from feedcore.ports import Clock, IdGenerator, PostStore, SocialGraph
+from feedcore.ports import Clock, IdempotencyKeys, IdGenerator, PostStore, SocialGraph
+
+_IDEMPOTENCY_KEY_RE: Final = re.compile(r"^[\x21-\x7e]{1,255}$")
 
 
 async def publish_post(
     author: UserId,
     content: str,
     *,
+    idempotency_key: str | None = None,
     posts: PostStore,
     graph: SocialGraph,
+    keys: IdempotencyKeys,
     ids: IdGenerator,
     clock: Clock,
     policies: Policies,
@@ -24,8 +38,49 @@ async def publish_post(
     Whether the post is fanned out is decided here, once, from the author's follower count now, and
     recorded on the post: readers merge in exactly the posts that were not fanned out, so the feed
     stays complete when the author later crosses the celebrity threshold in either direction.
+
+    With an ``idempotency_key``, a repeat of the same request returns the first one's post and
+    stores nothing; the key with other content is refused, and so is a repeat while the first
+    request is still in flight.
     """
     validate_content(content)
+    if idempotency_key is None:
+        return await _publish(author, content, None, posts=posts, graph=graph, ids=ids, clock=clock, policies=policies)
+    validate_idempotency_key(idempotency_key)
+    fingerprint = hashlib.sha256(content.encode()).hexdigest()
+    existing = await keys.reserve(author, idempotency_key, fingerprint)
+    if existing is not None:
+        if existing.fingerprint != fingerprint:
+            raise IdempotencyKeyReused("this Idempotency-Key was used with another request")
+        if existing.post is None:
+            raise IdempotencyKeyInFlight("a request with this Idempotency-Key is still in progress")
+        return existing.post
+    try:
+        return await _publish(
+            author, content, idempotency_key, posts=posts, graph=graph, ids=ids, clock=clock, policies=policies
+        )
+    except BaseException:
+        await keys.release(author, idempotency_key)
+        raise
+
+
+def validate_idempotency_key(key: str) -> str:
+    if not _IDEMPOTENCY_KEY_RE.fullmatch(key):
+        raise InvalidIdempotencyKey("an Idempotency-Key is 1 to 255 visible ASCII characters")
+    return key
+
+
+async def _publish(
+    author: UserId,
+    content: str,
+    idempotency_key: str | None,
+    *,
+    posts: PostStore,
+    graph: SocialGraph,
+    ids: IdGenerator,
+    clock: Clock,
+    policies: Policies,
+) -> Post:
     counts = await graph.counts(author)
     now = clock.now()
     post = Post(
@@ -36,7 +91,7 @@ async def publish_post(
         fan_out=policies.fans_out(counts.followers),
     )
     event = PostPublished(event_id=str(ids.next_id()), occurred_at=now, post_id=post.id, author_id=author)
-    await posts.publish(post, event)
+    await posts.publish(post, event, idempotency_key=idempotency_key)
     return post
 
 

@@ -9,6 +9,7 @@ from adapters.memory import (
     InMemoryFeedCache,
     InMemoryFeedStore,
     InMemoryFeedUnitOfWork,
+    InMemoryIdempotencyKeys,
     InMemoryIdempotencyLedger,
     InMemoryOutbox,
     InMemoryPostStore,
@@ -43,7 +44,8 @@ class World:
         self.clock = ManualClock()
         self.ids = SnowflakeIdGenerator(self.clock)
         self.outbox = InMemoryOutbox()
-        self.posts = InMemoryPostStore(self.outbox)
+        self.keys = InMemoryIdempotencyKeys(self.clock)
+        self.posts = InMemoryPostStore(self.outbox, self.keys)
         self.graph = InMemorySocialGraph(self.outbox)
         self.feeds = InMemoryFeedStore()
         self.ledger = InMemoryIdempotencyLedger()
@@ -65,11 +67,13 @@ class World:
     def tick(self, milliseconds: int = 1) -> None:
         self.clock.advance(timedelta(milliseconds=milliseconds))
 
-    async def publish(self, author: str, content: str = "hello") -> Post:
+    async def publish(self, author: str, content: str = "hello", *, key: str | None = None) -> Post:
         self.tick()
         return await publish_post(
             UserId(author),
             content,
+            idempotency_key=key,
+            keys=self.keys,
             posts=self.posts,
             graph=self.graph,
             ids=self.ids,

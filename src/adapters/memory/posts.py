@@ -5,21 +5,27 @@ from collections.abc import Collection
 from itertools import islice
 
 from adapters.memory._sorted import SortedKeys
+from adapters.memory.idempotency import InMemoryIdempotencyKeys
 from adapters.memory.outbox import InMemoryOutbox
 from feedcore.events import PostDeleted, PostPublished
 from feedcore.model import Post, PostId, UserId
 
 
 class InMemoryPostStore:
-    def __init__(self, outbox: InMemoryOutbox) -> None:
+    def __init__(self, outbox: InMemoryOutbox, keys: InMemoryIdempotencyKeys | None = None) -> None:
         self._outbox = outbox
+        self._keys = keys
         self._posts: dict[PostId, Post] = {}
         self._by_author: dict[UserId, SortedKeys[PostId]] = {}
         self._unfanned: dict[UserId, SortedKeys[PostId]] = {}
 
-    async def publish(self, post: Post, event: PostPublished) -> None:
+    async def publish(self, post: Post, event: PostPublished, *, idempotency_key: str | None = None) -> None:
         if post.id in self._posts:
             raise ValueError(f"post {post.id} exists already")
+        if idempotency_key is not None:
+            if self._keys is None:
+                raise ValueError("this post store keeps no idempotency keys")
+            self._keys.complete(post.author_id, idempotency_key, post)
         self._posts[post.id] = post
         self._by_author.setdefault(post.author_id, SortedKeys()).add(post.id)
         if not post.fan_out:
