@@ -8,6 +8,7 @@ from adapters.memory.graph import InMemorySocialGraph
 from adapters.memory.idempotency import InMemoryIdempotencyKeys
 from adapters.memory.outbox import InMemoryOutbox
 from adapters.memory.posts import InMemoryPostStore
+from adapters.memory.ratelimit import InMemoryRateLimiter
 
 __all__ = [
     "InMemoryEventBus",
@@ -18,6 +19,7 @@ __all__ = [
     "InMemoryIdempotencyLedger",
     "InMemoryOutbox",
     "InMemoryPostStore",
+    "InMemoryRateLimiter",
     "InMemorySocialGraph",
     "ManualClock",
 ]

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import Awaitable, Callable, Sequence
 from itertools import count
 
@@ -17,12 +19,22 @@ class InMemoryOutbox:
         self._events: dict[int, Event] = {}
         self._claimed: set[int] = set()
         self._sequence = count()
+        self._appended = asyncio.Event()
 
     def __len__(self) -> int:
         return len(self._events)
 
     def append(self, event: Event) -> None:
         self._events[next(self._sequence)] = event
+        self._appended.set()
+
+    async def wait(self, max_wait: float) -> None:
+        """Return once an event is appended, or after ``max_wait`` seconds."""
+        self._appended.clear()
+        if self._events:
+            return
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._appended.wait(), max_wait)
 
     async def relay(self, publish: Callable[[Sequence[Event]], Awaitable[None]], *, limit: int) -> int:
         batch = [number for number in self._events if number not in self._claimed][:limit]

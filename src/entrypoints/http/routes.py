@@ -1,0 +1,235 @@
+"""The routes of the HTTP contract: decode, call a use case, encode."""
+
+from __future__ import annotations
+
+import math
+from typing import Annotated, Any, Final
+
+from litestar import Request, Response, delete, get, post
+from litestar.di import Provide
+from litestar.exceptions import NotAuthorizedException, TooManyRequestsException
+from litestar.openapi.datastructures import ResponseSpec
+from litestar.params import Parameter
+from litestar.status_codes import HTTP_201_CREATED, HTTP_204_NO_CONTENT
+from prometheus_client import generate_latest
+
+from entrypoints.auth import InvalidToken
+from entrypoints.container import Services
+from entrypoints.http.schemas import Health, NewFollow, NewPost, PostBody, PostPage, Problem, ProfileBody, UserPage
+from feedcore import (
+    UserId,
+    delete_post,
+    follow,
+    parse_post_id,
+    parse_user_id,
+    publish_post,
+    read_author_timeline,
+    read_followers,
+    read_following,
+    read_home_feed,
+    read_post,
+    read_profile,
+    unfollow,
+)
+
+BEARER: Final[list[dict[str, list[str]]]] = [{"bearer": []}]
+
+
+def _problems(*statuses: int) -> dict[int, ResponseSpec]:
+    return {
+        status: ResponseSpec(
+            Problem, description="A problem document (RFC 9457)", media_type="application/problem+json"
+        )
+        for status in (400, *statuses)
+    }
+
+
+_AUTHENTICATED = (401,)
+_WRITES = (401, 413, 429)
+
+Limit = Annotated[int | None, Parameter(ge=1, le=100, description="Page size, 1 to 100; 20 when absent")]
+Cursor = Annotated[str | None, Parameter(max_length=256, description="next_cursor of the previous page")]
+PostIdPath = Annotated[str, Parameter(description="A post id: a decimal string", max_length=40)]
+UserIdPath = Annotated[str, Parameter(description="A user id", max_length=100)]
+IdempotencyKey = Annotated[
+    str | None,
+    Parameter(header="Idempotency-Key", max_length=255, description="Repeats with the same key and body are replayed"),
+]
+
+
+async def provide_viewer(request: Request[Any, Any, Any], services: Services) -> UserId:
+    """The user the bearer token names."""
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not token:
+        raise NotAuthorizedException("a bearer token is required", headers={"WWW-Authenticate": "Bearer"})
+    try:
+        return services.tokens.verify(token.strip())
+    except InvalidToken:
+        raise NotAuthorizedException(
+            "the bearer token is invalid or expired", headers={"WWW-Authenticate": 'Bearer error="invalid_token"'}
+        ) from None
+
+
+async def provide_writer(viewer: UserId, services: Services) -> UserId:
+    """The viewer, once the per-user write rate limit lets them through."""
+    wait = await services.rate_limiter.acquire(viewer)
+    if wait > 0:
+        raise TooManyRequestsException(
+            "too many writes: slow down", headers={"Retry-After": str(max(1, math.ceil(wait)))}
+        )
+    return viewer
+
+
+_reader = {"viewer": Provide(provide_viewer)}
+_writer = {"viewer": Provide(provide_viewer), "writer": Provide(provide_writer)}
+
+
+@post(
+    "/posts",
+    status_code=HTTP_201_CREATED,
+    dependencies=_writer,
+    security=BEARER,
+    responses=_problems(*_WRITES, 409, 422),
+)
+async def create_post(data: NewPost, writer: UserId, services: Services, idempotency_key: IdempotencyKey) -> PostBody:
+    """Publish a post as the token's user."""
+    created = await publish_post(
+        writer,
+        data.content,
+        idempotency_key=idempotency_key,
+        posts=services.posts,
+        graph=services.graph,
+        keys=services.keys,
+        ids=services.ids,
+        clock=services.clock,
+        policies=services.policies,
+    )
+    return PostBody.of(created)
+
+
+@get("/posts/{post_id:str}", responses=_problems(404))
+async def get_post(post_id: PostIdPath, services: Services) -> PostBody:
+    """One post; deleted posts are not found."""
+    return PostBody.of(await read_post(parse_post_id(post_id), posts=services.posts))
+
+
+@delete(
+    "/posts/{post_id:str}",
+    status_code=HTTP_204_NO_CONTENT,
+    dependencies=_writer,
+    security=BEARER,
+    responses=_problems(*_WRITES, 403, 404),
+)
+async def remove_post(post_id: PostIdPath, writer: UserId, services: Services) -> None:
+    """Delete a post; only its author may."""
+    await delete_post(writer, parse_post_id(post_id), posts=services.posts, ids=services.ids, clock=services.clock)
+
+
+@post(
+    "/follow",
+    status_code=HTTP_204_NO_CONTENT,
+    dependencies=_writer,
+    security=BEARER,
+    responses=_problems(*_WRITES, 422),
+)
+async def create_follow(data: NewFollow, writer: UserId, services: Services) -> None:
+    """Follow a user as the token's user; following again changes nothing."""
+    await follow(writer, parse_user_id(data.followee_id), graph=services.graph, ids=services.ids, clock=services.clock)
+
+
+@delete(
+    "/follow/{followee_id:str}",
+    status_code=HTTP_204_NO_CONTENT,
+    dependencies=_writer,
+    security=BEARER,
+    responses=_problems(*_WRITES),
+)
+async def remove_follow(followee_id: UserIdPath, writer: UserId, services: Services) -> None:
+    """Stop following a user; unfollowing again changes nothing."""
+    await unfollow(writer, parse_user_id(followee_id), graph=services.graph, ids=services.ids, clock=services.clock)
+
+
+@get("/feeds/{user_id:str}", dependencies=_reader, security=BEARER, responses=_problems(*_AUTHENTICATED, 403))
+async def get_feed(user_id: UserIdPath, viewer: UserId, services: Services, limit: Limit, cursor: Cursor) -> PostPage:
+    """A page of the home feed, newest first; readable by its owner only."""
+    page = await read_home_feed(
+        viewer,
+        parse_user_id(user_id),
+        limit=limit,
+        cursor=cursor,
+        posts=services.posts,
+        graph=services.graph,
+        feeds=services.feeds,
+        cache=services.cache,
+        policies=services.policies,
+    )
+    return PostPage.of(page)
+
+
+@get("/users/{user_id:str}", responses=_problems())
+async def get_user(user_id: UserIdPath, services: Services) -> ProfileBody:
+    """A user's follower, following and post counts."""
+    profile = await read_profile(parse_user_id(user_id), posts=services.posts, graph=services.graph)
+    return ProfileBody.of(profile)
+
+
+@get("/users/{user_id:str}/posts", responses=_problems())
+async def get_user_posts(user_id: UserIdPath, services: Services, limit: Limit, cursor: Cursor) -> PostPage:
+    """A page of a user's own posts, newest first."""
+    page = await read_author_timeline(
+        parse_user_id(user_id), limit=limit, cursor=cursor, posts=services.posts, policies=services.policies
+    )
+    return PostPage.of(page)
+
+
+@get("/users/{user_id:str}/followers", responses=_problems())
+async def get_followers(user_id: UserIdPath, services: Services, limit: Limit, cursor: Cursor) -> UserPage:
+    """A page of who follows a user, in id order."""
+    page = await read_followers(
+        parse_user_id(user_id), limit=limit, cursor=cursor, graph=services.graph, policies=services.policies
+    )
+    return UserPage.of(page)
+
+
+@get("/users/{user_id:str}/following", responses=_problems())
+async def get_following(user_id: UserIdPath, services: Services, limit: Limit, cursor: Cursor) -> UserPage:
+    """A page of whom a user follows, in id order."""
+    page = await read_following(
+        parse_user_id(user_id), limit=limit, cursor=cursor, graph=services.graph, policies=services.policies
+    )
+    return UserPage.of(page)
+
+
+@get("/healthz")
+async def healthz() -> Health:
+    """The process is up."""
+    return Health(status="ok")
+
+
+@get("/readyz", responses={503: ResponseSpec(Problem, description="A dependency is unavailable")})
+async def readyz() -> Health:
+    """The process can serve: in embedded mode it has no dependencies to wait for."""
+    return Health(status="ready")
+
+
+@get("/metrics", media_type="text/plain; version=0.0.4; charset=utf-8")
+async def metrics(services: Services) -> Response[bytes]:
+    """Prometheus metrics in the text exposition format."""
+    return Response(generate_latest(services.registry), media_type="text/plain; version=0.0.4; charset=utf-8")
+
+
+ROUTES: Final = [
+    create_post,
+    get_post,
+    remove_post,
+    create_follow,
+    remove_follow,
+    get_feed,
+    get_user,
+    get_user_posts,
+    get_followers,
+    get_following,
+    healthz,
+    readyz,
+    metrics,
+]

@@ -1,0 +1,78 @@
+"""The JSON bodies of the HTTP contract. Post ids are decimal strings, safe for JavaScript."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+import msgspec
+
+from feedcore import Page, Post, Profile, UserId
+from feedcore.model import MAX_CONTENT_LENGTH, USER_ID_PATTERN
+
+UserIdText = Annotated[str, msgspec.Meta(pattern=USER_ID_PATTERN, examples=["ana"])]
+
+
+class NewPost(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    content: Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_CONTENT_LENGTH)]
+
+
+class NewFollow(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    followee_id: UserIdText
+
+
+class PostBody(msgspec.Struct, frozen=True):
+    id: Annotated[str, msgspec.Meta(pattern=r"^[1-9][0-9]{0,18}$")]
+    author_id: UserIdText
+    content: str
+    created_at: datetime
+
+    @classmethod
+    def of(cls, post: Post) -> PostBody:
+        return cls(id=str(post.id), author_id=post.author_id, content=post.content, created_at=post.created_at)
+
+
+class PostPage(msgspec.Struct, frozen=True):
+    items: list[PostBody]
+    next_cursor: str | None
+
+    @classmethod
+    def of(cls, page: Page[Post]) -> PostPage:
+        return cls(items=[PostBody.of(post) for post in page.items], next_cursor=page.next_cursor)
+
+
+class UserPage(msgspec.Struct, frozen=True):
+    items: list[UserIdText]
+    next_cursor: str | None
+
+    @classmethod
+    def of(cls, page: Page[UserId]) -> UserPage:
+        return cls(items=list(page.items), next_cursor=page.next_cursor)
+
+
+class ProfileBody(msgspec.Struct, frozen=True):
+    user_id: UserIdText
+    followers: int
+    following: int
+    posts: int
+
+    @classmethod
+    def of(cls, profile: Profile) -> ProfileBody:
+        return cls(
+            user_id=profile.user_id, followers=profile.followers, following=profile.following, posts=profile.posts
+        )
+
+
+class Health(msgspec.Struct, frozen=True):
+    status: str
+
+
+class Problem(msgspec.Struct, frozen=True, omit_defaults=True):
+    """An RFC 9457 problem document."""
+
+    type: str
+    title: str
+    status: int
+    detail: str | None = None
+    code: str | None = None
+    errors: list[dict[str, str]] | None = None
