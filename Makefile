@@ -8,7 +8,7 @@ INSTALLED := $(VENV)/.installed
 .PHONY: help install run test lint unit format clean
 
 help:
-	@echo "make run      run feedcore embedded (arrives with the HTTP API)"
+	@echo "make run      run feedcore embedded on 127.0.0.1:8000 (nothing is persisted)"
 	@echo "make test     lint, type-check and run the whole test suite"
 	@echo "make lint     ruff, ruff format --check, mypy --strict, import contracts"
 	@echo "make unit     the unit tests only"
@@ -40,9 +40,8 @@ format: install
 	$(VENV)/bin/ruff format src tests
 	$(VENV)/bin/ruff check --fix src tests
 
-run:
-	@echo "make run arrives with the HTTP API; until then, use feedcore as a library (see README.md)." >&2
-	@exit 2
+run: install
+	$(VENV)/bin/feedcore serve
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis .import_linter_cache
