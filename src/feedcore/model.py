@@ -10,7 +10,7 @@ from typing import Annotated, Final, Generic, NewType, TypeVar
 
 import msgspec
 
-from feedcore.errors import InvalidContent, InvalidCursor, InvalidPostId, InvalidUserId
+from feedcore.errors import InvalidContent, InvalidCursor, InvalidPostId, InvalidUserId, PostNotFound
 
 UserId = NewType("UserId", str)
 """A user id: 1 to 64 characters of ``[A-Za-z0-9_.-]``; build one with :func:`parse_user_id`."""
@@ -19,6 +19,7 @@ PostId = NewType("PostId", int)
 """A time-sortable, unique, positive 63-bit post id (see :mod:`feedcore.ids`)."""
 
 USER_ID_PATTERN: Final = r"^[A-Za-z0-9_.-]{1,64}$"
+POST_ID_PATTERN: Final = r"^[1-9][0-9]{0,18}$"
 MAX_POST_ID: Final = (1 << 63) - 1
 MAX_CONTENT_LENGTH: Final = 5_000
 
@@ -27,7 +28,7 @@ UserIdField = Annotated[str, msgspec.Meta(pattern=USER_ID_PATTERN)]
 PostIdField = Annotated[int, msgspec.Meta(ge=1, le=MAX_POST_ID)]
 
 _USER_ID_RE: Final = re.compile(USER_ID_PATTERN)
-_POST_ID_RE: Final = re.compile(r"^[1-9][0-9]{0,18}$")
+_POST_ID_RE: Final = re.compile(POST_ID_PATTERN)
 # A post id is at most 19 decimal digits; zero-padded to that width, string order is number order.
 SORTABLE_KEY_WIDTH: Final = 19
 
@@ -41,8 +42,11 @@ def parse_user_id(raw: str) -> UserId:
 
 def parse_post_id(raw: str) -> PostId:
     """Validate ``raw``, a decimal string as post ids travel in JSON, as a post id."""
-    if not _POST_ID_RE.fullmatch(raw) or int(raw) > MAX_POST_ID:
-        raise InvalidPostId(f"post ids are positive decimal integers below 2**63: {raw[:40]!r}")
+    if not _POST_ID_RE.fullmatch(raw):
+        raise InvalidPostId(f"post ids are positive decimal integers: {raw[:40]!r}")
+    if int(raw) > MAX_POST_ID:
+        # Well-formed, but beyond any id ever made: there is no such post.
+        raise PostNotFound(f"post {raw} does not exist")
     return PostId(int(raw))
 
 

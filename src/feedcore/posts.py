@@ -18,7 +18,8 @@ from feedcore.model import Page, Post, PostId, Profile, UserId, decode_post_curs
 from feedcore.policies import Policies
 from feedcore.ports import Clock, IdempotencyKeys, IdGenerator, PostStore, SocialGraph
 
-_IDEMPOTENCY_KEY_RE: Final = re.compile(r"^[\x21-\x7e]{1,255}$")
+IDEMPOTENCY_KEY_PATTERN: Final = r"^[\x21-\x7e]{1,255}$"
+_IDEMPOTENCY_KEY_RE: Final = re.compile(IDEMPOTENCY_KEY_PATTERN)
 
 
 async def publish_post(

@@ -16,7 +16,8 @@ from litestar.openapi.spec import Components, SecurityScheme
 from entrypoints.auth import token_secret
 from entrypoints.container import EmbeddedContainer, Services, embedded_container
 from entrypoints.http.problems import EXCEPTION_HANDLERS
-from entrypoints.http.routes import ROUTES
+from entrypoints.http.routes import ROUTES, reject_unknown_query
+from entrypoints.http.schemas import REQUEST_BODIES
 from entrypoints.settings import Settings
 from entrypoints.worker import run_embedded_worker
 
@@ -26,11 +27,12 @@ Lifespan = Callable[[Litestar], AbstractAsyncContextManager[None]]
 
 
 def create_app(services: Services, *, max_body_bytes: int, lifespan: list[Lifespan] | None = None) -> Litestar:
-    return Litestar(
+    app = Litestar(
         route_handlers=ROUTES,
         dependencies={"services": Provide(lambda: services, use_cache=True, sync_to_thread=False)},
         exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]  # handlers narrow the exception type
         request_max_body_size=max_body_bytes,
+        before_request=reject_unknown_query,
         lifespan=lifespan or [],
         openapi_config=OpenAPIConfig(
             title="feedcore",
@@ -41,6 +43,20 @@ def create_app(services: Services, *, max_body_bytes: int, lifespan: list[Lifesp
             ),
         ),
     )
+    _declare_closed_bodies(app)
+    return app
+
+
+def _declare_closed_bodies(app: Litestar) -> None:
+    """Say in the schema what the decoder does: request bodies reject unknown fields.
+
+    Litestar's schema of a msgspec Struct leaves out ``forbid_unknown_fields``; without it the
+    document would promise that extra fields are accepted.
+    """
+    schemas = (app.openapi_schema.components.schemas or {}) if app.openapi_schema.components else {}
+    for body in REQUEST_BODIES:
+        if body.__struct_config__.forbid_unknown_fields and body.__name__ in schemas:
+            schemas[body.__name__].additional_properties = False
 
 
 def create_embedded_app(settings: Settings | None = None) -> Litestar:

@@ -5,11 +5,11 @@ from __future__ import annotations
 import math
 from typing import Annotated, Any, Final
 
-from litestar import Request, Response, delete, get, post
-from litestar.di import Provide
-from litestar.exceptions import NotAuthorizedException, TooManyRequestsException
+from litestar import HttpMethod, Request, Response, delete, get, post, route
+from litestar.di import NamedDependency, Provide
+from litestar.exceptions import NotAuthorizedException, TooManyRequestsException, ValidationException
 from litestar.openapi.datastructures import ResponseSpec
-from litestar.params import Parameter
+from litestar.params import HeaderParameter, JSONBody, Parameter
 from litestar.status_codes import HTTP_201_CREATED, HTTP_204_NO_CONTENT
 from prometheus_client import generate_latest
 
@@ -31,7 +31,12 @@ from feedcore import (
     read_profile,
     unfollow,
 )
+from feedcore.model import POST_ID_PATTERN, USER_ID_PATTERN
+from feedcore.posts import IDEMPOTENCY_KEY_PATTERN
 
+ServicesDep = NamedDependency[Services]
+ViewerDep = NamedDependency[UserId]
+WriterDep = NamedDependency[UserId]
 BEARER: Final[list[dict[str, list[str]]]] = [{"bearer": []}]
 
 
@@ -49,15 +54,19 @@ _WRITES = (401, 413, 429)
 
 Limit = Annotated[int | None, Parameter(ge=1, le=100, description="Page size, 1 to 100; 20 when absent")]
 Cursor = Annotated[str | None, Parameter(max_length=256, description="next_cursor of the previous page")]
-PostIdPath = Annotated[str, Parameter(description="A post id: a decimal string", max_length=40)]
-UserIdPath = Annotated[str, Parameter(description="A user id", max_length=100)]
+PostIdPath = Annotated[str, Parameter(description="A post id: a decimal string", pattern=POST_ID_PATTERN)]
+UserIdPath = Annotated[str, Parameter(description="A user id", pattern=USER_ID_PATTERN)]
 IdempotencyKey = Annotated[
     str | None,
-    Parameter(header="Idempotency-Key", max_length=255, description="Repeats with the same key and body are replayed"),
+    HeaderParameter(
+        name="Idempotency-Key",
+        pattern=IDEMPOTENCY_KEY_PATTERN,
+        description="Repeats with the same key and body are replayed",
+    ),
 ]
 
 
-async def provide_viewer(request: Request[Any, Any, Any], services: Services) -> UserId:
+async def provide_viewer(request: Request[Any, Any, Any], services: ServicesDep) -> UserId:
     """The user the bearer token names."""
     scheme, _, token = request.headers.get("authorization", "").partition(" ")
     if scheme.lower() != "bearer" or not token:
@@ -70,7 +79,7 @@ async def provide_viewer(request: Request[Any, Any, Any], services: Services) ->
         ) from None
 
 
-async def provide_writer(viewer: UserId, services: Services) -> UserId:
+async def provide_writer(viewer: ViewerDep, services: ServicesDep) -> UserId:
     """The viewer, once the per-user write rate limit lets them through."""
     wait = await services.rate_limiter.acquire(viewer)
     if wait > 0:
@@ -78,6 +87,16 @@ async def provide_writer(viewer: UserId, services: Services) -> UserId:
             "too many writes: slow down", headers={"Retry-After": str(max(1, math.ceil(wait)))}
         )
     return viewer
+
+
+PAGED: Final = {"query": frozenset({"limit", "cursor"})}
+
+
+async def reject_unknown_query(request: Request[Any, Any, Any]) -> None:
+    """Refuse query parameters a route does not take, as bodies refuse unknown fields."""
+    unknown = set(request.query_params) - request.route_handler.opt.get("query", frozenset())
+    if unknown:
+        raise ValidationException(f"unknown query parameter: {', '.join(sorted(unknown))[:200]}")
 
 
 _reader = {"viewer": Provide(provide_viewer)}
@@ -91,7 +110,9 @@ _writer = {"viewer": Provide(provide_viewer), "writer": Provide(provide_writer)}
     security=BEARER,
     responses=_problems(*_WRITES, 409, 422),
 )
-async def create_post(data: NewPost, writer: UserId, services: Services, idempotency_key: IdempotencyKey) -> PostBody:
+async def create_post(
+    data: JSONBody[NewPost], writer: WriterDep, services: ServicesDep, idempotency_key: IdempotencyKey = None
+) -> PostBody:
     """Publish a post as the token's user."""
     created = await publish_post(
         writer,
@@ -108,7 +129,7 @@ async def create_post(data: NewPost, writer: UserId, services: Services, idempot
 
 
 @get("/posts/{post_id:str}", responses=_problems(404))
-async def get_post(post_id: PostIdPath, services: Services) -> PostBody:
+async def get_post(post_id: PostIdPath, services: ServicesDep) -> PostBody:
     """One post; deleted posts are not found."""
     return PostBody.of(await read_post(parse_post_id(post_id), posts=services.posts))
 
@@ -120,9 +141,15 @@ async def get_post(post_id: PostIdPath, services: Services) -> PostBody:
     security=BEARER,
     responses=_problems(*_WRITES, 403, 404),
 )
-async def remove_post(post_id: PostIdPath, writer: UserId, services: Services) -> None:
+async def remove_post(post_id: PostIdPath, writer: WriterDep, services: ServicesDep) -> None:
     """Delete a post; only its author may."""
     await delete_post(writer, parse_post_id(post_id), posts=services.posts, ids=services.ids, clock=services.clock)
+
+
+@route("/posts/{post_id:str}", http_method=HttpMethod.OPTIONS, include_in_schema=False, status_code=204)
+async def post_options() -> Response[None]:
+    """Litestar 2 lists only the first handler's method in a path's automatic OPTIONS answer."""
+    return Response(None, status_code=HTTP_204_NO_CONTENT, headers={"Allow": "DELETE, GET, OPTIONS"})
 
 
 @post(
@@ -132,7 +159,7 @@ async def remove_post(post_id: PostIdPath, writer: UserId, services: Services) -
     security=BEARER,
     responses=_problems(*_WRITES, 422),
 )
-async def create_follow(data: NewFollow, writer: UserId, services: Services) -> None:
+async def create_follow(data: JSONBody[NewFollow], writer: WriterDep, services: ServicesDep) -> None:
     """Follow a user as the token's user; following again changes nothing."""
     await follow(writer, parse_user_id(data.followee_id), graph=services.graph, ids=services.ids, clock=services.clock)
 
@@ -144,13 +171,17 @@ async def create_follow(data: NewFollow, writer: UserId, services: Services) -> 
     security=BEARER,
     responses=_problems(*_WRITES),
 )
-async def remove_follow(followee_id: UserIdPath, writer: UserId, services: Services) -> None:
+async def remove_follow(followee_id: UserIdPath, writer: WriterDep, services: ServicesDep) -> None:
     """Stop following a user; unfollowing again changes nothing."""
     await unfollow(writer, parse_user_id(followee_id), graph=services.graph, ids=services.ids, clock=services.clock)
 
 
-@get("/feeds/{user_id:str}", dependencies=_reader, security=BEARER, responses=_problems(*_AUTHENTICATED, 403))
-async def get_feed(user_id: UserIdPath, viewer: UserId, services: Services, limit: Limit, cursor: Cursor) -> PostPage:
+@get(
+    "/feeds/{user_id:str}", opt=PAGED, dependencies=_reader, security=BEARER, responses=_problems(*_AUTHENTICATED, 403)
+)
+async def get_feed(
+    user_id: UserIdPath, viewer: ViewerDep, services: ServicesDep, limit: Limit = None, cursor: Cursor = None
+) -> PostPage:
     """A page of the home feed, newest first; readable by its owner only."""
     page = await read_home_feed(
         viewer,
@@ -167,14 +198,16 @@ async def get_feed(user_id: UserIdPath, viewer: UserId, services: Services, limi
 
 
 @get("/users/{user_id:str}", responses=_problems())
-async def get_user(user_id: UserIdPath, services: Services) -> ProfileBody:
+async def get_user(user_id: UserIdPath, services: ServicesDep) -> ProfileBody:
     """A user's follower, following and post counts."""
     profile = await read_profile(parse_user_id(user_id), posts=services.posts, graph=services.graph)
     return ProfileBody.of(profile)
 
 
-@get("/users/{user_id:str}/posts", responses=_problems())
-async def get_user_posts(user_id: UserIdPath, services: Services, limit: Limit, cursor: Cursor) -> PostPage:
+@get("/users/{user_id:str}/posts", opt=PAGED, responses=_problems())
+async def get_user_posts(
+    user_id: UserIdPath, services: ServicesDep, limit: Limit = None, cursor: Cursor = None
+) -> PostPage:
     """A page of a user's own posts, newest first."""
     page = await read_author_timeline(
         parse_user_id(user_id), limit=limit, cursor=cursor, posts=services.posts, policies=services.policies
@@ -182,8 +215,10 @@ async def get_user_posts(user_id: UserIdPath, services: Services, limit: Limit, 
     return PostPage.of(page)
 
 
-@get("/users/{user_id:str}/followers", responses=_problems())
-async def get_followers(user_id: UserIdPath, services: Services, limit: Limit, cursor: Cursor) -> UserPage:
+@get("/users/{user_id:str}/followers", opt=PAGED, responses=_problems())
+async def get_followers(
+    user_id: UserIdPath, services: ServicesDep, limit: Limit = None, cursor: Cursor = None
+) -> UserPage:
     """A page of who follows a user, in id order."""
     page = await read_followers(
         parse_user_id(user_id), limit=limit, cursor=cursor, graph=services.graph, policies=services.policies
@@ -191,8 +226,10 @@ async def get_followers(user_id: UserIdPath, services: Services, limit: Limit, c
     return UserPage.of(page)
 
 
-@get("/users/{user_id:str}/following", responses=_problems())
-async def get_following(user_id: UserIdPath, services: Services, limit: Limit, cursor: Cursor) -> UserPage:
+@get("/users/{user_id:str}/following", opt=PAGED, responses=_problems())
+async def get_following(
+    user_id: UserIdPath, services: ServicesDep, limit: Limit = None, cursor: Cursor = None
+) -> UserPage:
     """A page of whom a user follows, in id order."""
     page = await read_following(
         parse_user_id(user_id), limit=limit, cursor=cursor, graph=services.graph, policies=services.policies
@@ -213,12 +250,14 @@ async def readyz() -> Health:
 
 
 @get("/metrics", media_type="text/plain; version=0.0.4; charset=utf-8")
-async def metrics(services: Services) -> Response[bytes]:
+async def metrics(services: ServicesDep) -> Response[bytes]:
     """Prometheus metrics in the text exposition format."""
     return Response(generate_latest(services.registry), media_type="text/plain; version=0.0.4; charset=utf-8")
 
 
 ROUTES: Final = [
+    # Before the GET and DELETE of the same path, so that Litestar does not add its own OPTIONS.
+    post_options,
     create_post,
     get_post,
     remove_post,

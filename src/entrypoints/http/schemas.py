@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Final
 
 import msgspec
 
 from feedcore import Page, Post, Profile, UserId
-from feedcore.model import MAX_CONTENT_LENGTH, USER_ID_PATTERN
+from feedcore.model import MAX_CONTENT_LENGTH, POST_ID_PATTERN, USER_ID_PATTERN
 
 UserIdText = Annotated[str, msgspec.Meta(pattern=USER_ID_PATTERN, examples=["ana"])]
 
@@ -21,8 +21,11 @@ class NewFollow(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     followee_id: UserIdText
 
 
+REQUEST_BODIES: Final = (NewPost, NewFollow)
+
+
 class PostBody(msgspec.Struct, frozen=True):
-    id: Annotated[str, msgspec.Meta(pattern=r"^[1-9][0-9]{0,18}$")]
+    id: Annotated[str, msgspec.Meta(pattern=POST_ID_PATTERN)]
     author_id: UserIdText
     content: str
     created_at: datetime
