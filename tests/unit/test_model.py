@@ -15,6 +15,7 @@ from feedcore import (
     InvalidUserId,
     Page,
     PostId,
+    PostNotFound,
     SnowflakeIdGenerator,
     parse_post_id,
     parse_user_id,
@@ -46,10 +47,15 @@ def test_invalid_user_ids_are_refused(raw: str) -> None:
         parse_user_id(raw)
 
 
-@pytest.mark.parametrize("raw", ["0", "-1", "01", "1.0", "", "abc", str(MAX_POST_ID + 1), "9" * 20])
+@pytest.mark.parametrize("raw", ["0", "-1", "01", "1.0", "", "abc", "9" * 20])
 def test_invalid_post_ids_are_refused(raw: str) -> None:
     with pytest.raises(InvalidPostId):
         parse_post_id(raw)
+
+
+def test_well_formed_post_ids_beyond_any_id_made_are_not_found() -> None:
+    with pytest.raises(PostNotFound):
+        parse_post_id(str(MAX_POST_ID + 1))
 
 
 @given(post_ids)
