@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed
 
-.PHONY: help install run test lint unit format clean
+.PHONY: help install run test lint unit format bench clean
 
 help:
 	@echo "make run      run feedcore embedded on 127.0.0.1:8000 (nothing is persisted)"
@@ -13,6 +13,7 @@ help:
 	@echo "make lint     ruff, ruff format --check, mypy --strict, import contracts"
 	@echo "make unit     the unit tests only"
 	@echo "make format   format the code with ruff"
+	@echo "make bench    benchmarks (wrk; installed from Debian packages if missing)"
 
 $(INSTALLED): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "feedcore needs Python 3.11 or newer")'
@@ -24,8 +25,8 @@ $(INSTALLED): pyproject.toml
 install: $(INSTALLED)
 
 lint: install
-	$(VENV)/bin/ruff check src tests
-	$(VENV)/bin/ruff format --check src tests
+	$(VENV)/bin/ruff check src tests bench
+	$(VENV)/bin/ruff format --check src tests bench
 	$(VENV)/bin/mypy
 	$(VENV)/bin/mypy --strict tests
 	$(VENV)/bin/lint-imports
@@ -37,11 +38,15 @@ test: lint
 	$(VENV)/bin/pytest
 
 format: install
-	$(VENV)/bin/ruff format src tests
-	$(VENV)/bin/ruff check --fix src tests
+	$(VENV)/bin/ruff format src tests bench
+	$(VENV)/bin/ruff check --fix src tests bench
 
 run: install
 	$(VENV)/bin/feedcore serve
+
+bench: install
+	@command -v wrk >/dev/null || (apt-get install -y -qq wrk || (apt-get update -qq && apt-get install -y -qq wrk))
+	$(PY) bench/read_embedded.py --connections 32
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis .import_linter_cache
