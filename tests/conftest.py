@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, settings
 
 settings.register_profile(
     "feedcore",
-    max_examples=int(os.environ.get("FEEDCORE_HYPOTHESIS_EXAMPLES", "200")),
+    max_examples=int(os.environ.get("FEEDCORE_TEST_EXAMPLES", "200")),
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow],
 )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Final
@@ -12,6 +13,7 @@ import msgspec
 from feedcore import Policies
 
 PREFIX: Final = "FEEDCORE_"
+TEST_PREFIX: Final = "FEEDCORE_TEST_"
 MIN_SECRET_BYTES: Final = 32
 
 
@@ -45,9 +47,12 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
         environ = os.environ if environ is None else environ
-        raw = {name[len(PREFIX) :].lower(): value for name, value in environ.items() if name.startswith(PREFIX)}
-        # FEEDCORE_HYPOTHESIS_EXAMPLES and the like belong to the test suite, not the service.
-        raw.pop("hypothesis_examples", None)
+        raw = {
+            name[len(PREFIX) :].lower(): value
+            for name, value in environ.items()
+            # FEEDCORE_TEST_* variables belong to the test suite, not to the service.
+            if name.startswith(PREFIX) and not name.startswith(TEST_PREFIX)
+        }
         try:
             return msgspec.convert(raw, cls, strict=False)
         except msgspec.ValidationError as error:
@@ -84,6 +89,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
 
 
 def _environment_name(message: str) -> str:
-    # msgspec says "at `$.rate_limit_burst`"; the user set FEEDCORE_RATE_LIMIT_BURST.
+    # msgspec names fields as `$.rate_limit_burst` or `rate_limit_burst`; the user set
+    # FEEDCORE_RATE_LIMIT_BURST.
+    unknown = re.fullmatch(r"Object contains unknown field `(\w+)`", message)
+    if unknown:
+        return f"{PREFIX}{unknown.group(1).upper()} is not a setting feedcore knows"
     head, _, field = message.partition(" - at `$.")
     return f"{PREFIX}{field.rstrip('`').upper()}: {head}" if field else message
