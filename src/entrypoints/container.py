@@ -7,7 +7,7 @@ from datetime import timedelta
 from typing import Protocol
 
 from dependency_injector import containers, providers
-from prometheus_client import CollectorRegistry
+from prometheus_client import CollectorRegistry, PlatformCollector, ProcessCollector
 
 from adapters.memory import (
     InMemoryEventBus,
@@ -72,6 +72,13 @@ def _rate_limiter(settings: Settings) -> RateLimiter:
     return InMemoryRateLimiter(rate=settings.rate_limit_per_second, burst=settings.rate_limit_burst)
 
 
+def _registry() -> CollectorRegistry:
+    registry = CollectorRegistry()
+    ProcessCollector(registry=registry)
+    PlatformCollector(registry=registry)
+    return registry
+
+
 class EmbeddedContainer(containers.DeclarativeContainer):
     """Every port on its in-memory adapter, in one process; nothing is persisted."""
 
@@ -81,7 +88,7 @@ class EmbeddedContainer(containers.DeclarativeContainer):
     policies = providers.Singleton(lambda settings: settings.policies, settings)
     clock = providers.Singleton(SystemClock)
     ids = providers.Singleton(SnowflakeIdGenerator, clock, node=settings.provided.node_id)
-    registry = providers.Singleton(CollectorRegistry)
+    registry = providers.Singleton(_registry)
     tokens = providers.Singleton(Tokens, secret)
     rate_limiter = providers.Singleton(_rate_limiter, settings)
 

@@ -416,7 +416,8 @@ def test_metrics_are_prometheus_text(api: Api) -> None:
     media_type, *parameters = (part.strip() for part in response.headers["content-type"].split(";"))
     assert media_type == "text/plain"
     assert "version=0.0.4" in parameters
-    response.text.encode("utf-8")  # the exposition format is text
+    # The text exposition format: comment lines, and samples of a name and a value.
+    assert all(line.startswith("#") or len(line.split()) >= 2 for line in response.text.splitlines())
 
 
 def test_the_metrics_content_type_names_its_charset_once(api: Api) -> None:

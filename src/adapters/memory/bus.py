@@ -23,7 +23,8 @@ class InMemoryEventBus:
         self._committed = [0] * partitions
         self._position = [0] * partitions
         self._next_partition = 0
-        self._arrived = asyncio.Event()
+        # Made by each wait, on the waiting loop: an Event stays bound to the loop it first served.
+        self._arrived: asyncio.Event | None = None
 
     @property
     def partitions(self) -> int:
@@ -35,7 +36,7 @@ class InMemoryEventBus:
     async def publish(self, events: Sequence[Event]) -> None:
         for event in events:
             self._logs[self.partition_of(event.key)].append(event)
-        if events:
+        if events and self._arrived is not None:
             self._arrived.set()
 
     def take(self, max_events: int, *, partition: int | None = None) -> list[Delivery]:
@@ -58,9 +59,9 @@ class InMemoryEventBus:
         deliveries = self.take(max_events)
         if deliveries or max_wait <= 0:
             return deliveries
-        self._arrived.clear()
+        arrived = self._arrived = asyncio.Event()
         try:
-            await asyncio.wait_for(self._arrived.wait(), max_wait)
+            await asyncio.wait_for(arrived.wait(), max_wait)
         except TimeoutError:
             return []
         return self.take(max_events)

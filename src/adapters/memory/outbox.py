@@ -19,22 +19,24 @@ class InMemoryOutbox:
         self._events: dict[int, Event] = {}
         self._claimed: set[int] = set()
         self._sequence = count()
-        self._appended = asyncio.Event()
+        # Made by each wait, on the waiting loop: an Event stays bound to the loop it first served.
+        self._appended: asyncio.Event | None = None
 
     def __len__(self) -> int:
         return len(self._events)
 
     def append(self, event: Event) -> None:
         self._events[next(self._sequence)] = event
-        self._appended.set()
+        if self._appended is not None:
+            self._appended.set()
 
     async def wait(self, max_wait: float) -> None:
         """Return once an event is appended, or after ``max_wait`` seconds."""
-        self._appended.clear()
+        appended = self._appended = asyncio.Event()
         if self._events:
             return
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._appended.wait(), max_wait)
+            await asyncio.wait_for(appended.wait(), max_wait)
 
     async def relay(self, publish: Callable[[Sequence[Event]], Awaitable[None]], *, limit: int) -> int:
         batch = [number for number in self._events if number not in self._claimed][:limit]

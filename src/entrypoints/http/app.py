@@ -7,9 +7,11 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from typing import Any
 
-from litestar import Litestar
+from litestar import Litestar, Request
 from litestar.di import Provide
+from litestar.exceptions import ClientException
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.spec import Components, SecurityScheme
 
@@ -26,6 +28,16 @@ _log = logging.getLogger(__name__)
 Lifespan = Callable[[Litestar], AbstractAsyncContextManager[None]]
 
 
+class _Request(Request[Any, Any, Any]):
+    async def json(self) -> Any:  # a JSON document is any value
+        # Litestar turns msgspec's DecodeError into a 400, but not the errors msgspec raises for
+        # invalid UTF-8 inside a string or for nesting deeper than it recurses.
+        try:
+            return await super().json()
+        except (UnicodeDecodeError, RecursionError) as error:
+            raise ClientException(f"the body is not valid JSON: {type(error).__name__}") from None
+
+
 def create_app(services: Services, *, max_body_bytes: int, lifespan: list[Lifespan] | None = None) -> Litestar:
     app = Litestar(
         route_handlers=ROUTES,
@@ -33,6 +45,7 @@ def create_app(services: Services, *, max_body_bytes: int, lifespan: list[Lifesp
         exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]  # handlers narrow the exception type
         request_max_body_size=max_body_bytes,
         before_request=reject_unknown_query,
+        request_class=_Request,
         lifespan=lifespan or [],
         openapi_config=OpenAPIConfig(
             title="feedcore",

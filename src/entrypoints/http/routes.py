@@ -249,10 +249,10 @@ async def readyz() -> Health:
     return Health(status="ready")
 
 
-@get("/metrics", media_type="text/plain; version=0.0.4; charset=utf-8")
+@get("/metrics", media_type="text/plain; version=0.0.4")
 async def metrics(services: ServicesDep) -> Response[bytes]:
     """Prometheus metrics in the text exposition format."""
-    return Response(generate_latest(services.registry), media_type="text/plain; version=0.0.4; charset=utf-8")
+    return Response(generate_latest(services.registry), media_type="text/plain; version=0.0.4")
 
 
 ROUTES: Final = [
