@@ -77,27 +77,24 @@ def test_the_readme_quick_start_works_as_written(server: tuple[int, dict[str, st
     assert feed["next_cursor"] is None
 
 
-def test_embedded_mode_refuses_more_than_one_worker(tmp_path: Path) -> None:
-    result = subprocess.run(  # noqa: S603  # our own command
-        [str(ROOT / ".venv" / "bin" / "feedcore"), "serve", "--workers", "2"],
-        env={**os.environ, "FEEDCORE_DEV_SECRET_FILE": str(tmp_path / "secret")},
+def feedcore(*arguments: str, secret_file: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(  # noqa: S603  # our own command
+        [str(ROOT / ".venv" / "bin" / "feedcore"), *arguments],
+        env={**os.environ, "FEEDCORE_DEV_SECRET_FILE": str(secret_file)},
         capture_output=True,
         text=True,
         timeout=30,
         check=False,
     )
+
+
+def test_embedded_mode_refuses_more_than_one_worker(tmp_path: Path) -> None:
+    result = feedcore("serve", "--workers", "2", secret_file=tmp_path / "secret")
     assert result.returncode != 0
     assert "exactly one worker" in result.stderr
 
 
 def test_a_token_needs_a_secret_to_sign_with(tmp_path: Path) -> None:
-    result = subprocess.run(  # noqa: S603  # our own command
-        [str(ROOT / ".venv" / "bin" / "feedcore"), "token", "ana"],
-        env={**os.environ, "FEEDCORE_DEV_SECRET_FILE": str(tmp_path / "missing")},
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=False,
-    )
+    result = feedcore("token", "ana", secret_file=tmp_path / "missing")
     assert result.returncode != 0
     assert "feedcore serve" in result.stderr
