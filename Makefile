@@ -5,13 +5,15 @@ VENV := .venv
 PY := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed
 
-.PHONY: help install run test lint unit format bench clean
+.PHONY: help install run test lint unit format bench clean infra-up infra-down infra-status
 
 help:
 	@echo "make run      run feedcore embedded on 127.0.0.1:8000 (nothing is persisted)"
 	@echo "make test     lint, type-check and run the whole test suite"
 	@echo "make lint     ruff, ruff format --check, mypy --strict, import contracts"
 	@echo "make unit     the unit tests only"
+	@echo "make infra-up / infra-down / infra-status"
+	@echo "             PostgreSQL, Redis and Kafka on 127.0.0.1, without Docker"
 	@echo "make format   format the code with ruff"
 	@echo "make bench    benchmarks (wrk; installed from Debian packages if missing)"
 
@@ -25,8 +27,8 @@ $(INSTALLED): pyproject.toml
 install: $(INSTALLED)
 
 lint: install
-	$(VENV)/bin/ruff check src tests bench
-	$(VENV)/bin/ruff format --check src tests bench
+	$(VENV)/bin/ruff check src tests bench infra
+	$(VENV)/bin/ruff format --check src tests bench infra
 	$(VENV)/bin/mypy
 	$(VENV)/bin/mypy --strict tests
 	$(VENV)/bin/lint-imports
@@ -34,12 +36,26 @@ lint: install
 unit: install
 	$(VENV)/bin/pytest -m unit
 
+# The services the integration tests use are started for the run and stopped after it, failed or
+# not; services that were already up (make infra-up, or FEEDCORE_* pointing elsewhere) stay as they were.
 test: lint
+	@set -e; trap '$(PY) infra/infra.py down --only .infra/test-run' EXIT; \
+	environment=$$($(PY) infra/infra.py up --record .infra/test-run); \
+	eval "$$environment"; \
 	$(VENV)/bin/pytest
 
+infra-up: install
+	@$(PY) infra/infra.py up
+
+infra-down: install
+	@$(PY) infra/infra.py down
+
+infra-status: install
+	@$(PY) infra/infra.py status
+
 format: install
-	$(VENV)/bin/ruff format src tests bench
-	$(VENV)/bin/ruff check --fix src tests bench
+	$(VENV)/bin/ruff format src tests bench infra
+	$(VENV)/bin/ruff check --fix src tests bench infra
 
 run: install
 	$(VENV)/bin/feedcore serve

@@ -94,7 +94,12 @@ def main() -> None:
     base = f"http://127.0.0.1:{port}"
     with tempfile.TemporaryDirectory() as scratch:
         env = {
-            **os.environ,
+            # The embedded server: whatever services this shell points at are not for it.
+            **{
+                k: v
+                for k, v in os.environ.items()
+                if k not in {"FEEDCORE_DATABASE_URL", "FEEDCORE_REDIS_URL", "FEEDCORE_KAFKA_BOOTSTRAP"}
+            },
             "FEEDCORE_PORT": str(port),
             "FEEDCORE_RATE_LIMIT_PER_SECOND": "0",
             "FEEDCORE_DEV_SECRET_FILE": f"{scratch}/secret",

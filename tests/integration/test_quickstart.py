@@ -15,7 +15,15 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.integration.conftest import SERVICE_VARIABLES
+
 ROOT = Path(__file__).parents[2]
+
+
+def embedded_environment(**settings: str) -> dict[str, str]:
+    """This process's environment for an embedded feedcore: without the services the suite uses."""
+    inherited = {name: value for name, value in os.environ.items() if name not in SERVICE_VARIABLES}
+    return {**inherited, **settings}
 
 
 def free_port() -> int:
@@ -27,7 +35,7 @@ def free_port() -> int:
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[tuple[int, dict[str, str], str]]:
     port = free_port()
-    env = {**os.environ, "FEEDCORE_DEV_SECRET_FILE": str(tmp_path / "secret"), "FEEDCORE_PORT": str(port)}
+    env = embedded_environment(FEEDCORE_DEV_SECRET_FILE=str(tmp_path / "secret"), FEEDCORE_PORT=str(port))
     log = tmp_path / "serve.log"
     with log.open("w") as output:
         process = subprocess.Popen(  # noqa: S603  # our own command
@@ -80,7 +88,7 @@ def test_the_readme_quick_start_works_as_written(server: tuple[int, dict[str, st
 def feedcore(*arguments: str, secret_file: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(  # noqa: S603  # our own command
         [str(ROOT / ".venv" / "bin" / "feedcore"), *arguments],
-        env={**os.environ, "FEEDCORE_DEV_SECRET_FILE": str(secret_file)},
+        env=embedded_environment(FEEDCORE_DEV_SECRET_FILE=str(secret_file)),
         capture_output=True,
         text=True,
         timeout=30,

@@ -1,0 +1,488 @@
+"""Real PostgreSQL, Redis and Apache Kafka for development and the integration tests, without Docker.
+
+    python infra/infra.py up [--record FILE]     start what is not running; print `export` lines
+    python infra/infra.py down [--only FILE]     stop what this script started (by pid)
+    python infra/infra.py status                 say what runs where
+
+PostgreSQL and Redis come from Debian packages (installed when missing), Kafka from its Maven
+Central jars; each runs as a private instance bound to 127.0.0.1 on a non-default port, with its
+data under .infra/. When FEEDCORE_DATABASE_URL, FEEDCORE_REDIS_URL or FEEDCORE_KAFKA_BOOTSTRAP is
+already set, that service is used as it is (it must answer) and nothing is started for it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import hashlib
+import logging
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+STATE = ROOT / ".infra"
+KAFKA_POM = ROOT / "infra" / "kafka" / "pom.xml"
+KAFKA_LOG_CONFIG = ROOT / "infra" / "kafka" / "log4j2.yaml"
+
+POSTGRES_PORT = 55432
+REDIS_PORT = 56379
+KAFKA_PORT = 59092
+KAFKA_CONTROLLER_PORT = 59093
+READY_TIMEOUT = 90.0
+
+
+def say(message: str) -> None:
+    print(f"infra: {message}", file=sys.stderr, flush=True)
+
+
+class InfraError(Exception):
+    """A service could not be provided; the message says why, with its log where there is one."""
+
+
+def run(command: list[str], *, user: str | None = None, **kwargs: object) -> subprocess.CompletedProcess[str]:
+    if user is not None and os.geteuid() == 0:
+        command = ["runuser", "-u", user, "--", *command]
+    return subprocess.run(command, check=True, text=True, capture_output=True, **kwargs)  # type: ignore[call-overload]
+
+
+def apt_install(*packages: str) -> None:
+    if os.geteuid() != 0:
+        raise InfraError(f"{', '.join(packages)} missing; install them (Debian: apt-get install {' '.join(packages)})")
+    say(f"installing {', '.join(packages)} from Debian packages")
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    install = ["apt-get", "install", "-y", "-qq", "--no-install-recommends", *packages]
+    if subprocess.run(install, env=env, capture_output=True, check=False).returncode != 0:
+        subprocess.run(["apt-get", "update", "-qq"], env=env, capture_output=True, check=False)
+        result = subprocess.run(install, env=env, capture_output=True, text=True, check=False)
+        if result.returncode != 0:
+            raise InfraError(f"apt-get install {' '.join(packages)} failed:\n{result.stderr[-2000:]}")
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def command_line(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return ""
+
+
+def tail(path: Path, lines: int = 40) -> str:
+    if not path.exists():
+        return f"(no log at {path})"
+    return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+
+
+def wait_for(check: Callable[[], bool], what: str, log: Path | None, process_alive: Callable[[], bool]) -> None:
+    deadline = time.monotonic() + READY_TIMEOUT
+    while time.monotonic() < deadline:
+        if check():
+            return
+        if not process_alive():
+            break
+        time.sleep(0.25)
+    detail = f"\n--- last lines of {log} ---\n{tail(log)}" if log is not None else ""
+    raise InfraError(f"{what} did not become ready within {READY_TIMEOUT:.0f} s{detail}")
+
+
+class Service:
+    name: str
+    env_var: str
+    marker: str  # a word in the process's command line, so a recycled pid is never signalled
+
+    @property
+    def pid_file(self) -> Path:
+        return STATE / f"{self.name}.pid"
+
+    @property
+    def log(self) -> Path:
+        return STATE / self.name / f"{self.name}.log"
+
+    def recorded_pid(self) -> int | None:
+        try:
+            pid = int(self.pid_file.read_text().strip())
+        except (OSError, ValueError):
+            return None
+        return pid if pid_alive(pid) and self.marker in command_line(pid) else None
+
+    def url(self) -> str:
+        raise NotImplementedError
+
+    def reachable(self, url: str) -> bool:
+        raise NotImplementedError
+
+    def start(self) -> None:
+        raise NotImplementedError
+
+    def up(self) -> tuple[str, bool]:
+        """The URL to use, and whether this call started the service."""
+        external = os.environ.get(self.env_var)
+        if external:
+            if not self.reachable(external):
+                raise InfraError(f"{self.env_var}={external} is set but does not answer")
+            say(f"{self.name}: using {self.env_var}={external}")
+            return external, False
+        if self.recorded_pid() is not None and self.reachable(self.url()):
+            say(f"{self.name}: already running (pid {self.recorded_pid()})")
+            return self.url(), False
+        (STATE / self.name).mkdir(parents=True, exist_ok=True)
+        self.start()
+        say(f"{self.name}: running (pid {self.recorded_pid()}) at {self.url()}")
+        return self.url(), True
+
+    def down(self) -> None:
+        pid = self.recorded_pid()
+        if pid is None:
+            self.pid_file.unlink(missing_ok=True)
+            return
+        say(f"{self.name}: stopping pid {pid}")
+        os.kill(pid, self.stop_signal)
+        deadline = time.monotonic() + 30
+        while pid_alive(pid) and time.monotonic() < deadline:
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(pid, os.WNOHANG)
+            time.sleep(0.1)
+        if pid_alive(pid):
+            say(f"{self.name}: pid {pid} ignored the stop signal; killing it")
+            os.kill(pid, signal.SIGKILL)
+        self.pid_file.unlink(missing_ok=True)
+
+    stop_signal = signal.SIGTERM
+
+    def status(self) -> str:
+        external = os.environ.get(self.env_var)
+        if external:
+            return f"{self.name:9} external {external} ({'answers' if self.reachable(external) else 'DOES NOT ANSWER'})"
+        pid = self.recorded_pid()
+        if pid is None:
+            return f"{self.name:9} stopped"
+        return (
+            f"{self.name:9} pid {pid} at {self.url()} ({'answers' if self.reachable(self.url()) else 'not answering'})"
+        )
+
+
+def _pg_ctls() -> list[Path]:
+    """Debian's PostgreSQL installations, oldest first."""
+    return sorted(Path("/usr/lib/postgresql").glob("*/bin/pg_ctl"), key=lambda path: int(path.parts[4]))
+
+
+class Postgres(Service):
+    name = "postgres"
+    env_var = "FEEDCORE_DATABASE_URL"
+    marker = "postgres"
+    stop_signal = signal.SIGINT  # PostgreSQL's "fast" shutdown
+
+    def url(self) -> str:
+        return f"postgresql://postgres@127.0.0.1:{POSTGRES_PORT}/feedcore"
+
+    def reachable(self, url: str) -> bool:
+        import psycopg  # installed in the project's environment
+
+        try:
+            with psycopg.connect(url, connect_timeout=2) as connection:
+                connection.execute("SELECT 1")
+        except psycopg.Error:
+            return False
+        return True
+
+    @staticmethod
+    def binaries() -> Path:
+        found = _pg_ctls()
+        if not found:
+            apt_install("postgresql")
+            found = _pg_ctls()
+        if not found:
+            raise InfraError("PostgreSQL's pg_ctl is not under /usr/lib/postgresql/*/bin after installing")
+        return Path(found[-1]).parent
+
+    def home(self) -> Path:
+        """Where the cluster lives: .infra/postgres, unless the postgres user cannot reach it."""
+        preferred = STATE / "postgres"
+        if os.geteuid() != 0:
+            return preferred
+        if subprocess.run(["runuser", "-u", "postgres", "--", "test", "-x", str(STATE)], check=False).returncode == 0:
+            return preferred
+        # The checkout sits where the postgres user cannot enter (under /root, say).
+        digest = hashlib.sha256(str(ROOT).encode()).hexdigest()[:10]
+        return Path(f"/var/tmp/feedcore-infra-{digest}/postgres")  # noqa: S108  # named for this checkout
+
+    @property
+    def log(self) -> Path:
+        return self.home() / "postgres.log"
+
+    def start(self) -> None:
+        bin_dir = self.binaries()
+        home = self.home()
+        data = home / "data"
+        user = "postgres" if os.geteuid() == 0 else None
+        home.mkdir(parents=True, exist_ok=True)
+        if user is not None:
+            shutil.chown(home, "postgres", "postgres")
+            STATE.chmod(0o755)
+        if not (data / "PG_VERSION").exists():
+            say(f"postgres: initialising a cluster in {data}")
+            run([str(bin_dir / "initdb"), "-D", str(data), "-U", "postgres", "-A", "trust", "-E", "UTF8"], user=user)
+        options = f"-p {POSTGRES_PORT} -h 127.0.0.1 -k {home}"
+        try:
+            run(
+                [
+                    str(bin_dir / "pg_ctl"),
+                    "-D",
+                    str(data),
+                    "-l",
+                    str(self.log),
+                    "-w",
+                    "-t",
+                    "60",
+                    "-o",
+                    options,
+                    "start",
+                ],
+                user=user,
+            )
+        except subprocess.CalledProcessError as error:
+            raise InfraError(f"postgres did not start: {error.stderr}\n--- {self.log} ---\n{tail(self.log)}") from None
+        pid = int((data / "postmaster.pid").read_text().splitlines()[0])
+        self.pid_file.write_text(f"{pid}\n")
+        admin = f"postgresql://postgres@127.0.0.1:{POSTGRES_PORT}/postgres"
+        wait_for(lambda: self.reachable(admin), "postgres", self.log, lambda: pid_alive(pid))
+        import psycopg
+
+        with psycopg.connect(admin, autocommit=True) as connection:
+            if not connection.execute("SELECT 1 FROM pg_database WHERE datname = 'feedcore'").fetchone():
+                connection.execute("CREATE DATABASE feedcore")
+
+
+class Redis(Service):
+    name = "redis"
+    env_var = "FEEDCORE_REDIS_URL"
+    marker = "redis-server"
+
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{REDIS_PORT}/0"
+
+    def reachable(self, url: str) -> bool:
+        import redis
+
+        try:
+            return bool(redis.Redis.from_url(url, socket_timeout=2).ping())
+        except redis.RedisError:
+            return False
+
+    def start(self) -> None:
+        server = shutil.which("redis-server")
+        if server is None:
+            apt_install("redis-server")
+            server = shutil.which("redis-server")
+        if server is None:
+            raise InfraError("redis-server is not on PATH after installing")
+        home = STATE / "redis"
+        self.pid_file.unlink(missing_ok=True)
+        try:
+            run(
+                [
+                    server,
+                    "--port",
+                    str(REDIS_PORT),
+                    "--bind",
+                    "127.0.0.1",
+                    "--daemonize",
+                    "yes",
+                    "--pidfile",
+                    str(self.pid_file),
+                    "--logfile",
+                    str(self.log),
+                    "--dir",
+                    str(home),
+                    "--save",
+                    "",
+                    "--appendonly",
+                    "no",
+                ]
+            )
+        except subprocess.CalledProcessError as error:
+            raise InfraError(f"redis did not start: {error.stderr}\n--- {self.log} ---\n{tail(self.log)}") from None
+        wait_for(lambda: self.reachable(self.url()), "redis", self.log, lambda: True)
+
+
+class Kafka(Service):
+    name = "kafka"
+    env_var = "FEEDCORE_KAFKA_BOOTSTRAP"
+    marker = "kafka.Kafka"
+
+    def url(self) -> str:
+        return f"127.0.0.1:{KAFKA_PORT}"
+
+    def reachable(self, url: str) -> bool:
+        from aiokafka.admin import AIOKafkaAdminClient
+        from aiokafka.errors import KafkaError
+
+        logging.getLogger("aiokafka").setLevel(logging.CRITICAL)  # refusals while it starts are expected
+
+        async def probe() -> bool:
+            admin = AIOKafkaAdminClient(bootstrap_servers=url, request_timeout_ms=3000)
+            try:
+                await admin.start()
+                await admin.list_topics()
+            except (TimeoutError, KafkaError, OSError):
+                return False
+            finally:
+                with contextlib.suppress(Exception):
+                    await admin.close()
+            return True
+
+        return asyncio.run(probe())
+
+    def lib(self) -> Path:
+        """The broker's jars, copied from the Maven cache (~/.m2) once per version of the pom."""
+        lib = STATE / "kafka" / "lib"
+        stamp = lib / ".pom-sha256"
+        wanted = hashlib.sha256(KAFKA_POM.read_bytes()).hexdigest()
+        if stamp.exists() and stamp.read_text() == wanted:
+            return lib
+        for tool, package in (("java", "openjdk-17-jre-headless"), ("mvn", "maven")):
+            if shutil.which(tool) is None:
+                apt_install(package)
+        say("kafka: fetching the broker's jars with Maven")
+        shutil.rmtree(lib, ignore_errors=True)
+        try:
+            run(
+                [
+                    "mvn",
+                    "-q",
+                    "-B",
+                    "-f",
+                    str(KAFKA_POM),
+                    "dependency:copy-dependencies",
+                    f"-DoutputDirectory={lib}",
+                    "-DincludeScope=runtime",
+                ]
+            )
+        except subprocess.CalledProcessError as error:
+            raise InfraError(f"maven could not fetch Kafka:\n{error.stdout[-3000:]}{error.stderr[-2000:]}") from None
+        stamp.write_text(wanted)
+        return lib
+
+    def start(self) -> None:
+        lib = self.lib()
+        home = STATE / "kafka"
+        data = home / "data"
+        config = home / "server.properties"
+        config.write_text(
+            "\n".join(
+                [
+                    "process.roles=broker,controller",
+                    "node.id=1",
+                    f"controller.quorum.voters=1@127.0.0.1:{KAFKA_CONTROLLER_PORT}",
+                    f"listeners=PLAINTEXT://127.0.0.1:{KAFKA_PORT},CONTROLLER://127.0.0.1:{KAFKA_CONTROLLER_PORT}",
+                    f"advertised.listeners=PLAINTEXT://127.0.0.1:{KAFKA_PORT}",
+                    "controller.listener.names=CONTROLLER",
+                    "inter.broker.listener.name=PLAINTEXT",
+                    "listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
+                    f"log.dirs={data}",
+                    "num.partitions=4",
+                    "offsets.topic.replication.factor=1",
+                    "transaction.state.log.replication.factor=1",
+                    "transaction.state.log.min.isr=1",
+                    "group.initial.rebalance.delay.ms=0",
+                    "auto.create.topics.enable=false",
+                    "",
+                ]
+            )
+        )
+        classpath = f"{lib}/*"
+        if not (data / "meta.properties").exists():
+            cluster = run(["java", "-cp", classpath, "kafka.tools.StorageTool", "random-uuid"]).stdout.strip()
+            say(f"kafka: formatting KRaft storage (cluster {cluster})")
+            run(["java", "-cp", classpath, "kafka.tools.StorageTool", "format", "-t", cluster, "-c", str(config)])
+        with self.log.open("ab") as log:
+            process = subprocess.Popen(
+                [
+                    "java",
+                    "-Xms512m",
+                    "-Xmx512m",
+                    "-XX:+UseG1GC",
+                    f"-Dlog4j2.configurationFile={KAFKA_LOG_CONFIG}",
+                    "-cp",
+                    classpath,
+                    "kafka.Kafka",
+                    str(config),
+                ],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )
+        self.pid_file.write_text(f"{process.pid}\n")
+        wait_for(lambda: self.reachable(self.url()), "kafka", self.log, lambda: process.poll() is None)
+
+
+SERVICES: list[Service] = [Postgres(), Redis(), Kafka()]
+
+
+def up(record: Path | None) -> None:
+    STATE.mkdir(exist_ok=True)
+    urls: dict[str, str] = {}
+    started: list[str] = []
+    try:
+        for service in SERVICES:
+            urls[service.env_var], fresh = service.up()
+            if fresh:
+                started.append(service.name)
+    finally:
+        if record is not None:
+            record.parent.mkdir(parents=True, exist_ok=True)
+            record.write_text("".join(f"{name}\n" for name in started))
+    exports = "".join(f"export {name}={value}\n" for name, value in urls.items())
+    (STATE / "env").write_text(exports)
+    sys.stdout.write(exports)
+
+
+def down(only: Path | None) -> None:
+    names = None if only is None else set(only.read_text().split()) if only.exists() else set()
+    for service in reversed(SERVICES):
+        if names is None or service.name in names:
+            service.down()
+    if only is not None:
+        only.unlink(missing_ok=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    commands = parser.add_subparsers(dest="command", required=True)
+    start = commands.add_parser("up", help="start the services; print their FEEDCORE_* environment")
+    start.add_argument("--record", type=Path, help="write the names of the services this call started here")
+    stop = commands.add_parser("down", help="stop the services this script started")
+    stop.add_argument("--only", type=Path, help="stop only the services named in this file (from up --record)")
+    commands.add_parser("status", help="say what runs where")
+    arguments = parser.parse_args()
+    try:
+        if arguments.command == "up":
+            up(arguments.record)
+        elif arguments.command == "down":
+            down(arguments.only)
+        else:
+            for service in SERVICES:
+                print(service.status())
+    except InfraError as error:
+        say(f"FAILED: {error}")
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

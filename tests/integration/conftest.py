@@ -1,0 +1,114 @@
+"""Fixtures on the real services that `make test` (or `make infra-up`) provides.
+
+Each test session gets a database of its own, a Redis key prefix of its own and Kafka topics of its
+own, so sessions never see each other's data. A service that is not configured or does not answer
+fails the tests that need it, with the reason: integration tests are never skipped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterator
+
+import psycopg
+import pytest
+import redis.asyncio as aioredis
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from psycopg import sql
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
+from psycopg_pool import AsyncConnectionPool
+
+SERVICE_VARIABLES = ("FEEDCORE_DATABASE_URL", "FEEDCORE_REDIS_URL", "FEEDCORE_KAFKA_BOOTSTRAP")
+SESSION = uuid.uuid4().hex[:10]
+
+
+def service_url(variable: str) -> str:
+    value = os.environ.get(variable)
+    if not value:
+        pytest.fail(f"{variable} is not set: run the integration tests through `make test`, or `make infra-up` first")
+    return value
+
+
+@pytest.fixture(scope="session")
+def database_url() -> Iterator[str]:
+    """A fresh database for this test session, dropped at its end."""
+    server = service_url("FEEDCORE_DATABASE_URL")
+    name = f"feedcore_test_{SESSION}"
+    try:
+        admin = psycopg.connect(server, autocommit=True, connect_timeout=5)
+    except psycopg.OperationalError as error:
+        pytest.fail(f"PostgreSQL at FEEDCORE_DATABASE_URL does not answer: {error}")
+    with admin:
+        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    yield make_conninfo(server, dbname=name)
+    with psycopg.connect(server, autocommit=True) as admin:
+        admin.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+@pytest.fixture
+async def postgres_pool(database_url: str) -> AsyncIterator[AsyncConnectionPool]:
+    pool = AsyncConnectionPool(database_url, min_size=1, max_size=4, open=False)
+    await pool.open(wait=True, timeout=10)
+    try:
+        yield pool
+    finally:
+        await pool.close()
+
+
+@pytest.fixture(scope="session")
+def redis_prefix() -> str:
+    return f"test:{SESSION}:"
+
+
+@pytest.fixture
+async def redis_client(redis_prefix: str) -> AsyncIterator[aioredis.Redis]:
+    """A client whose test keys all start with ``redis_prefix``; they are deleted afterwards."""
+    client = aioredis.Redis.from_url(service_url("FEEDCORE_REDIS_URL"))
+    try:
+        await client.ping()
+    except aioredis.RedisError as error:
+        pytest.fail(f"Redis at FEEDCORE_REDIS_URL does not answer: {error}")
+    try:
+        yield client
+    finally:
+        keys = [key async for key in client.scan_iter(match=f"{redis_prefix}*")]
+        if keys:
+            await client.delete(*keys)
+        await client.aclose()
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap() -> str:
+    return service_url("FEEDCORE_KAFKA_BOOTSTRAP")
+
+
+@pytest.fixture(scope="session")
+def kafka_topics(kafka_bootstrap: str) -> Iterator[dict[str, str]]:
+    """This session's topics, by role: created before the first test, deleted after the last."""
+    topics = {"events": f"test.{SESSION}.events", "dlq": f"test.{SESSION}.events.dlq"}
+
+    async def admin(action: str) -> None:
+        client = AIOKafkaAdminClient(bootstrap_servers=kafka_bootstrap, request_timeout_ms=10_000)
+        await client.start()
+        try:
+            if action == "create":
+                await client.create_topics(
+                    [NewTopic(t, num_partitions=4, replication_factor=1) for t in topics.values()]
+                )
+            else:
+                await client.delete_topics(list(topics.values()))
+        finally:
+            await client.close()
+
+    try:
+        asyncio.run(admin("create"))
+    except Exception as error:  # noqa: BLE001  # any failure here means Kafka is not usable: say so
+        pytest.fail(f"Kafka at FEEDCORE_KAFKA_BOOTSTRAP={kafka_bootstrap} could not create topics: {error!r}")
+    yield topics
+    asyncio.run(admin("delete"))
+
+
+def database_name(url: str) -> str:
+    return str(conninfo_to_dict(url).get("dbname", ""))
