@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed
 
-.PHONY: help install run test lint unit format bench clean infra-up infra-down infra-status
+.PHONY: help install run test lint unit format bench clean up down infra-up infra-down infra-status
 
 help:
 	@echo "make run      run feedcore embedded on 127.0.0.1:8000 (nothing is persisted)"
@@ -16,6 +16,8 @@ help:
 	@echo "             PostgreSQL, Redis and Kafka on 127.0.0.1, without Docker"
 	@echo "make format   format the code with ruff"
 	@echo "make bench    benchmarks (wrk; installed from Debian packages if missing)"
+	@echo "make up       the whole stack in Docker (docker/compose.yaml; needs a Docker engine and FEEDCORE_JWT_SECRET)"
+	@echo "make down     stop the Docker stack (its volumes are kept)"
 
 $(INSTALLED): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "feedcore needs Python 3.11 or newer")'
@@ -66,3 +68,18 @@ bench: install
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis .import_linter_cache
+
+# The Docker stack. Without a Docker engine (as on the project's own machines) both stop with a
+# message that points to `make infra-up`, which starts the same services without Docker.
+DOCKER_COMPOSE := docker compose -f docker/compose.yaml
+NEED_DOCKER = echo "make $@ needs a running Docker engine (\`docker info\` failed). Without Docker, start PostgreSQL, Redis and Kafka with \`make infra-up\`." >&2; exit 1
+
+up:
+	@docker info >/dev/null 2>&1 || { $(NEED_DOCKER); }
+	$(DOCKER_COMPOSE) up --build -d
+
+# Compose interpolates the whole file for every command, so `down` needs FEEDCORE_JWT_SECRET set to
+# something as well; stopping the stack does not use it.
+down:
+	@docker info >/dev/null 2>&1 || { $(NEED_DOCKER); }
+	FEEDCORE_JWT_SECRET="$${FEEDCORE_JWT_SECRET:-not-used-by-down}" $(DOCKER_COMPOSE) down
