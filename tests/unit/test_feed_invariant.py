@@ -150,7 +150,7 @@ class FeedMachine(RuleBasedStateMachine):
             else:
                 self.follow(follower, followee)
 
-    @precondition(lambda self: len(self.world.outbox) > 0)
+    @precondition(lambda self: self.run(self.world.outbox.backlog()) > 0)
     @rule(data=st.data(), sizes=st.lists(st.integers(min_value=1, max_value=3), min_size=1, max_size=3))
     def relay(self, data: st.DataObject, sizes: list[int]) -> None:
         """Relays claim batches one after another, then publish them in any order; one may die

@@ -14,7 +14,7 @@ async def test_the_same_request_again_returns_the_first_post_and_stores_nothing(
     again = await world.publish("ana", "hi", key="k-1")
     assert again == first
     assert (await world.profile("ana")).posts == 1
-    assert len(world.outbox) == 1
+    assert await world.outbox.backlog() == 1
 
 
 async def test_the_key_with_other_content_is_refused(world: World) -> None:

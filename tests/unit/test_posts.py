@@ -44,7 +44,7 @@ async def test_publishing_leaves_one_event_in_the_outbox(world: World) -> None:
 async def test_content_outside_the_limits_is_refused_and_changes_nothing(world: World, content: str) -> None:
     with pytest.raises(InvalidContent):
         await world.publish("ana", content)
-    assert len(world.outbox) == 0
+    assert await world.outbox.backlog() == 0
     assert (await world.profile("ana")).posts == 0
 
 

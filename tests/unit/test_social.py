@@ -9,7 +9,7 @@ from tests.unit.world import World
 async def test_following_is_idempotent_and_emits_one_event(world: World) -> None:
     await world.follow("bo", "ana")
     await world.follow("bo", "ana")
-    assert len(world.outbox) == 1
+    assert await world.outbox.backlog() == 1
     assert (await world.profile("ana")).followers == 1
 
 
@@ -18,14 +18,14 @@ async def test_unfollowing_is_idempotent_and_emits_one_event(world: World) -> No
     await world.unfollow("bo", "ana")
     await world.unfollow("bo", "ana")
     await world.unfollow("bo", "never-followed")
-    assert len(world.outbox) == 2
+    assert await world.outbox.backlog() == 2
     assert (await world.profile("ana")).followers == 0
 
 
 async def test_following_oneself_is_refused_and_changes_nothing(world: World) -> None:
     with pytest.raises(SelfFollow):
         await world.follow("ana", "ana")
-    assert len(world.outbox) == 0
+    assert await world.outbox.backlog() == 0
     assert (await world.profile("ana")).following == 0
 
 

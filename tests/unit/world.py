@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import timedelta
+from typing import Protocol
 
+import feedcore
 from adapters.memory import (
     InMemoryEventBus,
     InMemoryFeedCache,
@@ -17,14 +21,21 @@ from adapters.memory import (
     ManualClock,
 )
 from feedcore import (
+    Clock,
     FeedCache,
     FeedProcessor,
+    FeedReader,
+    FeedUnitOfWork,
+    IdempotencyKeys,
+    IdempotencyLedger,
     Page,
     Policies,
     Post,
     PostId,
+    PostStore,
     Profile,
     SnowflakeIdGenerator,
+    SocialGraph,
     UserId,
     delete_post,
     follow,
@@ -38,20 +49,61 @@ from feedcore import (
 )
 
 
+class Outbox(feedcore.Outbox, Protocol):
+    async def backlog(self) -> int: ...
+
+
+@dataclass(frozen=True, kw_only=True)
+class Adapters:
+    """The storage ports a world runs on."""
+
+    posts: PostStore
+    keys: IdempotencyKeys
+    graph: SocialGraph
+    feeds: FeedReader
+    ledger: IdempotencyLedger
+    unit_of_work: FeedUnitOfWork
+    outbox: Outbox
+
+
+def memory_adapters(clock: Clock) -> Adapters:
+    outbox = InMemoryOutbox()
+    keys = InMemoryIdempotencyKeys(clock)
+    feeds = InMemoryFeedStore()
+    ledger = InMemoryIdempotencyLedger()
+    return Adapters(
+        posts=InMemoryPostStore(outbox, keys),
+        keys=keys,
+        graph=InMemorySocialGraph(outbox),
+        feeds=feeds,
+        ledger=ledger,
+        unit_of_work=InMemoryFeedUnitOfWork(feeds, ledger),
+        outbox=outbox,
+    )
+
+
 class World:
-    def __init__(self, policies: Policies | None = None, *, partitions: int = 4, cached: bool = True) -> None:
+    def __init__(
+        self,
+        policies: Policies | None = None,
+        *,
+        partitions: int = 4,
+        cached: bool = True,
+        adapters: Callable[[Clock], Adapters] = memory_adapters,
+    ) -> None:
         self.policies = policies or Policies()
         self.clock = ManualClock()
         self.ids = SnowflakeIdGenerator(self.clock)
-        self.outbox = InMemoryOutbox()
-        self.keys = InMemoryIdempotencyKeys(self.clock)
-        self.posts = InMemoryPostStore(self.outbox, self.keys)
-        self.graph = InMemorySocialGraph(self.outbox)
-        self.feeds = InMemoryFeedStore()
-        self.ledger = InMemoryIdempotencyLedger()
+        built = adapters(self.clock)
+        self.outbox = built.outbox
+        self.keys = built.keys
+        self.posts = built.posts
+        self.graph = built.graph
+        self.feeds = built.feeds
+        self.ledger = built.ledger
+        self.unit_of_work = built.unit_of_work
         self.cache = InMemoryFeedCache(window=self.policies.cache_window) if cached else None
         self.bus = InMemoryEventBus(partitions=partitions)
-        self.unit_of_work = InMemoryFeedUnitOfWork(self.feeds, self.ledger)
         self.processor = self.make_processor(self.cache)
 
     def make_processor(self, cache: FeedCache | None) -> FeedProcessor:

@@ -25,6 +25,10 @@ class InMemoryOutbox:
     def __len__(self) -> int:
         return len(self._events)
 
+    async def backlog(self) -> int:
+        """How many events wait to be published."""
+        return len(self._events)
+
     def append(self, event: Event) -> None:
         self._events[next(self._sequence)] = event
         if self._appended is not None:

@@ -1,0 +1,18 @@
+"""PostgreSQL adapters (psycopg 3, async, on a psycopg_pool connection pool)."""
+
+from adapters.postgres.feeds import PostgresFeedStore, PostgresFeedUnitOfWork, PostgresIdempotencyLedger
+from adapters.postgres.graph import PostgresSocialGraph
+from adapters.postgres.migrations import migrate
+from adapters.postgres.outbox import PostgresOutbox
+from adapters.postgres.posts import PostgresIdempotencyKeys, PostgresPostStore
+
+__all__ = [
+    "PostgresFeedStore",
+    "PostgresFeedUnitOfWork",
+    "PostgresIdempotencyKeys",
+    "PostgresIdempotencyLedger",
+    "PostgresOutbox",
+    "PostgresPostStore",
+    "PostgresSocialGraph",
+    "migrate",
+]

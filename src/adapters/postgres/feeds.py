@@ -1,0 +1,160 @@
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from typing import Any
+
+from psycopg import AsyncConnection
+from psycopg_pool import AsyncConnectionPool
+
+from adapters.postgres.posts import below
+from feedcore.model import Post, PostId, UserId
+
+
+class _FeedQueries:
+    """The feed store's statements, on whatever connection the caller holds."""
+
+    @staticmethod
+    async def entries(
+        connection: AsyncConnection[Any], user: UserId, before: PostId | None, floor: PostId, limit: int
+    ) -> list[PostId]:
+        # Served by the primary key (user_id, post_id) read backwards: no sort step.
+        cursor = await connection.execute(
+            "SELECT post_id FROM feed_entries WHERE user_id = %s AND post_id <= %s AND post_id >= %s "
+            "ORDER BY post_id DESC LIMIT %s",
+            (user, below(before), floor, limit),
+        )
+        return [row[0] for row in await cursor.fetchall()]
+
+    @staticmethod
+    async def horizon(connection: AsyncConnection[Any], user: UserId) -> PostId:
+        cursor = await connection.execute("SELECT horizon FROM feed_horizons WHERE user_id = %s", (user,))
+        row = await cursor.fetchone()
+        return PostId(row[0]) if row is not None else PostId(0)
+
+
+class PostgresFeedStore:
+    """Read access to the materialised feeds, each read on a connection from the pool."""
+
+    def __init__(self, pool: AsyncConnectionPool[Any]) -> None:
+        self._pool = pool
+
+    async def entries(self, user: UserId, *, before: PostId | None, floor: PostId, limit: int) -> list[PostId]:
+        async with self._pool.connection() as connection:
+            return await _FeedQueries.entries(connection, user, before, floor, limit)
+
+    async def horizon(self, user: UserId) -> PostId:
+        async with self._pool.connection() as connection:
+            return await _FeedQueries.horizon(connection, user)
+
+
+class _TransactionFeedStore:
+    """The feed store inside one processor transaction: set-based statements, no row loops."""
+
+    def __init__(self, connection: AsyncConnection[Any]) -> None:
+        self._connection = connection
+
+    async def entries(self, user: UserId, *, before: PostId | None, floor: PostId, limit: int) -> list[PostId]:
+        return await _FeedQueries.entries(self._connection, user, before, floor, limit)
+
+    async def horizon(self, user: UserId) -> PostId:
+        return await _FeedQueries.horizon(self._connection, user)
+
+    async def add(self, users: Sequence[UserId], post_id: PostId, author_id: UserId) -> None:
+        await self._connection.execute(
+            "INSERT INTO feed_entries (user_id, post_id, author_id) SELECT unnest(%s::text[]), %s, %s "
+            "ON CONFLICT DO NOTHING",
+            (list(users), post_id, author_id),
+        )
+
+    async def remove_post(self, post_id: PostId) -> list[UserId]:
+        cursor = await self._connection.execute(
+            "DELETE FROM feed_entries WHERE post_id = %s RETURNING user_id", (post_id,)
+        )
+        return sorted(row[0] for row in await cursor.fetchall())
+
+    async def backfill(self, user: UserId, posts: Sequence[Post], *, horizon: PostId) -> None:
+        if posts:
+            await self._connection.execute(
+                "INSERT INTO feed_entries (user_id, post_id, author_id) "
+                "SELECT %s, * FROM unnest(%s::bigint[], %s::text[]) ON CONFLICT DO NOTHING",
+                (user, [post.id for post in posts], [post.author_id for post in posts]),
+            )
+        if horizon > 0:
+            await self._connection.execute(
+                "INSERT INTO feed_horizons (user_id, horizon) VALUES (%s, %s) ON CONFLICT (user_id) "
+                "DO UPDATE SET horizon = greatest(feed_horizons.horizon, excluded.horizon)",
+                (user, horizon),
+            )
+
+    async def purge_author(self, user: UserId, author: UserId) -> None:
+        await self._connection.execute("DELETE FROM feed_entries WHERE user_id = %s AND author_id = %s", (user, author))
+
+
+class _TransactionLedger:
+    def __init__(self, connection: AsyncConnection[Any]) -> None:
+        self._connection = connection
+
+    async def applied(self, consumer: str, event_id: str) -> bool:
+        cursor = await self._connection.execute(
+            "SELECT 1 FROM processed_events WHERE consumer = %s AND event_id = %s", (consumer, event_id)
+        )
+        return await cursor.fetchone() is not None
+
+    async def mark(self, consumer: str, event_id: str) -> None:
+        await self._connection.execute(
+            "INSERT INTO processed_events (consumer, event_id) VALUES (%s, %s) ON CONFLICT DO NOTHING",
+            (consumer, event_id),
+        )
+
+
+class _PostgresFeedTransaction:
+    def __init__(self, connection: AsyncConnection[Any]) -> None:
+        self._connection = connection
+        self._feeds = _TransactionFeedStore(connection)
+        self._ledger = _TransactionLedger(connection)
+        self.committed = False
+
+    @property
+    def feeds(self) -> _TransactionFeedStore:
+        return self._feeds
+
+    @property
+    def ledger(self) -> _TransactionLedger:
+        return self._ledger
+
+    async def commit(self) -> None:
+        await self._connection.commit()
+        self.committed = True
+
+
+class PostgresFeedUnitOfWork:
+    """One connection, one transaction: an event's feed effects and its ledger mark, or nothing."""
+
+    def __init__(self, pool: AsyncConnectionPool[Any]) -> None:
+        self._pool = pool
+
+    @asynccontextmanager
+    async def begin(self) -> AsyncIterator[_PostgresFeedTransaction]:
+        async with self._pool.connection() as connection:
+            transaction = _PostgresFeedTransaction(connection)
+            try:
+                yield transaction
+            finally:
+                if not transaction.committed:
+                    await connection.rollback()
+
+
+class PostgresIdempotencyLedger:
+    """The ledger outside a transaction, for inspection; the processor writes it through the unit of work."""
+
+    def __init__(self, pool: AsyncConnectionPool[Any]) -> None:
+        self._pool = pool
+
+    async def applied(self, consumer: str, event_id: str) -> bool:
+        async with self._pool.connection() as connection:
+            return await _TransactionLedger(connection).applied(consumer, event_id)
+
+    async def mark(self, consumer: str, event_id: str) -> None:
+        async with self._pool.connection() as connection:
+            await _TransactionLedger(connection).mark(consumer, event_id)
