@@ -18,8 +18,8 @@ from typing import Any, TypeVar
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
-from feedcore import CachedFeed, Event, FeedCache, Policies, PostId, SelfFollow, UserId
-from tests.unit.world import World
+from feedcore import CachedFeed, Clock, Event, FeedCache, Policies, PostId, SelfFollow, UserId
+from tests.unit.world import Adapters, World, memory_adapters
 
 T = TypeVar("T")
 
@@ -80,8 +80,8 @@ class _CrashingCache:
 class FeedMachine(RuleBasedStateMachine):
     def __init__(self) -> None:
         super().__init__()
-        self.loop = asyncio.new_event_loop()
-        self.world = World(POLICIES, partitions=PARTITIONS)
+        self.loop = self.event_loop()
+        self.world = World(POLICIES, partitions=PARTITIONS, adapters=self.adapters)
         assert self.world.cache is not None
         self.crashing_cache = _CrashingCache(self.world.cache)
         self.world.processor = self.world.make_processor(self.crashing_cache)
@@ -96,7 +96,18 @@ class FeedMachine(RuleBasedStateMachine):
         try:
             self.drain_and_check()
         finally:
-            self.loop.close()
+            self.close()
+
+    # --- what a subclass running on other adapters overrides ------------------------------------
+
+    def event_loop(self) -> asyncio.AbstractEventLoop:
+        return asyncio.new_event_loop()
+
+    def adapters(self, clock: Clock) -> Adapters:
+        return memory_adapters(clock)
+
+    def close(self) -> None:
+        self.loop.close()
 
     # --- what users do -------------------------------------------------------------------------
 

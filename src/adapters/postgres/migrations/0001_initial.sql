@@ -42,12 +42,13 @@ CREATE TABLE follows (
 );
 CREATE INDEX follows_by_followee ON follows (followee_id, follower_id);
 
--- Counts kept in the transactions that change them, so profiles never count rows.
+-- Counts kept in the transactions that change them, so profiles never count rows. (No CHECK >= 0:
+-- PostgreSQL checks an upsert's proposed row, a negative delta, before it resolves the conflict.)
 CREATE TABLE user_counts (
     user_id     text COLLATE "C"   PRIMARY KEY,
-    followers   bigint NOT NULL DEFAULT 0 CHECK (followers >= 0),
-    following   bigint NOT NULL DEFAULT 0 CHECK (following >= 0),
-    posts       bigint NOT NULL DEFAULT 0 CHECK (posts >= 0)
+    followers   bigint NOT NULL DEFAULT 0,
+    following   bigint NOT NULL DEFAULT 0,
+    posts       bigint NOT NULL DEFAULT 0
 );
 
 -- Materialised home feeds. The primary key serves a page read as a backward index scan.

@@ -1,0 +1,85 @@
+"""The feed-invariant state machine of the unit tests, with every storage port on PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from typing import Any, ClassVar
+
+import psycopg
+from hypothesis import HealthCheck, settings
+from hypothesis.stateful import run_state_machine_as_test
+from psycopg_pool import AsyncConnectionPool
+
+from adapters.postgres import (
+    PostgresFeedStore,
+    PostgresFeedUnitOfWork,
+    PostgresIdempotencyKeys,
+    PostgresIdempotencyLedger,
+    PostgresOutbox,
+    PostgresPostStore,
+    PostgresSocialGraph,
+    migrate,
+)
+from feedcore import Clock
+from tests.unit.test_feed_invariant import FeedMachine
+from tests.unit.world import Adapters
+
+TABLES = "posts, outbox, idempotency_keys, follows, user_counts, feed_entries, feed_horizons, processed_events"
+
+
+class PostgresFeedMachine(FeedMachine):
+    """One event loop and one pool for all examples; every example starts from empty tables."""
+
+    shared_loop: ClassVar[asyncio.AbstractEventLoop]
+    pool: ClassVar[AsyncConnectionPool[Any]]
+
+    def event_loop(self) -> asyncio.AbstractEventLoop:
+        return self.shared_loop
+
+    def adapters(self, clock: Clock) -> Adapters:  # the database keeps its own time
+        self.shared_loop.run_until_complete(self._truncate())
+        pool = self.pool
+        return Adapters(
+            posts=PostgresPostStore(pool),
+            keys=PostgresIdempotencyKeys(pool),
+            graph=PostgresSocialGraph(pool),
+            feeds=PostgresFeedStore(pool),
+            ledger=PostgresIdempotencyLedger(pool),
+            unit_of_work=PostgresFeedUnitOfWork(pool),
+            outbox=PostgresOutbox(pool),
+        )
+
+    async def _truncate(self) -> None:
+        async with self.pool.connection() as connection:
+            await connection.execute(f"TRUNCATE {TABLES}")  # constant table names
+
+    def close(self) -> None:
+        """The loop and the pool outlive the example."""
+
+
+def test_the_feed_invariant_holds_on_postgres(database_url: str) -> None:
+    loop = asyncio.new_event_loop()
+
+    async def open_pool() -> AsyncConnectionPool[Any]:
+        async with await psycopg.AsyncConnection.connect(database_url) as connection:
+            await migrate(connection)
+        pool: AsyncConnectionPool[Any] = AsyncConnectionPool(database_url, min_size=2, max_size=4, open=False)
+        await pool.open(wait=True, timeout=10)
+        return pool
+
+    PostgresFeedMachine.shared_loop = loop
+    PostgresFeedMachine.pool = loop.run_until_complete(open_pool())
+    try:
+        run_state_machine_as_test(
+            PostgresFeedMachine,
+            settings=settings(
+                max_examples=int(os.environ.get("FEEDCORE_TEST_POSTGRES_EXAMPLES", "40")),
+                deadline=None,
+                suppress_health_check=[HealthCheck.too_slow],
+                database=None,
+            ),
+        )
+    finally:
+        loop.run_until_complete(PostgresFeedMachine.pool.close())
+        loop.close()
