@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import sys
 from datetime import timedelta
 
 import click
+import psycopg
 
 from entrypoints.auth import Tokens, token_secret
+from entrypoints.migrations import migrate_database
 from entrypoints.settings import ConfigurationError, Settings
 from feedcore import InvalidUserId, parse_user_id
 
@@ -38,22 +41,26 @@ def serve(host: str | None, port: int | None, workers: int) -> None:
     settings = _settings()
     host = host or settings.host
     port = settings.port if port is None else port
-    if settings.embedded and workers > 1:
+    if workers > 1:
         raise click.ClickException(
-            "embedded mode keeps all state in one process, so it runs exactly one worker: drop --workers"
+            "this mode keeps state (the embedded store, or the in-process fan-out queue) in one process, "
+            "so it runs exactly one worker: drop --workers"
         )
     try:
         token_secret(settings, create=True)
     except (ConfigurationError, OSError) as error:
         raise click.ClickException(str(error)) from None
-    click.echo(f"feedcore (embedded) listening on http://{host}:{port}")
-    click.echo("Nothing is persisted: every post, follow and feed is lost when this process stops.")
+    if settings.embedded:
+        click.echo(f"feedcore (embedded) listening on http://{host}:{port}")
+        click.echo("Nothing is persisted: every post, follow and feed is lost when this process stops.")
+    else:
+        click.echo(f"feedcore listening on http://{host}:{port}, storing in PostgreSQL; fan-out runs in this process")
     click.echo("Get a token with `feedcore token USER` and send it as `Authorization: Bearer TOKEN`.")
     if settings.jwt_secret is None:
         click.echo(f"Tokens are signed with the development secret in {settings.secret_file()}.")
     sys.stdout.flush()
     Granian(
-        "entrypoints.http.app:create_embedded_app",
+        "entrypoints.http.app:create_service_app",
         factory=True,
         address=host,
         port=port,
@@ -75,3 +82,16 @@ def token(user: str, hours: int) -> None:
     except (InvalidUserId, ConfigurationError) as error:
         raise click.ClickException(str(error)) from None
     click.echo(Tokens(secret).issue(user_id, ttl=timedelta(hours=hours)))
+
+
+@main.command()
+def migrate() -> None:
+    """Apply pending PostgreSQL schema migrations to FEEDCORE_DATABASE_URL."""
+    settings = _settings()
+    try:
+        applied = asyncio.run(migrate_database(settings))
+    except ConfigurationError as error:
+        raise click.ClickException(str(error)) from None
+    except psycopg.Error as error:
+        raise click.ClickException(f"could not migrate: {error}") from None
+    click.echo("\n".join(f"applied {name}" for name in applied) or "the schema is up to date")

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Protocol
+from typing import Any, Protocol
 
+import psycopg
 from dependency_injector import containers, providers
 from prometheus_client import CollectorRegistry, PlatformCollector, ProcessCollector
+from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from adapters.memory import (
     InMemoryEventBus,
@@ -20,6 +23,16 @@ from adapters.memory import (
     InMemoryPostStore,
     InMemoryRateLimiter,
     InMemorySocialGraph,
+)
+from adapters.postgres import (
+    PostgresFeedStore,
+    PostgresFeedUnitOfWork,
+    PostgresHealth,
+    PostgresIdempotencyKeys,
+    PostgresIdempotencyLedger,
+    PostgresOutbox,
+    PostgresPostStore,
+    PostgresSocialGraph,
 )
 from adapters.system import SystemClock
 from entrypoints.auth import Tokens
@@ -44,6 +57,12 @@ class RateLimiter(Protocol):
         ...
 
 
+class Health(Protocol):
+    async def ready(self) -> bool:
+        """Whether every dependency answers."""
+        ...
+
+
 class _Unlimited:
     async def acquire(self, key: str) -> float:  # the same signature as the real one
         return 0.0
@@ -64,6 +83,7 @@ class Services:
     tokens: Tokens
     rate_limiter: RateLimiter
     registry: CollectorRegistry
+    health: Health
 
 
 def _rate_limiter(settings: Settings) -> RateLimiter:
@@ -79,58 +99,132 @@ def _registry() -> CollectorRegistry:
     return registry
 
 
-class EmbeddedContainer(containers.DeclarativeContainer):
-    """Every port on its in-memory adapter, in one process; nothing is persisted."""
+def _ttl(settings: Settings) -> timedelta:
+    return timedelta(hours=settings.idempotency_ttl_hours)
+
+
+class _AlwaysReady:
+    async def ready(self) -> bool:
+        return True
+
+
+class MemoryStorage(containers.DeclarativeContainer):
+    """The storage ports on their in-memory adapters: nothing is persisted."""
 
     settings = providers.Dependency(instance_of=Settings)
-    secret = providers.Dependency(instance_of=str)
-
-    policies = providers.Singleton(lambda settings: settings.policies, settings)
-    clock = providers.Singleton(SystemClock)
-    ids = providers.Singleton(SnowflakeIdGenerator, clock, node=settings.provided.node_id)
-    registry = providers.Singleton(_registry)
-    tokens = providers.Singleton(Tokens, secret)
-    rate_limiter = providers.Singleton(_rate_limiter, settings)
+    clock: providers.Dependency[Clock] = providers.Dependency()
 
     outbox = providers.Singleton(InMemoryOutbox)
-    keys = providers.Singleton(
-        InMemoryIdempotencyKeys,
-        clock,
-        ttl=providers.Factory(lambda s: timedelta(hours=s.idempotency_ttl_hours), settings),
-    )
+    keys = providers.Singleton(InMemoryIdempotencyKeys, clock, ttl=providers.Callable(_ttl, settings))
     posts = providers.Singleton(InMemoryPostStore, outbox, keys)
     graph = providers.Singleton(InMemorySocialGraph, outbox)
     feeds = providers.Singleton(InMemoryFeedStore)
     ledger = providers.Singleton(InMemoryIdempotencyLedger)
     unit_of_work = providers.Singleton(InMemoryFeedUnitOfWork, feeds, ledger)
+    health = providers.Singleton(_AlwaysReady)
+    #: Exceptions that mean "the store is down, try later" rather than a bug.
+    unavailable_errors: providers.Object[tuple[type[Exception], ...]] = providers.Object(())
+
+
+async def _pool(settings: Settings) -> AsyncIterator[AsyncConnectionPool[Any]]:
+    pool: AsyncConnectionPool[Any] = AsyncConnectionPool(
+        settings.database_url or "",
+        min_size=settings.database_pool_min,
+        max_size=settings.database_pool_max,
+        open=False,
+        timeout=settings.database_timeout_seconds,
+    )
+    # Not waiting for connections: the service starts even while PostgreSQL is down, says so on
+    # /readyz, and answers 503 until it is back.
+    await pool.open(wait=False)
+    try:
+        yield pool
+    finally:
+        await pool.close()
+
+
+class PostgresStorage(containers.DeclarativeContainer):
+    """The storage ports on PostgreSQL, through one connection pool."""
+
+    settings = providers.Dependency(instance_of=Settings)
+    clock: providers.Dependency[Clock] = providers.Dependency()
+
+    pool = providers.Resource(_pool, settings)
+    outbox = providers.Singleton(PostgresOutbox, pool)
+    keys = providers.Singleton(PostgresIdempotencyKeys, pool, ttl=providers.Callable(_ttl, settings))
+    posts = providers.Singleton(PostgresPostStore, pool)
+    graph = providers.Singleton(PostgresSocialGraph, pool)
+    feeds = providers.Singleton(PostgresFeedStore, pool)
+    ledger = providers.Singleton(PostgresIdempotencyLedger, pool)
+    unit_of_work = providers.Singleton(PostgresFeedUnitOfWork, pool)
+    health = providers.Singleton(PostgresHealth, pool)
+    unavailable_errors: providers.Object[tuple[type[Exception], ...]] = providers.Object(
+        (psycopg.OperationalError, PoolTimeout)
+    )
+
+
+class AppContainer(containers.DeclarativeContainer):
+    """Everything but storage, which comes from the storage container the settings choose."""
+
+    settings = providers.Dependency(instance_of=Settings)
+    secret = providers.Dependency(instance_of=str)
+    clock = providers.Singleton(SystemClock)
+    storage = providers.DependenciesContainer()
+
+    policies = providers.Singleton(lambda settings: settings.policies, settings)
+    ids = providers.Singleton(SnowflakeIdGenerator, clock, node=settings.provided.node_id)
+    registry = providers.Singleton(_registry)
+    tokens = providers.Singleton(Tokens, secret)
+    rate_limiter = providers.Singleton(_rate_limiter, settings)
+    # The bus and the cache stay in process until the Kafka and Redis adapters take over.
     cache = providers.Singleton(InMemoryFeedCache, window=policies.provided.cache_window)
     bus = providers.Singleton(InMemoryEventBus)
     processor = providers.Singleton(
         FeedProcessor,
-        consumer="feedcore-embedded",
-        posts=posts,
-        graph=graph,
-        unit_of_work=unit_of_work,
+        consumer="feedcore-in-process",
+        posts=storage.posts,
+        graph=storage.graph,
+        unit_of_work=storage.unit_of_work,
         cache=cache,
         policies=policies,
     )
 
     services = providers.Singleton(
         Services,
-        posts=posts,
-        graph=graph,
-        feeds=feeds,
+        posts=storage.posts,
+        graph=storage.graph,
+        feeds=storage.feeds,
         cache=cache,
-        keys=keys,
+        keys=storage.keys,
         ids=ids,
         clock=clock,
         policies=policies,
         tokens=tokens,
         rate_limiter=rate_limiter,
         registry=registry,
+        health=storage.health,
     )
 
 
-def embedded_container(settings: Settings, secret: str) -> EmbeddedContainer:
+@dataclass(frozen=True, slots=True)
+class Containers:
+    app: AppContainer
+    storage: MemoryStorage | PostgresStorage
+
+
+def build_containers(settings: Settings, secret: str) -> Containers:
+    """The containers the settings call for; the storage one must be initialised before use."""
     settings.check()
-    return EmbeddedContainer(settings=settings, secret=secret)
+    app = AppContainer(settings=settings, secret=secret)
+    storage: MemoryStorage | PostgresStorage = (
+        PostgresStorage(settings=settings, clock=app.clock)
+        if settings.database_url
+        else MemoryStorage(settings=settings, clock=app.clock)
+    )
+    app.storage.override(storage)
+    return Containers(app=app, storage=storage)
+
+
+def embedded_container(settings: Settings, secret: str) -> AppContainer:
+    """The in-memory application container, ready to use (no resources to initialise)."""
+    return build_containers(settings, secret).app

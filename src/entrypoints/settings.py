@@ -31,6 +31,11 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     jwt_secret: str | None = None
     dev_secret_file: str | None = None
     database_url: str | None = None
+    database_pool_min: Positive = 2
+    database_pool_max: Positive = 10
+    database_timeout_seconds: Annotated[float, msgspec.Meta(gt=0)] = 5.0
+    #: Apply pending schema migrations when the service starts (else: `feedcore migrate`).
+    migrate_on_start: bool = False
     redis_url: str | None = None
     kafka_bootstrap: str | None = None
     #: Writes per second per user, and the burst allowed above it; 0 switches the limit off.
@@ -72,11 +77,17 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
 
     def check(self) -> None:
         """Refuse configurations this process cannot run as."""
-        if not self.embedded:
-            given = [n for n in ("database_url", "redis_url", "kafka_bootstrap") if getattr(self, n)]
+        given = [n for n in ("redis_url", "kafka_bootstrap") if getattr(self, n)]
+        if given:
             raise ConfigurationError(
-                f"{', '.join(PREFIX + n.upper() for n in given)} set, but this version of feedcore runs "
-                "embedded only: unset them to run on in-memory adapters"
+                f"{', '.join(PREFIX + n.upper() for n in given)} set, but this version of feedcore has no "
+                "Redis or Kafka adapter yet: unset them (FEEDCORE_DATABASE_URL alone runs on PostgreSQL)"
+            )
+        if self.database_pool_min > self.database_pool_max:
+            raise ConfigurationError(f"{PREFIX}DATABASE_POOL_MIN exceeds {PREFIX}DATABASE_POOL_MAX")
+        if not self.embedded and self.jwt_secret is None:
+            raise ConfigurationError(
+                f"{PREFIX}JWT_SECRET (at least {MIN_SECRET_BYTES} bytes) is required outside embedded mode"
             )
         if self.jwt_secret is not None and len(self.jwt_secret.encode()) < MIN_SECRET_BYTES:
             raise ConfigurationError(f"{PREFIX}JWT_SECRET must be at least {MIN_SECRET_BYTES} bytes")

@@ -28,7 +28,7 @@ from litestar.testing import TestClient
 
 from entrypoints.auth import Tokens
 from entrypoints.container import embedded_container
-from entrypoints.http.app import create_app, create_embedded_app
+from entrypoints.http.app import create_app, create_service_app
 from entrypoints.settings import Settings
 from feedcore import Post, PostPublished, UserId
 
@@ -220,7 +220,7 @@ def serve(tmp_path: Path) -> Iterator[Serve]:
     with ExitStack() as stack:
 
         def start(**changes: Any) -> Api:
-            app = create_embedded_app(make_settings(tmp_path, **changes))
+            app = create_service_app(make_settings(tmp_path, **changes))
             return Api(stack.enter_context(TestClient(app)))
 
         yield start
@@ -235,7 +235,7 @@ def api(serve: Serve) -> Api:
 def seeded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Seeded]:
     # Rate limiting is off here: the rejected writes of many tests would otherwise add up to a 429.
     settings = make_settings(tmp_path_factory.mktemp("seeded"), rate_limit_per_second=0)
-    with TestClient(create_embedded_app(settings)) as client:
+    with TestClient(create_service_app(settings)) as client:
         api = Api(client)
         api.follow("ana", "bo")
         api.follow("ana", "cy")

@@ -10,7 +10,7 @@ import schemathesis
 from schemathesis import Case
 
 from entrypoints.auth import Tokens
-from entrypoints.http.app import create_embedded_app
+from entrypoints.http.app import create_service_app
 from entrypoints.settings import Settings
 from feedcore import PostId, UserId
 from feedcore.model import MAX_POST_ID, encode_post_cursor, encode_user_cursor
@@ -19,7 +19,7 @@ SECRET = "s" * 48
 # The token's user is the one schemathesis reads the feed of when it happens to pick that id.
 AUTHORIZATION = {"Authorization": f"Bearer {Tokens(SECRET).issue(UserId('schemathesis'))}"}
 
-app = create_embedded_app(
+app = create_service_app(
     Settings(jwt_secret=SECRET, rate_limit_per_second=0, dev_secret_file="/nonexistent")  # noqa: S106  # a path
 )
 schema = schemathesis.openapi.from_asgi("/schema/openapi.json", app)

@@ -43,9 +43,19 @@ def test_a_short_secret_is_refused() -> None:
         Settings.from_env({"FEEDCORE_JWT_SECRET": "short"}).check()
 
 
-def test_services_this_version_cannot_use_are_a_clear_error() -> None:
-    with pytest.raises(ConfigurationError, match="FEEDCORE_DATABASE_URL"):
-        Settings.from_env({"FEEDCORE_DATABASE_URL": "postgresql://localhost/x"}).check()
+@pytest.mark.parametrize("variable", ["FEEDCORE_REDIS_URL", "FEEDCORE_KAFKA_BOOTSTRAP"])
+def test_services_this_version_cannot_use_are_a_clear_error(variable: str) -> None:
+    with pytest.raises(ConfigurationError, match=variable):
+        Settings.from_env({variable: "somewhere:1", "FEEDCORE_JWT_SECRET": "k" * 32}).check()
+
+
+def test_outside_embedded_mode_a_secret_is_required() -> None:
+    database = {"FEEDCORE_DATABASE_URL": "postgresql://localhost/x"}
+    with pytest.raises(ConfigurationError, match="FEEDCORE_JWT_SECRET"):
+        Settings.from_env(database).check()
+    settings = Settings.from_env({**database, "FEEDCORE_JWT_SECRET": "k" * 32})
+    settings.check()
+    assert not settings.embedded
 
 
 def test_the_development_secret_is_made_once_and_private(tmp_path: Path) -> None:

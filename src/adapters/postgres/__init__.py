@@ -1,6 +1,11 @@
 """PostgreSQL adapters (psycopg 3, async, on a psycopg_pool connection pool)."""
 
-from adapters.postgres.feeds import PostgresFeedStore, PostgresFeedUnitOfWork, PostgresIdempotencyLedger
+from adapters.postgres.feeds import (
+    PostgresFeedStore,
+    PostgresFeedUnitOfWork,
+    PostgresHealth,
+    PostgresIdempotencyLedger,
+)
 from adapters.postgres.graph import PostgresSocialGraph
 from adapters.postgres.migrations import migrate
 from adapters.postgres.outbox import PostgresOutbox
@@ -9,6 +14,7 @@ from adapters.postgres.posts import PostgresIdempotencyKeys, PostgresPostStore
 __all__ = [
     "PostgresFeedStore",
     "PostgresFeedUnitOfWork",
+    "PostgresHealth",
     "PostgresIdempotencyKeys",
     "PostgresIdempotencyLedger",
     "PostgresOutbox",

@@ -4,8 +4,9 @@ from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
+import psycopg
 from psycopg import AsyncConnection
-from psycopg_pool import AsyncConnectionPool
+from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from adapters.postgres.posts import below
 from feedcore.model import Post, PostId, UserId
@@ -158,3 +159,16 @@ class PostgresIdempotencyLedger:
     async def mark(self, consumer: str, event_id: str) -> None:
         async with self._pool.connection() as connection:
             await _TransactionLedger(connection).mark(consumer, event_id)
+
+
+class PostgresHealth:
+    def __init__(self, pool: AsyncConnectionPool[Any]) -> None:
+        self._pool = pool
+
+    async def ready(self) -> bool:
+        try:
+            async with self._pool.connection(timeout=2) as connection:
+                await connection.execute("SELECT 1")
+        except (psycopg.Error, PoolTimeout):
+            return False
+        return True

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
@@ -29,6 +30,12 @@ class PostgresOutbox:
             await publish([decode_event(row[1]) for row in rows])
             await connection.execute("DELETE FROM outbox WHERE id = ANY(%s)", ([row[0] for row in rows],))
             return len(rows)
+
+    async def wait(self, max_wait: float) -> None:
+        """Pause before looking again: the table tells nobody of new rows, so the relay polls."""
+        await asyncio.sleep(min(max_wait, self.poll_interval))
+
+    poll_interval = 0.05
 
     async def backlog(self) -> int:
         async with self._pool.connection() as connection:

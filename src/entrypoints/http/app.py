@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from typing import Any
+from typing import Any, TypeVar
 
 from litestar import Litestar, Request
 from litestar.di import Provide
@@ -16,16 +17,18 @@ from litestar.openapi import OpenAPIConfig
 from litestar.openapi.spec import Components, SecurityScheme
 
 from entrypoints.auth import token_secret
-from entrypoints.container import EmbeddedContainer, Services, embedded_container
-from entrypoints.http.problems import EXCEPTION_HANDLERS
+from entrypoints.container import Containers, Services, build_containers
+from entrypoints.http.problems import EXCEPTION_HANDLERS, on_unavailable
 from entrypoints.http.routes import ROUTES, reject_unknown_query
 from entrypoints.http.schemas import REQUEST_BODIES
+from entrypoints.migrations import migrate_database
 from entrypoints.settings import Settings
-from entrypoints.worker import run_embedded_worker
+from entrypoints.worker import WaitableOutbox, run_in_process_worker
 
 _log = logging.getLogger(__name__)
 
 Lifespan = Callable[[Litestar], AbstractAsyncContextManager[None]]
+T = TypeVar("T")
 
 
 class _Request(Request[Any, Any, Any]):
@@ -38,11 +41,23 @@ class _Request(Request[Any, Any, Any]):
             raise ClientException(f"the body is not valid JSON: {type(error).__name__}") from None
 
 
-def create_app(services: Services, *, max_body_bytes: int, lifespan: list[Lifespan] | None = None) -> Litestar:
+def create_app(
+    services: Services | Callable[[], Services],
+    *,
+    max_body_bytes: int,
+    lifespan: list[Lifespan] | None = None,
+    unavailable_errors: tuple[type[Exception], ...] = (),
+) -> Litestar:
+    """The API over ``services``, or over what a callable returns once the lifespan has built it."""
+    current = services if callable(services) else lambda: services
+    handlers: dict[int | type[Exception], Any] = {
+        **EXCEPTION_HANDLERS,
+        **dict.fromkeys(unavailable_errors, on_unavailable),
+    }
     app = Litestar(
         route_handlers=ROUTES,
-        dependencies={"services": Provide(lambda: services, use_cache=True, sync_to_thread=False)},
-        exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]  # handlers narrow the exception type
+        dependencies={"services": Provide(current, use_cache=True, sync_to_thread=False)},
+        exception_handlers=handlers,
         request_max_body_size=max_body_bytes,
         before_request=reject_unknown_query,
         request_class=_Request,
@@ -72,27 +87,54 @@ def _declare_closed_bodies(app: Litestar) -> None:
             schemas[body.__name__].additional_properties = False
 
 
-def create_embedded_app(settings: Settings | None = None) -> Litestar:
-    """The API and the fan-out worker in one process, on the in-memory adapters."""
+def create_service_app(settings: Settings | None = None) -> Litestar:
+    """The API and an in-process fan-out worker, on the adapters the settings choose.
+
+    Embedded (no configuration): everything in memory. With ``FEEDCORE_DATABASE_URL``: posts,
+    graph, feeds and idempotency in PostgreSQL.
+    """
     settings = settings or Settings.from_env()
-    container = embedded_container(settings, token_secret(settings, create=True))
+    built = build_containers(settings, token_secret(settings, create=settings.embedded))
+    # In-memory storage needs no start-up: its services exist at once, lifespan or not.
+    services: list[Services] = [] if settings.database_url else [_resolved(built.app.services())]
     return create_app(
-        container.services(), max_body_bytes=settings.max_body_bytes, lifespan=[_embedded_worker(container)]
+        lambda: services[0],
+        max_body_bytes=settings.max_body_bytes,
+        lifespan=[_run_in_process(built, settings, services)],
+        unavailable_errors=built.storage.unavailable_errors(),
     )
 
 
-def _embedded_worker(container: EmbeddedContainer) -> Lifespan:
+def _resolved(value: T | Awaitable[T]) -> T:
+    if inspect.isawaitable(value):
+        raise TypeError("this provider needs its resources initialised first")
+    return value
+
+
+async def _awaited(value: T | Awaitable[T]) -> T:
+    return await value if inspect.isawaitable(value) else value
+
+
+def _run_in_process(built: Containers, settings: Settings, services: list[Services]) -> Lifespan:
     @asynccontextmanager
     async def lifespan(_: Litestar) -> AsyncIterator[None]:
+        await _awaited(built.storage.init_resources())
         stop = asyncio.Event()
-        worker = asyncio.create_task(
-            run_embedded_worker(container.outbox(), container.bus(), container.processor(), stop)
-        )
+        worker: asyncio.Task[None] | None = None
         try:
+            if settings.database_url and settings.migrate_on_start:
+                await migrate_database(settings)
+            if not services:
+                services.append(await _awaited(built.app.services()))
+            processor = await _awaited(built.app.processor())
+            outbox: WaitableOutbox = await _awaited(built.storage.outbox())
+            worker = asyncio.create_task(run_in_process_worker(outbox, built.app.bus(), processor, stop))
             yield
         finally:
             stop.set()
-            with contextlib.suppress(asyncio.CancelledError):
-                await asyncio.wait_for(worker, timeout=5)
+            if worker is not None:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await asyncio.wait_for(worker, timeout=5)
+            await _awaited(built.storage.shutdown_resources())
 
     return lifespan

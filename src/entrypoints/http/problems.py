@@ -69,12 +69,22 @@ def on_http_exception(_: Request[Any, Any, Any], error: HTTPException) -> Respon
     return problem(status, detail=error.detail or None, headers=error.headers, errors=errors)
 
 
+def on_unavailable(_: Request[Any, Any, Any], error: Exception) -> Response[Problem]:
+    _log.warning("a dependency is unavailable: %s", error)
+    return problem(
+        HTTPStatus.SERVICE_UNAVAILABLE,
+        detail="a dependency is unavailable; retry shortly",
+        code="unavailable",
+        headers={"Retry-After": "1"},
+    )
+
+
 def on_unexpected(request: Request[Any, Any, Any], error: Exception) -> Response[Problem]:
     _log.exception("unexpected error on %s %s", request.method, request.url.path, exc_info=error)
     return problem(HTTPStatus.INTERNAL_SERVER_ERROR)
 
 
-EXCEPTION_HANDLERS: Final = {
+EXCEPTION_HANDLERS: Final[dict[int | type[Exception], Any]] = {
     FeedcoreError: on_feedcore_error,
     HTTPException: on_http_exception,
     Exception: on_unexpected,

@@ -7,7 +7,12 @@ from typing import Annotated, Any, Final
 
 from litestar import HttpMethod, Request, Response, delete, get, post, route
 from litestar.di import NamedDependency, Provide
-from litestar.exceptions import NotAuthorizedException, TooManyRequestsException, ValidationException
+from litestar.exceptions import (
+    NotAuthorizedException,
+    ServiceUnavailableException,
+    TooManyRequestsException,
+    ValidationException,
+)
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import HeaderParameter, JSONBody, Parameter
 from litestar.status_codes import HTTP_201_CREATED, HTTP_204_NO_CONTENT
@@ -244,8 +249,10 @@ async def healthz() -> Health:
 
 
 @get("/readyz", responses={503: ResponseSpec(Problem, description="A dependency is unavailable")})
-async def readyz() -> Health:
-    """The process can serve: in embedded mode it has no dependencies to wait for."""
+async def readyz(services: ServicesDep) -> Health:
+    """The process can serve: every dependency answers."""
+    if not await services.health.ready():
+        raise ServiceUnavailableException("a dependency is unavailable", headers={"Retry-After": "1"})
     return Health(status="ready")
 
 
