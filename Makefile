@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed
 
-.PHONY: help install run test lint unit format bench clean up down infra-up infra-down infra-status
+.PHONY: help install run test lint unit format bench bench-fanout clean up down infra-up infra-down infra-status
 
 help:
 	@echo "make run      run feedcore embedded on 127.0.0.1:8000 (nothing is persisted)"
@@ -16,6 +16,7 @@ help:
 	@echo "             PostgreSQL, Redis and Kafka on 127.0.0.1, without Docker"
 	@echo "make format   format the code with ruff"
 	@echo "make bench    benchmarks (wrk; installed from Debian packages if missing)"
+	@echo "make bench-fanout  fan-out into PostgreSQL at 1k/10k/100k followers, beside raw insert rates"
 	@echo "make up       the whole stack in Docker (docker/compose.yaml; needs a Docker engine and FEEDCORE_JWT_SECRET)"
 	@echo "make down     stop the Docker stack (its volumes are kept)"
 
@@ -65,6 +66,12 @@ run: install
 bench: install
 	@command -v wrk >/dev/null || (apt-get install -y -qq wrk || (apt-get update -qq && apt-get install -y -qq wrk))
 	$(PY) bench/read_embedded.py --connections 32
+
+bench-fanout: install
+	@set -e; trap '$(PY) infra/infra.py down --only .infra/bench-run' EXIT; \
+	environment=$$($(PY) infra/infra.py up --record .infra/bench-run); \
+	eval "$$environment"; \
+	$(PY) bench/fanout.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis .import_linter_cache
