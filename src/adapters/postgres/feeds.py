@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, Final
 
 import psycopg
 from psycopg import AsyncConnection
@@ -10,6 +10,12 @@ from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from adapters.postgres.posts import below
 from feedcore.model import Post, PostId, UserId
+
+#: One page of a feed, served by the primary key (user_id, post_id) read backwards: no sort step.
+FEED_PAGE: Final = (
+    "SELECT post_id FROM feed_entries WHERE user_id = %s AND post_id <= %s AND post_id >= %s "
+    "ORDER BY post_id DESC LIMIT %s"
+)
 
 
 class _FeedQueries:
@@ -19,12 +25,7 @@ class _FeedQueries:
     async def entries(
         connection: AsyncConnection[Any], user: UserId, before: PostId | None, floor: PostId, limit: int
     ) -> list[PostId]:
-        # Served by the primary key (user_id, post_id) read backwards: no sort step.
-        cursor = await connection.execute(
-            "SELECT post_id FROM feed_entries WHERE user_id = %s AND post_id <= %s AND post_id >= %s "
-            "ORDER BY post_id DESC LIMIT %s",
-            (user, below(before), floor, limit),
-        )
+        cursor = await connection.execute(FEED_PAGE, (user, below(before), floor, limit))
         return [row[0] for row in await cursor.fetchall()]
 
     @staticmethod
