@@ -15,7 +15,8 @@ help:
 	@echo "make infra-up / infra-down / infra-status"
 	@echo "             PostgreSQL, Redis and Kafka on 127.0.0.1, without Docker"
 	@echo "make format   format the code with ruff"
-	@echo "make bench    benchmarks (wrk; installed from Debian packages if missing)"
+	@echo "make bench    read (embedded), durable write (PostgreSQL) and fan-out benchmarks; wrk is"
+	@echo "             installed from Debian packages if missing"
 	@echo "make bench-fanout  fan-out into PostgreSQL at 1k/10k/100k followers, beside raw insert rates"
 	@echo "make up       the whole stack in Docker (docker/compose.yaml; needs a Docker engine and FEEDCORE_JWT_SECRET)"
 	@echo "make down     stop the Docker stack (its volumes are kept)"
@@ -63,15 +64,19 @@ format: install
 run: install
 	$(VENV)/bin/feedcore serve
 
+# Benchmarks run on the services they need, started for the run (and stopped after) like make test.
+BENCH_SERVICES = set -e; trap '$(PY) infra/infra.py down --only .infra/bench-run' EXIT; \
+	environment=$$($(PY) infra/infra.py up --record .infra/bench-run); eval "$$environment"
+
 bench: install
 	@command -v wrk >/dev/null || (apt-get install -y -qq wrk || (apt-get update -qq && apt-get install -y -qq wrk))
-	$(PY) bench/read_embedded.py --connections 32
+	@$(BENCH_SERVICES); \
+	$(PY) -m bench.read_embedded --connections 32; \
+	$(PY) -m bench.write_postgres --connections 32; \
+	$(PY) -m bench.fanout
 
 bench-fanout: install
-	@set -e; trap '$(PY) infra/infra.py down --only .infra/bench-run' EXIT; \
-	environment=$$($(PY) infra/infra.py up --record .infra/bench-run); \
-	eval "$$environment"; \
-	$(PY) bench/fanout.py
+	@$(BENCH_SERVICES); $(PY) -m bench.fanout
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis .import_linter_cache
