@@ -11,6 +11,7 @@ import asyncio
 import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from typing import Any
 
 import psycopg
 import pytest
@@ -19,6 +20,17 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg_pool import AsyncConnectionPool
+
+from adapters.postgres import (
+    PostgresFeedStore,
+    PostgresFeedUnitOfWork,
+    PostgresIdempotencyKeys,
+    PostgresIdempotencyLedger,
+    PostgresOutbox,
+    PostgresPostStore,
+    PostgresSocialGraph,
+)
+from tests.unit.world import Adapters
 
 SERVICE_VARIABLES = ("FEEDCORE_DATABASE_URL", "FEEDCORE_REDIS_URL", "FEEDCORE_KAFKA_BOOTSTRAP")
 SESSION = uuid.uuid4().hex[:10]
@@ -108,6 +120,23 @@ def kafka_topics(kafka_bootstrap: str) -> Iterator[dict[str, str]]:
         pytest.fail(f"Kafka at FEEDCORE_KAFKA_BOOTSTRAP={kafka_bootstrap} could not create topics: {error!r}")
     yield topics
     asyncio.run(admin("delete"))
+
+
+#: Every table of the schema, for tests that start each case from empty tables.
+TABLES = "posts, outbox, idempotency_keys, follows, user_counts, feed_entries, feed_horizons, processed_events"
+
+
+def postgres_adapters(pool: AsyncConnectionPool[Any]) -> Adapters:
+    """Every storage port on PostgreSQL, through ``pool``."""
+    return Adapters(
+        posts=PostgresPostStore(pool),
+        keys=PostgresIdempotencyKeys(pool),
+        graph=PostgresSocialGraph(pool),
+        feeds=PostgresFeedStore(pool),
+        ledger=PostgresIdempotencyLedger(pool),
+        unit_of_work=PostgresFeedUnitOfWork(pool),
+        outbox=PostgresOutbox(pool),
+    )
 
 
 def database_name(url: str) -> str:

@@ -11,21 +11,11 @@ from hypothesis import HealthCheck, settings
 from hypothesis.stateful import run_state_machine_as_test
 from psycopg_pool import AsyncConnectionPool
 
-from adapters.postgres import (
-    PostgresFeedStore,
-    PostgresFeedUnitOfWork,
-    PostgresIdempotencyKeys,
-    PostgresIdempotencyLedger,
-    PostgresOutbox,
-    PostgresPostStore,
-    PostgresSocialGraph,
-    migrate,
-)
+from adapters.postgres import migrate
 from feedcore import Clock
+from tests.integration.conftest import TABLES, postgres_adapters
 from tests.unit.test_feed_invariant import FeedMachine
 from tests.unit.world import Adapters
-
-TABLES = "posts, outbox, idempotency_keys, follows, user_counts, feed_entries, feed_horizons, processed_events"
 
 
 class PostgresFeedMachine(FeedMachine):
@@ -39,16 +29,7 @@ class PostgresFeedMachine(FeedMachine):
 
     def adapters(self, clock: Clock) -> Adapters:  # the database keeps its own time
         self.shared_loop.run_until_complete(self._truncate())
-        pool = self.pool
-        return Adapters(
-            posts=PostgresPostStore(pool),
-            keys=PostgresIdempotencyKeys(pool),
-            graph=PostgresSocialGraph(pool),
-            feeds=PostgresFeedStore(pool),
-            ledger=PostgresIdempotencyLedger(pool),
-            unit_of_work=PostgresFeedUnitOfWork(pool),
-            outbox=PostgresOutbox(pool),
-        )
+        return postgres_adapters(self.pool)
 
     async def _truncate(self) -> None:
         async with self.pool.connection() as connection:
