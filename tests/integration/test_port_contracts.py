@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Final
 
@@ -18,43 +17,20 @@ from psycopg import AsyncConnection
 from psycopg.rows import TupleRow
 from psycopg_pool import AsyncConnectionPool
 
-from adapters.memory import (
-    InMemoryFeedStore,
-    InMemoryFeedUnitOfWork,
-    InMemoryIdempotencyKeys,
-    InMemoryIdempotencyLedger,
-    InMemoryOutbox,
-    InMemoryPostStore,
-    InMemorySocialGraph,
-    ManualClock,
-)
-from adapters.postgres import (
-    PostgresFeedStore,
-    PostgresFeedUnitOfWork,
-    PostgresIdempotencyKeys,
-    PostgresIdempotencyLedger,
-    PostgresOutbox,
-    PostgresPostStore,
-    PostgresSocialGraph,
-    migrate,
-)
+from adapters.memory import ManualClock
+from adapters.postgres import migrate
 from feedcore.events import Event, PostDeleted, PostPublished, UserFollowed, UserUnfollowed
 from feedcore.model import MAX_POST_ID, Post, PostId, UserId
 from feedcore.ports import (
-    FeedReader,
-    FeedUnitOfWork,
     FollowCounts,
-    IdempotencyKeys,
-    IdempotencyLedger,
     IdempotencyRecord,
     Outbox,
-    PostStore,
-    SocialGraph,
 )
+from tests.integration.conftest import TABLES, postgres_adapters
+from tests.unit.world import Adapters, memory_adapters
 
 BASE_TIME: Final = datetime(2026, 3, 4, 5, 6, 7, 891_234, tzinfo=UTC)
 OCCURRED_AT: Final = datetime(2026, 3, 4, 5, 6, 8, 123_456, tzinfo=UTC)
-TABLES: Final = "posts, outbox, idempotency_keys, follows, user_counts, feed_entries, feed_horizons, processed_events"
 WAIT: Final = 10.0
 
 ANA: Final = UserId("ana")
@@ -64,45 +40,6 @@ DEE: Final = UserId("dee")
 
 
 # --- the adapters under test --------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class Ports:
-    posts: PostStore
-    keys: IdempotencyKeys
-    graph: SocialGraph
-    feeds: FeedReader
-    unit_of_work: FeedUnitOfWork
-    ledger: IdempotencyLedger
-    outbox: Outbox
-
-
-def memory_ports() -> Ports:
-    outbox = InMemoryOutbox()
-    keys = InMemoryIdempotencyKeys(ManualClock())
-    feeds = InMemoryFeedStore()
-    ledger = InMemoryIdempotencyLedger()
-    return Ports(
-        posts=InMemoryPostStore(outbox, keys),
-        keys=keys,
-        graph=InMemorySocialGraph(outbox),
-        feeds=feeds,
-        unit_of_work=InMemoryFeedUnitOfWork(feeds, ledger),
-        ledger=ledger,
-        outbox=outbox,
-    )
-
-
-def postgres_ports(pool: AsyncConnectionPool[AsyncConnection[TupleRow]]) -> Ports:
-    return Ports(
-        posts=PostgresPostStore(pool),
-        keys=PostgresIdempotencyKeys(pool),
-        graph=PostgresSocialGraph(pool),
-        feeds=PostgresFeedStore(pool),
-        unit_of_work=PostgresFeedUnitOfWork(pool),
-        ledger=PostgresIdempotencyLedger(pool),
-        outbox=PostgresOutbox(pool),
-    )
 
 
 @pytest.fixture(scope="session")
@@ -126,9 +63,9 @@ def backend(request: pytest.FixtureRequest) -> str | None:
 
 
 @pytest.fixture
-async def ports(backend: str | None) -> AsyncIterator[Ports]:
+async def ports(backend: str | None) -> AsyncIterator[Adapters]:
     if backend is None:
-        yield memory_ports()
+        yield memory_adapters(ManualClock())
         return
     pool: AsyncConnectionPool[AsyncConnection[TupleRow]] = AsyncConnectionPool(
         backend, min_size=1, max_size=4, open=False
@@ -137,7 +74,7 @@ async def ports(backend: str | None) -> AsyncIterator[Ports]:
     try:
         async with pool.connection() as connection:
             await connection.execute(f"TRUNCATE {TABLES}")
-        yield postgres_ports(pool)
+        yield postgres_adapters(pool)
     finally:
         await pool.close()
 
@@ -185,7 +122,7 @@ def unfollowed(follower: UserId, followee: UserId, tag: str = "") -> UserUnfollo
     )
 
 
-async def publish_all(ports: Ports, posts: Sequence[Post]) -> None:
+async def publish_all(ports: Adapters, posts: Sequence[Post]) -> None:
     for item in posts:
         await ports.posts.publish(item, published(item))
 
@@ -228,7 +165,7 @@ def ids(posts: Sequence[Post]) -> list[int]:
 
 
 class TestPostStore:
-    async def test_a_published_post_reads_back_equal(self, ports: Ports) -> None:
+    async def test_a_published_post_reads_back_equal(self, ports: Adapters) -> None:
         first, second = post(11), post(12, BOB, fan_out=False)
         await publish_all(ports, [first, second])
 
@@ -239,7 +176,7 @@ class TestPostStore:
         assert found[second.id].fan_out is False
         assert await ports.posts.get_many([]) == {}
 
-    async def test_publish_appends_exactly_its_event(self, ports: Ports) -> None:
+    async def test_publish_appends_exactly_its_event(self, ports: Adapters) -> None:
         item = post(21)
         await ports.posts.publish(item, published(item))
 
@@ -249,7 +186,7 @@ class TestPostStore:
         assert await ports.outbox.relay(collector, limit=10) == 0
         assert collector.batches == [[published(item)]]
 
-    async def test_delete_succeeds_once_and_hides_the_post(self, ports: Ports) -> None:
+    async def test_delete_succeeds_once_and_hides_the_post(self, ports: Adapters) -> None:
         kept, gone = post(31), post(32)
         await publish_all(ports, [kept, gone])
         await drain(ports.outbox)
@@ -263,7 +200,7 @@ class TestPostStore:
         assert await ports.posts.latest([ANA], before=None, floor=PostId(0), limit=10) == [kept]
         assert await ports.posts.count_by(ANA) == 1
 
-    async def test_latest_pages_newest_first_across_authors(self, ports: Ports) -> None:
+    async def test_latest_pages_newest_first_across_authors(self, ports: Adapters) -> None:
         authors = [ANA, BOB, CID]
         posts = [post(number, authors[number % 3]) for number in range(1, 13)]
         await publish_all(ports, posts)
@@ -302,7 +239,7 @@ class TestPostStore:
         assert await ports.posts.latest([], before=None, floor=PostId(0), limit=10) == []
         assert await ports.posts.latest([ANA, BOB], before=None, floor=PostId(0), limit=0) == []
 
-    async def test_latest_unfanned_only_keeps_posts_not_fanned_out(self, ports: Ports) -> None:
+    async def test_latest_unfanned_only_keeps_posts_not_fanned_out(self, ports: Adapters) -> None:
         posts = [
             post(1, ANA),
             post(2, ANA, fan_out=False),
@@ -323,7 +260,7 @@ class TestPostStore:
         assert ids(unfanned) == [6, 3, 2]
         assert ids(paged) == [3]
 
-    async def test_count_by_counts_non_deleted_posts(self, ports: Ports) -> None:
+    async def test_count_by_counts_non_deleted_posts(self, ports: Adapters) -> None:
         posts = [post(1, ANA), post(2, ANA), post(3, BOB), post(4, ANA, fan_out=False)]
         await publish_all(ports, posts)
         assert [await ports.posts.count_by(user) for user in (ANA, BOB, CID)] == [3, 1, 0]
@@ -334,7 +271,7 @@ class TestPostStore:
 
         assert [await ports.posts.count_by(user) for user in (ANA, BOB, CID)] == [2, 0, 0]
 
-    async def test_unfanned_authors_ignores_deleted_posts(self, ports: Ports) -> None:
+    async def test_unfanned_authors_ignores_deleted_posts(self, ports: Adapters) -> None:
         assert await ports.posts.unfanned_authors() == frozenset()
         posts = [
             post(1, ANA, fan_out=False),
@@ -352,7 +289,7 @@ class TestPostStore:
 
         assert await ports.posts.unfanned_authors() == frozenset({ANA})
 
-    async def test_ids_beyond_a_double_round_trip_exactly(self, ports: Ports) -> None:
+    async def test_ids_beyond_a_double_round_trip_exactly(self, ports: Adapters) -> None:
         numbers = [2**53 + 1, 2**53 + 2, 2**62 + 3, MAX_POST_ID]
         posts = [post(number) for number in numbers]
         await publish_all(ports, posts)
@@ -375,7 +312,7 @@ class TestPostStore:
 
 
 class TestIdempotencyKeys:
-    async def test_reserve_claims_a_free_key_once(self, ports: Ports) -> None:
+    async def test_reserve_claims_a_free_key_once(self, ports: Adapters) -> None:
         assert await ports.keys.reserve(ANA, "key-1", "fingerprint-a") is None
 
         again = await ports.keys.reserve(ANA, "key-1", "fingerprint-b")
@@ -386,7 +323,7 @@ class TestIdempotencyKeys:
         assert await ports.keys.reserve(BOB, "key-1", "fingerprint-b") is None
         assert await ports.keys.reserve(ANA, "key-2", "fingerprint-b") is None
 
-    async def test_publishing_with_the_key_completes_the_claim(self, ports: Ports) -> None:
+    async def test_publishing_with_the_key_completes_the_claim(self, ports: Adapters) -> None:
         item = post(2**53 + 7)
         assert await ports.keys.reserve(ANA, "key-1", "fingerprint-a") is None
         await ports.posts.publish(item, published(item), idempotency_key="key-1")
@@ -396,7 +333,7 @@ class TestIdempotencyKeys:
         assert record == IdempotencyRecord(fingerprint="fingerprint-a", post=item)
         assert await drain(ports.outbox) == [published(item)]
 
-    async def test_release_frees_an_in_flight_claim_only(self, ports: Ports) -> None:
+    async def test_release_frees_an_in_flight_claim_only(self, ports: Adapters) -> None:
         item = post(41)
         assert await ports.keys.reserve(ANA, "in-flight", "fingerprint-a") is None
         assert await ports.keys.reserve(ANA, "done", "fingerprint-b") is None
@@ -414,7 +351,7 @@ class TestIdempotencyKeys:
             fingerprint="fingerprint-b", post=item
         )
 
-    async def test_release_is_per_user(self, ports: Ports) -> None:
+    async def test_release_is_per_user(self, ports: Adapters) -> None:
         assert await ports.keys.reserve(ANA, "key-1", "fingerprint-a") is None
         assert await ports.keys.reserve(BOB, "key-1", "fingerprint-b") is None
 
@@ -428,7 +365,7 @@ class TestIdempotencyKeys:
 
 
 class TestSocialGraph:
-    async def test_follow_and_unfollow_report_and_record_only_changes(self, ports: Ports) -> None:
+    async def test_follow_and_unfollow_report_and_record_only_changes(self, ports: Adapters) -> None:
         assert await ports.graph.follow(ANA, BOB, followed(ANA, BOB)) is True
         assert await ports.graph.follow(ANA, BOB, followed(ANA, BOB, "-again")) is False
         assert await ports.graph.unfollow(ANA, CID, unfollowed(ANA, CID)) is False
@@ -445,7 +382,7 @@ class TestSocialGraph:
         assert await ports.graph.is_following(BOB, ANA) is False
         assert await ports.graph.is_following(ANA, CID) is False
 
-    async def test_counts_stay_exact(self, ports: Ports) -> None:
+    async def test_counts_stay_exact(self, ports: Adapters) -> None:
         assert await ports.graph.counts(ANA) == FollowCounts(followers=0, following=0)
         for follower, followee in [(ANA, BOB), (ANA, CID), (BOB, CID), (DEE, CID), (CID, ANA)]:
             await ports.graph.follow(follower, followee, followed(follower, followee))
@@ -460,7 +397,7 @@ class TestSocialGraph:
         assert await ports.graph.counts(DEE) == FollowCounts(followers=0, following=0)
         assert await ports.graph.counts(UserId("nobody")) == FollowCounts(followers=0, following=0)
 
-    async def test_pages_ascend_in_code_point_order(self, ports: Ports) -> None:
+    async def test_pages_ascend_in_code_point_order(self, ports: Adapters) -> None:
         others = [UserId(raw) for raw in ("B", "a", "_", "9", "ana.b", "Z-z", "a0", "-")]
         in_order = sorted(others)  # Python compares strings by code point
         assert in_order == ["-", "9", "B", "Z-z", "_", "a", "a0", "ana.b"]
@@ -485,7 +422,7 @@ class TestSocialGraph:
         assert await ports.graph.followers(UserId("B"), after=None, limit=10) == [star]
         assert await ports.graph.following(UserId("nobody"), after=None, limit=10) == []
 
-    async def test_followed_among_picks_current_followees(self, ports: Ports) -> None:
+    async def test_followed_among_picks_current_followees(self, ports: Adapters) -> None:
         for followee in (BOB, CID, DEE):
             await ports.graph.follow(ANA, followee, followed(ANA, followee))
         await ports.graph.unfollow(ANA, DEE, unfollowed(ANA, DEE))
@@ -505,7 +442,7 @@ class Boom(Exception):
 
 
 class TestFeedStore:
-    async def test_add_is_idempotent_across_users(self, ports: Ports) -> None:
+    async def test_add_is_idempotent_across_users(self, ports: Adapters) -> None:
         async with ports.unit_of_work.begin() as transaction:
             await transaction.feeds.add([ANA, BOB], PostId(5), CID)
             await transaction.feeds.add([ANA, BOB, DEE], PostId(5), CID)
@@ -522,7 +459,7 @@ class TestFeedStore:
         }
         assert entries == {ANA: [7, 5], BOB: [5], DEE: [5], CID: []}
 
-    async def test_entries_page_newest_first(self, ports: Ports) -> None:
+    async def test_entries_page_newest_first(self, ports: Adapters) -> None:
         numbers = [3, 2**53 + 1, 9, 1, 15, 12, 2**53, 6]
         async with ports.unit_of_work.begin() as transaction:
             for number in numbers:
@@ -541,7 +478,7 @@ class TestFeedStore:
         assert await ports.feeds.entries(ANA, before=PostId(2**53 + 1), floor=PostId(2**53), limit=5) == [2**53]
         assert await ports.feeds.entries(DEE, before=None, floor=PostId(0), limit=10) == []
 
-    async def test_remove_post_reports_the_feeds_that_held_it(self, ports: Ports) -> None:
+    async def test_remove_post_reports_the_feeds_that_held_it(self, ports: Adapters) -> None:
         async with ports.unit_of_work.begin() as transaction:
             await transaction.feeds.add([ANA, BOB, DEE], PostId(5), CID)
             await transaction.feeds.add([ANA], PostId(6), CID)
@@ -561,7 +498,7 @@ class TestFeedStore:
         assert await ports.feeds.entries(ANA, before=None, floor=PostId(0), limit=10) == [6]
         assert await ports.feeds.entries(BOB, before=None, floor=PostId(0), limit=10) == []
 
-    async def test_backfill_adds_posts_and_only_raises_the_horizon(self, ports: Ports) -> None:
+    async def test_backfill_adds_posts_and_only_raises_the_horizon(self, ports: Adapters) -> None:
         assert await ports.feeds.horizon(ANA) == 0
         async with ports.unit_of_work.begin() as transaction:
             await transaction.feeds.add([ANA], PostId(30), BOB)
@@ -589,7 +526,7 @@ class TestFeedStore:
             await transaction.commit()
         assert await ports.feeds.entries(ANA, before=None, floor=PostId(0), limit=10) == [5]
 
-    async def test_purge_author_touches_one_author_in_one_feed(self, ports: Ports) -> None:
+    async def test_purge_author_touches_one_author_in_one_feed(self, ports: Adapters) -> None:
         async with ports.unit_of_work.begin() as transaction:
             await transaction.feeds.add([ANA, DEE], PostId(1), BOB)
             await transaction.feeds.add([ANA, DEE], PostId(2), CID)
@@ -608,7 +545,7 @@ class TestFeedStore:
             assert await transaction.feeds.remove_post(PostId(3)) == [DEE]
             await transaction.commit()
 
-    async def test_leaving_without_commit_discards_every_write(self, ports: Ports) -> None:
+    async def test_leaving_without_commit_discards_every_write(self, ports: Adapters) -> None:
         async with ports.unit_of_work.begin() as transaction:
             await transaction.feeds.add([ANA, BOB], PostId(1), CID)
             await transaction.feeds.add([ANA], PostId(2), DEE)
@@ -626,7 +563,7 @@ class TestFeedStore:
 
         await self.assert_untouched(ports)
 
-    async def test_an_exception_inside_rolls_back(self, ports: Ports) -> None:
+    async def test_an_exception_inside_rolls_back(self, ports: Adapters) -> None:
         async with ports.unit_of_work.begin() as transaction:
             await transaction.feeds.add([ANA, BOB], PostId(1), CID)
             await transaction.feeds.add([ANA], PostId(2), DEE)
@@ -656,7 +593,7 @@ class TestFeedStore:
         assert await ports.ledger.applied("feeds", "event-3") is True
 
     @staticmethod
-    async def assert_untouched(ports: Ports) -> None:
+    async def assert_untouched(ports: Adapters) -> None:
         """The state the first, committed transaction of the two tests above leaves."""
         feeds = {
             user: await ports.feeds.entries(user, before=None, floor=PostId(0), limit=10) for user in (ANA, BOB, CID)
@@ -671,7 +608,7 @@ class TestFeedStore:
 
 
 class TestIdempotencyLedger:
-    async def test_marks_are_per_consumer(self, ports: Ports) -> None:
+    async def test_marks_are_per_consumer(self, ports: Adapters) -> None:
         assert await ports.ledger.applied("feeds", "event-1") is False
 
         await ports.ledger.mark("feeds", "event-1")
@@ -681,7 +618,7 @@ class TestIdempotencyLedger:
         assert await ports.ledger.applied("feeds", "event-2") is False
         assert await ports.ledger.applied("search", "event-1") is False
 
-    async def test_a_committed_transaction_marks_the_ledger(self, ports: Ports) -> None:
+    async def test_a_committed_transaction_marks_the_ledger(self, ports: Adapters) -> None:
         async with ports.unit_of_work.begin() as transaction:
             assert await transaction.ledger.applied("feeds", "event-1") is False
             await transaction.ledger.mark("feeds", "event-1")
@@ -699,7 +636,7 @@ class TestIdempotencyLedger:
 
 
 class TestOutbox:
-    async def test_events_come_out_oldest_first(self, ports: Ports) -> None:
+    async def test_events_come_out_oldest_first(self, ports: Adapters) -> None:
         first, second = post(2, BOB), post(1, ANA)
         await ports.posts.publish(first, published(first))
         await ports.graph.follow(ANA, BOB, followed(ANA, BOB))
@@ -722,7 +659,7 @@ class TestOutbox:
 
         assert collector.batches == [appended[0:2], appended[2:4], appended[4:5]]
 
-    async def test_a_failed_publish_leaves_the_events(self, ports: Ports) -> None:
+    async def test_a_failed_publish_leaves_the_events(self, ports: Adapters) -> None:
         posts = [post(number) for number in (1, 2, 3)]
         await publish_all(ports, posts)
 
@@ -733,7 +670,7 @@ class TestOutbox:
 
         assert await drain(ports.outbox) == [published(item) for item in posts]
 
-    async def test_concurrent_relays_hand_out_disjoint_batches(self, ports: Ports) -> None:
+    async def test_concurrent_relays_hand_out_disjoint_batches(self, ports: Adapters) -> None:
         posts = [post(number) for number in range(1, 6)]
         await publish_all(ports, posts)
         entered, release = asyncio.Event(), asyncio.Event()
@@ -760,7 +697,7 @@ class TestOutbox:
         assert second.events == [published(posts[2]), published(posts[3])]
         assert await drain(ports.outbox) == [published(posts[4])]
 
-    async def test_a_blocked_relay_that_fails_hands_its_batch_out_again(self, ports: Ports) -> None:
+    async def test_a_blocked_relay_that_fails_hands_its_batch_out_again(self, ports: Adapters) -> None:
         posts = [post(number) for number in range(1, 4)]
         await publish_all(ports, posts)
         entered, release = asyncio.Event(), asyncio.Event()
