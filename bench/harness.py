@@ -17,7 +17,6 @@ from pathlib import Path
 import httpx
 
 ROOT = Path(__file__).parents[1]
-SERVICE_VARIABLES = ("FEEDCORE_DATABASE_URL", "FEEDCORE_REDIS_URL", "FEEDCORE_KAFKA_BOOTSTRAP")
 
 
 def free_port() -> int:
