@@ -29,6 +29,7 @@ from adapters.postgres import (
     PostgresFeedUnitOfWork,
     PostgresPostStore,
     PostgresSocialGraph,
+    connection_pool,
     migrate,
 )
 from feedcore import FeedProcessor, Policies, Post, PostId, PostPublished, UserId
@@ -77,23 +78,21 @@ async def raw_limits(pool: AsyncConnectionPool[Any]) -> dict[str, float]:
             'CREATE TABLE IF NOT EXISTS raw_entries (user_id text COLLATE "C" NOT NULL, post_id bigint NOT NULL, '
             'author_id text COLLATE "C" NOT NULL, PRIMARY KEY (user_id, post_id))'
         )
-        await connection.commit()
 
         async def copy_rows() -> None:
             async with connection.cursor() as cursor, cursor.copy("COPY raw_entries FROM STDIN") as copy:
                 for user in users:
                     await copy.write_row((user, 1, "raw-author"))
-            await connection.commit()
 
         rates["COPY"] = RAW_ROWS / await timed(copy_rows)
 
         async def unnest_chunks() -> None:
-            for start in range(0, RAW_ROWS, 1_000):
-                await connection.execute(
-                    "INSERT INTO raw_entries SELECT unnest(%s::text[]), 2, 'raw-author' ON CONFLICT DO NOTHING",
-                    (users[start : start + 1_000],),
-                )
-            await connection.commit()
+            async with connection.transaction():
+                for start in range(0, RAW_ROWS, 1_000):
+                    await connection.execute(
+                        "INSERT INTO raw_entries SELECT unnest(%s::text[]), 2, 'raw-author' ON CONFLICT DO NOTHING",
+                        (users[start : start + 1_000],),
+                    )
 
         rates["INSERT SELECT unnest ON CONFLICT (1k-row chunks, one transaction)"] = RAW_ROWS / await timed(
             unnest_chunks
@@ -103,11 +102,9 @@ async def raw_limits(pool: AsyncConnectionPool[Any]) -> dict[str, float]:
             await connection.execute(
                 "INSERT INTO raw_entries SELECT unnest(%s::text[]), 3, 'raw-author' ON CONFLICT DO NOTHING", (users,)
             )
-            await connection.commit()
 
         rates["INSERT SELECT unnest ON CONFLICT (one statement)"] = RAW_ROWS / await timed(unnest_once)
         await connection.execute("DROP TABLE raw_entries")
-        await connection.commit()
     return rates
 
 
@@ -119,7 +116,7 @@ async def run(server: str, sizes: list[int], runs: int, chunk: int) -> None:
     try:
         async with await psycopg.AsyncConnection.connect(url) as connection:
             await migrate(connection)
-        pool: AsyncConnectionPool[Any] = AsyncConnectionPool(url, min_size=2, max_size=4, open=False)
+        pool = connection_pool(url, min_size=2, max_size=4)
         await pool.open(wait=True)
         try:
             # Above every benchmark size: nobody here is a celebrity.

@@ -17,7 +17,6 @@ from adapters.memory import (
     InMemoryFeedCache,
     InMemoryFeedStore,
     InMemoryFeedUnitOfWork,
-    InMemoryIdempotencyKeys,
     InMemoryIdempotencyLedger,
     InMemoryOutbox,
     InMemoryPostStore,
@@ -28,11 +27,11 @@ from adapters.postgres import (
     PostgresFeedStore,
     PostgresFeedUnitOfWork,
     PostgresHealth,
-    PostgresIdempotencyKeys,
     PostgresIdempotencyLedger,
     PostgresOutbox,
     PostgresPostStore,
     PostgresSocialGraph,
+    connection_pool,
 )
 from adapters.system import SystemClock
 from entrypoints.auth import Tokens
@@ -42,7 +41,6 @@ from feedcore import (
     FeedCache,
     FeedProcessor,
     FeedReader,
-    IdempotencyKeys,
     IdGenerator,
     Policies,
     PostStore,
@@ -76,7 +74,6 @@ class Services:
     graph: SocialGraph
     feeds: FeedReader
     cache: FeedCache | None
-    keys: IdempotencyKeys
     ids: IdGenerator
     clock: Clock
     policies: Policies
@@ -115,8 +112,7 @@ class MemoryStorage(containers.DeclarativeContainer):
     clock: providers.Dependency[Clock] = providers.Dependency()
 
     outbox = providers.Singleton(InMemoryOutbox)
-    keys = providers.Singleton(InMemoryIdempotencyKeys, clock, ttl=providers.Callable(_ttl, settings))
-    posts = providers.Singleton(InMemoryPostStore, outbox, keys)
+    posts = providers.Singleton(InMemoryPostStore, outbox, clock, key_ttl=providers.Callable(_ttl, settings))
     graph = providers.Singleton(InMemorySocialGraph, outbox)
     feeds = providers.Singleton(InMemoryFeedStore)
     ledger = providers.Singleton(InMemoryIdempotencyLedger)
@@ -127,11 +123,10 @@ class MemoryStorage(containers.DeclarativeContainer):
 
 
 async def _pool(settings: Settings) -> AsyncIterator[AsyncConnectionPool[Any]]:
-    pool: AsyncConnectionPool[Any] = AsyncConnectionPool(
+    pool = connection_pool(
         settings.database_url or "",
         min_size=settings.database_pool_min,
         max_size=settings.database_pool_max,
-        open=False,
         timeout=settings.database_timeout_seconds,
     )
     # Not waiting for connections: the service starts even while PostgreSQL is down, says so on
@@ -151,8 +146,7 @@ class PostgresStorage(containers.DeclarativeContainer):
 
     pool = providers.Resource(_pool, settings)
     outbox = providers.Singleton(PostgresOutbox, pool)
-    keys = providers.Singleton(PostgresIdempotencyKeys, pool, ttl=providers.Callable(_ttl, settings))
-    posts = providers.Singleton(PostgresPostStore, pool)
+    posts = providers.Singleton(PostgresPostStore, pool, key_ttl=providers.Callable(_ttl, settings))
     graph = providers.Singleton(PostgresSocialGraph, pool)
     feeds = providers.Singleton(PostgresFeedStore, pool)
     ledger = providers.Singleton(PostgresIdempotencyLedger, pool)
@@ -195,7 +189,6 @@ class AppContainer(containers.DeclarativeContainer):
         graph=storage.graph,
         feeds=storage.feeds,
         cache=cache,
-        keys=storage.keys,
         ids=ids,
         clock=clock,
         policies=policies,

@@ -31,39 +31,34 @@ class IdGenerator(Protocol):
         ...
 
 
+class IdempotencyClaim(msgspec.Struct, frozen=True, kw_only=True):
+    """An Idempotency-Key sent with a new post, and the fingerprint of the request it came with."""
+
+    key: str
+    fingerprint: str
+
+
 class IdempotencyRecord(msgspec.Struct, frozen=True, kw_only=True):
-    """What an Idempotency-Key stands for: the request's fingerprint and, once done, its post."""
+    """What a live Idempotency-Key stands for: the first request's fingerprint and its post."""
 
     fingerprint: str
     #: None while the first request with the key is still in flight.
     post: Post | None = None
 
 
-class IdempotencyKeys(Protocol):
-    """Idempotency-Key records of post creation, scoped per user and kept for a while (24 h+)."""
-
-    async def reserve(self, user: UserId, key: str, fingerprint: str) -> IdempotencyRecord | None:
-        """Claim ``key`` for a new request.
-
-        Returns:
-            None when the key was free and is now claimed as in flight; otherwise the record
-            already there, left unchanged.
-        """
-        ...
-
-    async def release(self, user: UserId, key: str) -> None:
-        """Drop an in-flight claim whose request failed, so that a retry can run."""
-        ...
-
-
 class PostStore(Protocol):
     """Posts, and the outbox their events leave through."""
 
-    async def publish(self, post: Post, event: PostPublished, *, idempotency_key: str | None = None) -> None:
-        """Store ``post`` and append ``event`` to the outbox in one atomic step.
+    async def publish(
+        self, post: Post, event: PostPublished, *, claim: IdempotencyClaim | None = None
+    ) -> IdempotencyRecord | None:
+        """Store ``post``, append ``event`` to the outbox and record ``claim``, in one atomic step.
 
-        With ``idempotency_key``, the same step completes the author's in-flight claim of that key
-        (see :class:`IdempotencyKeys`) with ``post``.
+        Idempotency-Keys are scoped per author and kept for a while (24 h or more).
+
+        Returns:
+            None when all of it was stored. When ``claim``'s key is already live for the author,
+            stores nothing and returns that key's record instead.
         """
         ...
 

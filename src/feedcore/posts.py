@@ -16,7 +16,7 @@ from feedcore.errors import (
 from feedcore.events import PostDeleted, PostPublished
 from feedcore.model import Page, Post, PostId, Profile, UserId, decode_post_cursor, encode_post_cursor, validate_content
 from feedcore.policies import Policies
-from feedcore.ports import Clock, IdempotencyKeys, IdGenerator, PostStore, SocialGraph
+from feedcore.ports import Clock, IdempotencyClaim, IdGenerator, PostStore, SocialGraph
 
 IDEMPOTENCY_KEY_PATTERN: Final = r"^[\x21-\x7e]{1,255}$"
 _IDEMPOTENCY_KEY_RE: Final = re.compile(IDEMPOTENCY_KEY_PATTERN)
@@ -29,7 +29,6 @@ async def publish_post(
     idempotency_key: str | None = None,
     posts: PostStore,
     graph: SocialGraph,
-    keys: IdempotencyKeys,
     ids: IdGenerator,
     clock: Clock,
     policies: Policies,
@@ -45,43 +44,10 @@ async def publish_post(
     request is still in flight.
     """
     validate_content(content)
-    if idempotency_key is None:
-        return await _publish(author, content, None, posts=posts, graph=graph, ids=ids, clock=clock, policies=policies)
-    validate_idempotency_key(idempotency_key)
-    fingerprint = hashlib.sha256(content.encode()).hexdigest()
-    existing = await keys.reserve(author, idempotency_key, fingerprint)
-    if existing is not None:
-        if existing.fingerprint != fingerprint:
-            raise IdempotencyKeyReused("this Idempotency-Key was used with another request")
-        if existing.post is None:
-            raise IdempotencyKeyInFlight("a request with this Idempotency-Key is still in progress")
-        return existing.post
-    try:
-        return await _publish(
-            author, content, idempotency_key, posts=posts, graph=graph, ids=ids, clock=clock, policies=policies
-        )
-    except BaseException:
-        await keys.release(author, idempotency_key)
-        raise
-
-
-def validate_idempotency_key(key: str) -> str:
-    if not _IDEMPOTENCY_KEY_RE.fullmatch(key):
-        raise InvalidIdempotencyKey("an Idempotency-Key is 1 to 255 visible ASCII characters")
-    return key
-
-
-async def _publish(
-    author: UserId,
-    content: str,
-    idempotency_key: str | None,
-    *,
-    posts: PostStore,
-    graph: SocialGraph,
-    ids: IdGenerator,
-    clock: Clock,
-    policies: Policies,
-) -> Post:
+    claim = None
+    if idempotency_key is not None:
+        validate_idempotency_key(idempotency_key)
+        claim = IdempotencyClaim(key=idempotency_key, fingerprint=hashlib.sha256(content.encode()).hexdigest())
     counts = await graph.counts(author)
     now = clock.now()
     post = Post(
@@ -92,8 +58,20 @@ async def _publish(
         fan_out=policies.fans_out(counts.followers),
     )
     event = PostPublished(event_id=str(ids.next_id()), occurred_at=now, post_id=post.id, author_id=author)
-    await posts.publish(post, event, idempotency_key=idempotency_key)
-    return post
+    existing = await posts.publish(post, event, claim=claim)
+    if existing is None or claim is None:
+        return post
+    if existing.fingerprint != claim.fingerprint:
+        raise IdempotencyKeyReused("this Idempotency-Key was used with another request")
+    if existing.post is None:
+        raise IdempotencyKeyInFlight("a request with this Idempotency-Key is still in progress")
+    return existing.post
+
+
+def validate_idempotency_key(key: str) -> str:
+    if not _IDEMPOTENCY_KEY_RE.fullmatch(key):
+        raise InvalidIdempotencyKey("an Idempotency-Key is 1 to 255 visible ASCII characters")
+    return key
 
 
 async def read_post(post_id: PostId, *, posts: PostStore) -> Post:

@@ -24,11 +24,11 @@ from psycopg_pool import AsyncConnectionPool
 from adapters.postgres import (
     PostgresFeedStore,
     PostgresFeedUnitOfWork,
-    PostgresIdempotencyKeys,
     PostgresIdempotencyLedger,
     PostgresOutbox,
     PostgresPostStore,
     PostgresSocialGraph,
+    connection_pool,
 )
 from tests.unit.world import Adapters
 
@@ -61,7 +61,7 @@ def database_url() -> Iterator[str]:
 
 @pytest.fixture
 async def postgres_pool(database_url: str) -> AsyncIterator[AsyncConnectionPool]:
-    pool = AsyncConnectionPool(database_url, min_size=1, max_size=4, open=False)
+    pool = connection_pool(database_url, min_size=1, max_size=4)
     await pool.open(wait=True, timeout=10)
     try:
         yield pool
@@ -130,7 +130,6 @@ def postgres_adapters(pool: AsyncConnectionPool[Any]) -> Adapters:
     """Every storage port on PostgreSQL, through ``pool``."""
     return Adapters(
         posts=PostgresPostStore(pool),
-        keys=PostgresIdempotencyKeys(pool),
         graph=PostgresSocialGraph(pool),
         feeds=PostgresFeedStore(pool),
         ledger=PostgresIdempotencyLedger(pool),

@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, settings
 from hypothesis.stateful import run_state_machine_as_test
 from psycopg_pool import AsyncConnectionPool
 
-from adapters.postgres import migrate
+from adapters.postgres import connection_pool, migrate
 from feedcore import Clock
 from tests.integration.conftest import TABLES, postgres_adapters
 from tests.unit.test_feed_invariant import FeedMachine
@@ -45,7 +45,7 @@ def test_the_feed_invariant_holds_on_postgres(database_url: str) -> None:
     async def open_pool() -> AsyncConnectionPool[Any]:
         async with await psycopg.AsyncConnection.connect(database_url) as connection:
             await migrate(connection)
-        pool: AsyncConnectionPool[Any] = AsyncConnectionPool(database_url, min_size=2, max_size=4, open=False)
+        pool = connection_pool(database_url, min_size=2, max_size=4)
         await pool.open(wait=True, timeout=10)
         return pool
 

@@ -9,20 +9,21 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
-from typing import Final
+from typing import Any, Final
 
 import pytest
 from psycopg import AsyncConnection
-from psycopg.rows import TupleRow
 from psycopg_pool import AsyncConnectionPool
 
 from adapters.memory import ManualClock
-from adapters.postgres import migrate
+from adapters.postgres import connection_pool, migrate
 from feedcore.events import Event, PostDeleted, PostPublished, UserFollowed, UserUnfollowed
 from feedcore.model import MAX_POST_ID, Post, PostId, UserId
 from feedcore.ports import (
     FollowCounts,
+    IdempotencyClaim,
     IdempotencyRecord,
     Outbox,
 )
@@ -62,21 +63,26 @@ def backend(request: pytest.FixtureRequest) -> str | None:
     return None
 
 
+@asynccontextmanager
+async def postgres_ports(database: str) -> AsyncIterator[tuple[Adapters, AsyncConnectionPool[Any]]]:
+    """The PostgreSQL adapters on empty tables, and their pool."""
+    pool = connection_pool(database, min_size=1, max_size=4)
+    await pool.open(wait=True, timeout=WAIT)
+    try:
+        async with pool.connection() as connection:
+            await connection.execute(f"TRUNCATE {TABLES}")
+        yield postgres_adapters(pool), pool
+    finally:
+        await pool.close()
+
+
 @pytest.fixture
 async def ports(backend: str | None) -> AsyncIterator[Adapters]:
     if backend is None:
         yield memory_adapters(ManualClock())
         return
-    pool: AsyncConnectionPool[AsyncConnection[TupleRow]] = AsyncConnectionPool(
-        backend, min_size=1, max_size=4, open=False
-    )
-    await pool.open(wait=True, timeout=WAIT)
-    try:
-        async with pool.connection() as connection:
-            await connection.execute(f"TRUNCATE {TABLES}")
-        yield postgres_adapters(pool)
-    finally:
-        await pool.close()
+    async with postgres_ports(backend) as (adapters, _):
+        yield adapters
 
 
 # --- building blocks -----------------------------------------------------------------------------
@@ -308,57 +314,74 @@ class TestPostStore:
         assert [event.post_id for event in events if isinstance(event, PostPublished)] == numbers
 
 
-# --- IdempotencyKeys -----------------------------------------------------------------------------
+# --- PostStore with Idempotency-Keys ------------------------------------------------------------
+
+
+def claim(key: str, fingerprint: str) -> IdempotencyClaim:
+    return IdempotencyClaim(key=key, fingerprint=fingerprint)
 
 
 class TestIdempotencyKeys:
-    async def test_reserve_claims_a_free_key_once(self, ports: Adapters) -> None:
-        assert await ports.keys.reserve(ANA, "key-1", "fingerprint-a") is None
+    async def test_a_claimed_publish_stores_once_and_then_answers_with_the_record(self, ports: Adapters) -> None:
+        first, second = post(2**53 + 7), post(2**53 + 8)
+        assert await ports.posts.publish(first, published(first), claim=claim("key-1", "fingerprint-a")) is None
 
-        again = await ports.keys.reserve(ANA, "key-1", "fingerprint-b")
+        again = await ports.posts.publish(second, published(second), claim=claim("key-1", "fingerprint-b"))
 
-        assert again == IdempotencyRecord(fingerprint="fingerprint-a", post=None)
-        assert await ports.keys.reserve(ANA, "key-1", "fingerprint-c") == again
-        # Keys are scoped per user, and distinct keys are distinct claims.
-        assert await ports.keys.reserve(BOB, "key-1", "fingerprint-b") is None
-        assert await ports.keys.reserve(ANA, "key-2", "fingerprint-b") is None
+        assert again == IdempotencyRecord(fingerprint="fingerprint-a", post=first)
+        assert await ports.posts.get_many([first.id, second.id]) == {first.id: first}
+        assert await ports.posts.count_by(ANA) == 1
+        assert await drain(ports.outbox) == [published(first)]
 
-    async def test_publishing_with_the_key_completes_the_claim(self, ports: Adapters) -> None:
-        item = post(2**53 + 7)
-        assert await ports.keys.reserve(ANA, "key-1", "fingerprint-a") is None
-        await ports.posts.publish(item, published(item), idempotency_key="key-1")
+    async def test_keys_are_scoped_per_author(self, ports: Adapters) -> None:
+        by_ana, by_bob, other_key = post(41), post(42, BOB), post(43)
 
-        record = await ports.keys.reserve(ANA, "key-1", "fingerprint-b")
+        for item, key in ((by_ana, "key-1"), (by_bob, "key-1"), (other_key, "key-2")):
+            assert await ports.posts.publish(item, published(item), claim=claim(key, "same")) is None
 
-        assert record == IdempotencyRecord(fingerprint="fingerprint-a", post=item)
-        assert await drain(ports.outbox) == [published(item)]
+        assert await ports.posts.count_by(ANA) == 2
+        assert await ports.posts.count_by(BOB) == 1
 
-    async def test_release_frees_an_in_flight_claim_only(self, ports: Adapters) -> None:
-        item = post(41)
-        assert await ports.keys.reserve(ANA, "in-flight", "fingerprint-a") is None
-        assert await ports.keys.reserve(ANA, "done", "fingerprint-b") is None
-        await ports.posts.publish(item, published(item), idempotency_key="done")
+    async def test_the_record_outlives_the_post_s_deletion(self, ports: Adapters) -> None:
+        first, second = post(41), post(42)
+        assert await ports.posts.publish(first, published(first), claim=claim("key-1", "fingerprint-a")) is None
+        assert await ports.posts.delete(first.id, deleted(first)) is True
 
-        await ports.keys.release(ANA, "in-flight")
-        await ports.keys.release(ANA, "done")
-        await ports.keys.release(ANA, "never-claimed")
+        again = await ports.posts.publish(second, published(second), claim=claim("key-1", "fingerprint-a"))
 
-        assert await ports.keys.reserve(ANA, "in-flight", "fingerprint-c") is None
-        assert await ports.keys.reserve(ANA, "in-flight", "fingerprint-d") == IdempotencyRecord(
-            fingerprint="fingerprint-c"
-        )
-        assert await ports.keys.reserve(ANA, "done", "fingerprint-e") == IdempotencyRecord(
-            fingerprint="fingerprint-b", post=item
-        )
+        assert again == IdempotencyRecord(fingerprint="fingerprint-a", post=first)
+        assert await ports.posts.count_by(ANA) == 0
 
-    async def test_release_is_per_user(self, ports: Adapters) -> None:
-        assert await ports.keys.reserve(ANA, "key-1", "fingerprint-a") is None
-        assert await ports.keys.reserve(BOB, "key-1", "fingerprint-b") is None
 
-        await ports.keys.release(BOB, "key-1")
+class TestPostgresIdempotencyKeys:
+    """What only a shared database has: requests that overlap, and keys kept by the database's clock."""
 
-        assert await ports.keys.reserve(ANA, "key-1", "fingerprint-c") == IdempotencyRecord(fingerprint="fingerprint-a")
-        assert await ports.keys.reserve(BOB, "key-1", "fingerprint-d") is None
+    async def test_a_repeat_while_the_first_holds_the_key_stores_nothing(self, migrated_database: str) -> None:
+        first, repeat = post(41), post(42)
+        async with postgres_ports(migrated_database) as (ports, pool), pool.connection() as holder:
+            async with holder.transaction():  # the first request, between its lock and its commit
+                await holder.execute(
+                    "SELECT pg_advisory_xact_lock(hashtextextended(%s || ' ' || %s, 0))", (ANA, "key-1")
+                )
+                in_flight = await ports.posts.publish(repeat, published(repeat), claim=claim("key-1", "fp"))
+            assert await ports.posts.publish(first, published(first), claim=claim("key-1", "fp")) is None
+
+            assert in_flight == IdempotencyRecord(fingerprint="fp", post=None)
+            assert await ports.posts.get_many([first.id, repeat.id]) == {first.id: first}
+            assert await drain(ports.outbox) == [published(first)]
+
+    async def test_an_expired_key_is_taken_over(self, migrated_database: str) -> None:
+        first, later = post(41), post(42)
+        async with postgres_ports(migrated_database) as (ports, pool):
+            assert await ports.posts.publish(first, published(first), claim=claim("key-1", "fp-a")) is None
+            async with pool.connection() as connection:
+                await connection.execute("UPDATE idempotency_keys SET created_at = now() - interval '25 hours'")
+
+            assert await ports.posts.publish(later, published(later), claim=claim("key-1", "fp-b")) is None
+            again = await ports.posts.publish(post(43), published(post(43)), claim=claim("key-1", "fp-c"))
+
+            assert again == IdempotencyRecord(fingerprint="fp-b", post=later)
+            assert await ports.posts.count_by(ANA) == 2
 
 
 # --- SocialGraph ---------------------------------------------------------------------------------

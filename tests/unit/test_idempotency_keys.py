@@ -1,11 +1,19 @@
 from __future__ import annotations
 
-import asyncio
+import hashlib
 from datetime import timedelta
 
 import pytest
 
-from feedcore import IdempotencyKeyInFlight, IdempotencyKeyReused, InvalidIdempotencyKey, Post, UserId
+from feedcore import (
+    IdempotencyKeyInFlight,
+    IdempotencyKeyReused,
+    IdempotencyRecord,
+    InvalidContent,
+    InvalidIdempotencyKey,
+    Post,
+    UserId,
+)
 from tests.unit.world import World
 
 
@@ -31,35 +39,23 @@ async def test_keys_are_scoped_per_user(world: World) -> None:
 
 
 async def test_a_retry_while_the_first_is_in_flight_is_a_conflict(world: World) -> None:
-    entered, release = asyncio.Event(), asyncio.Event()
     publish = world.posts.publish
 
-    async def slow_publish(*args: object, **kwargs: object) -> None:
-        entered.set()
-        await release.wait()
-        await publish(*args, **kwargs)  # type: ignore[arg-type]
+    async def held_by_another_request(*_: object, **__: object) -> IdempotencyRecord:
+        return IdempotencyRecord(fingerprint=hashlib.sha256(b"hi").hexdigest(), post=None)
 
-    world.posts.publish = slow_publish  # type: ignore[method-assign]
-    first = asyncio.ensure_future(world.publish("ana", "hi", key="k-1"))
-    await entered.wait()
+    world.posts.publish = held_by_another_request  # type: ignore[method-assign]
     with pytest.raises(IdempotencyKeyInFlight):
         await world.publish("ana", "hi", key="k-1")
-    release.set()
-    post = await first
+    with pytest.raises(IdempotencyKeyReused):
+        await world.publish("ana", "bye", key="k-1")
     world.posts.publish = publish  # type: ignore[method-assign]
-    assert await world.publish("ana", "hi", key="k-1") == post
+    assert (await world.profile("ana")).posts == 0
 
 
-async def test_a_failed_request_frees_its_key(world: World) -> None:
-    publish = world.posts.publish
-
-    async def failing(*_: object, **__: object) -> None:
-        raise ConnectionError("store went away")
-
-    world.posts.publish = failing  # type: ignore[method-assign]
-    with pytest.raises(ConnectionError):
-        await world.publish("ana", "hi", key="k-1")
-    world.posts.publish = publish  # type: ignore[method-assign]
+async def test_a_refused_request_leaves_its_key_free(world: World) -> None:
+    with pytest.raises(InvalidContent):
+        await world.publish("ana", "", key="k-1")
     post = await world.publish("ana", "hi", key="k-1")
     assert isinstance(post, Post)
     assert (await world.profile("ana")).posts == 1

@@ -13,7 +13,6 @@ from adapters.memory import (
     InMemoryFeedCache,
     InMemoryFeedStore,
     InMemoryFeedUnitOfWork,
-    InMemoryIdempotencyKeys,
     InMemoryIdempotencyLedger,
     InMemoryOutbox,
     InMemoryPostStore,
@@ -26,7 +25,6 @@ from feedcore import (
     FeedProcessor,
     FeedReader,
     FeedUnitOfWork,
-    IdempotencyKeys,
     IdempotencyLedger,
     Page,
     Policies,
@@ -58,7 +56,6 @@ class Adapters:
     """The storage ports a world runs on."""
 
     posts: PostStore
-    keys: IdempotencyKeys
     graph: SocialGraph
     feeds: FeedReader
     ledger: IdempotencyLedger
@@ -68,12 +65,10 @@ class Adapters:
 
 def memory_adapters(clock: Clock) -> Adapters:
     outbox = InMemoryOutbox()
-    keys = InMemoryIdempotencyKeys(clock)
     feeds = InMemoryFeedStore()
     ledger = InMemoryIdempotencyLedger()
     return Adapters(
-        posts=InMemoryPostStore(outbox, keys),
-        keys=keys,
+        posts=InMemoryPostStore(outbox, clock),
         graph=InMemorySocialGraph(outbox),
         feeds=feeds,
         ledger=ledger,
@@ -96,7 +91,6 @@ class World:
         self.ids = SnowflakeIdGenerator(self.clock)
         built = adapters(self.clock)
         self.outbox = built.outbox
-        self.keys = built.keys
         self.posts = built.posts
         self.graph = built.graph
         self.feeds = built.feeds
@@ -125,7 +119,6 @@ class World:
             UserId(author),
             content,
             idempotency_key=key,
-            keys=self.keys,
             posts=self.posts,
             graph=self.graph,
             ids=self.ids,

@@ -5,7 +5,6 @@ from adapters.memory.cache import InMemoryFeedCache
 from adapters.memory.clock import ManualClock
 from adapters.memory.feeds import InMemoryFeedStore, InMemoryFeedUnitOfWork, InMemoryIdempotencyLedger
 from adapters.memory.graph import InMemorySocialGraph
-from adapters.memory.idempotency import InMemoryIdempotencyKeys
 from adapters.memory.outbox import InMemoryOutbox
 from adapters.memory.posts import InMemoryPostStore
 from adapters.memory.ratelimit import InMemoryRateLimiter
@@ -15,7 +14,6 @@ __all__ = [
     "InMemoryFeedCache",
     "InMemoryFeedStore",
     "InMemoryFeedUnitOfWork",
-    "InMemoryIdempotencyKeys",
     "InMemoryIdempotencyLedger",
     "InMemoryOutbox",
     "InMemoryPostStore",

@@ -7,32 +7,22 @@ from feedcore.model import Post, UserId
 from feedcore.ports import Clock, IdempotencyRecord
 
 
-class InMemoryIdempotencyKeys:
-    """Idempotency-Key records, forgotten ``ttl`` after the request that claimed them."""
+class IdempotencyRecords:
+    """The post store's Idempotency-Key records, forgotten ``ttl`` after they were made."""
 
-    def __init__(self, clock: Clock, *, ttl: timedelta = timedelta(hours=24)) -> None:
+    def __init__(self, clock: Clock, ttl: timedelta) -> None:
         self._clock = clock
         self._ttl = ttl
         # Oldest first, so expired records are dropped from the front.
         self._records: OrderedDict[tuple[UserId, str], tuple[datetime, IdempotencyRecord]] = OrderedDict()
 
-    async def reserve(self, user: UserId, key: str, fingerprint: str) -> IdempotencyRecord | None:
+    def find(self, user: UserId, key: str) -> IdempotencyRecord | None:
         self._expire()
         found = self._records.get((user, key))
-        if found is not None:
-            return found[1]
-        self._records[(user, key)] = (self._clock.now(), IdempotencyRecord(fingerprint=fingerprint))
-        return None
+        return found[1] if found is not None else None
 
-    async def release(self, user: UserId, key: str) -> None:
-        found = self._records.get((user, key))
-        if found is not None and found[1].post is None:
-            del self._records[(user, key)]
-
-    def complete(self, user: UserId, key: str, post: Post) -> None:
-        """Record the post an in-flight claim produced; the post store calls it as it stores the post."""
-        claimed_at, record = self._records[(user, key)]
-        self._records[(user, key)] = (claimed_at, IdempotencyRecord(fingerprint=record.fingerprint, post=post))
+    def record(self, user: UserId, key: str, fingerprint: str, post: Post) -> None:
+        self._records[(user, key)] = (self._clock.now(), IdempotencyRecord(fingerprint=fingerprint, post=post))
 
     def _expire(self) -> None:
         oldest = self._clock.now() - self._ttl

@@ -2,35 +2,41 @@ from __future__ import annotations
 
 import heapq
 from collections.abc import Collection
+from datetime import timedelta
 from itertools import islice
 
 from adapters.memory._sorted import SortedKeys
-from adapters.memory.idempotency import InMemoryIdempotencyKeys
+from adapters.memory.idempotency import IdempotencyRecords
 from adapters.memory.outbox import InMemoryOutbox
 from feedcore.events import PostDeleted, PostPublished
 from feedcore.model import Post, PostId, UserId
+from feedcore.ports import Clock, IdempotencyClaim, IdempotencyRecord
 
 
 class InMemoryPostStore:
-    def __init__(self, outbox: InMemoryOutbox, keys: InMemoryIdempotencyKeys | None = None) -> None:
+    def __init__(self, outbox: InMemoryOutbox, clock: Clock, *, key_ttl: timedelta = timedelta(hours=24)) -> None:
         self._outbox = outbox
-        self._keys = keys
+        self._keys = IdempotencyRecords(clock, key_ttl)
         self._posts: dict[PostId, Post] = {}
         self._by_author: dict[UserId, SortedKeys[PostId]] = {}
         self._unfanned: dict[UserId, SortedKeys[PostId]] = {}
 
-    async def publish(self, post: Post, event: PostPublished, *, idempotency_key: str | None = None) -> None:
+    async def publish(
+        self, post: Post, event: PostPublished, *, claim: IdempotencyClaim | None = None
+    ) -> IdempotencyRecord | None:
         if post.id in self._posts:
             raise ValueError(f"post {post.id} exists already")
-        if idempotency_key is not None:
-            if self._keys is None:
-                raise ValueError("this post store keeps no idempotency keys")
-            self._keys.complete(post.author_id, idempotency_key, post)
+        if claim is not None:
+            existing = self._keys.find(post.author_id, claim.key)
+            if existing is not None:
+                return existing
+            self._keys.record(post.author_id, claim.key, claim.fingerprint, post)
         self._posts[post.id] = post
         self._by_author.setdefault(post.author_id, SortedKeys()).add(post.id)
         if not post.fan_out:
             self._unfanned.setdefault(post.author_id, SortedKeys()).add(post.id)
         self._outbox.append(event)
+        return None
 
     async def delete(self, post_id: PostId, event: PostDeleted) -> bool:
         post = self._posts.pop(post_id, None)

@@ -9,16 +9,17 @@ from adapters.postgres.feeds import (
 from adapters.postgres.graph import PostgresSocialGraph
 from adapters.postgres.migrations import migrate
 from adapters.postgres.outbox import PostgresOutbox
-from adapters.postgres.posts import PostgresIdempotencyKeys, PostgresPostStore
+from adapters.postgres.pool import connection_pool
+from adapters.postgres.posts import PostgresPostStore
 
 __all__ = [
     "PostgresFeedStore",
     "PostgresFeedUnitOfWork",
     "PostgresHealth",
-    "PostgresIdempotencyKeys",
     "PostgresIdempotencyLedger",
     "PostgresOutbox",
     "PostgresPostStore",
     "PostgresSocialGraph",
+    "connection_pool",
     "migrate",
 ]

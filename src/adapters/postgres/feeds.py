@@ -139,6 +139,7 @@ class PostgresFeedUnitOfWork:
     @asynccontextmanager
     async def begin(self) -> AsyncIterator[_PostgresFeedTransaction]:
         async with self._pool.connection() as connection:
+            await connection.execute("BEGIN")  # the pool's connections autocommit; this one must not
             transaction = _PostgresFeedTransaction(connection)
             try:
                 yield transaction

@@ -9,7 +9,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from feedcore.events import Event, PostDeleted, PostPublished, encode_event
 from feedcore.model import Post, PostId, UserId
-from feedcore.ports import IdempotencyRecord
+from feedcore.ports import IdempotencyClaim, IdempotencyRecord
 
 _POST_COLUMNS: Final = "id, author_id, content, created_at, fan_out"
 
@@ -38,26 +38,74 @@ async def add_to_counts(connection: AsyncConnection[Any], rows: Sequence[tuple[U
     )
 
 
-class PostgresPostStore:
-    def __init__(self, pool: AsyncConnectionPool[Any]) -> None:
-        self._pool = pool
+# The writes of a new post: the post, its outbox row and the author's post count, for each row of
+# ``claim``; a CTE list for one statement, so one round trip and one commit.
+_WRITES: Final = """
+post AS (
+    INSERT INTO posts (id, author_id, content, created_at, fan_out)
+    SELECT %(id)s, %(author)s, %(content)s, %(created_at)s, %(fan_out)s FROM claim
+    RETURNING id
+),
+outbox AS (INSERT INTO outbox (key, payload) SELECT %(author)s, %(payload)s FROM post),
+counts AS (
+    INSERT INTO user_counts (user_id, posts) SELECT %(author)s, 1 FROM post
+    ON CONFLICT (user_id) DO UPDATE SET posts = user_counts.posts + 1
+)"""
+_PUBLISH: Final = f"WITH claim AS (SELECT), {_WRITES} SELECT true"
+# With an Idempotency-Key, the statement first takes a transaction-level advisory lock on
+# (author, key) without waiting: a repeat that overlaps the first request finds it held, stores
+# nothing and gets no row. A key recorded and still live stores nothing either (false); an expired
+# one is taken over.
+_PUBLISH_CLAIMED: Final = f"""
+WITH lock AS (SELECT pg_try_advisory_xact_lock(hashtextextended(%(author)s || ' ' || %(key)s, 0)) AS held),
+claim AS (
+    INSERT INTO idempotency_keys (user_id, key, fingerprint, post_id)
+    SELECT %(author)s, %(key)s, %(fingerprint)s, %(id)s FROM lock WHERE held
+    ON CONFLICT (user_id, key) DO UPDATE
+    SET fingerprint = excluded.fingerprint, post_id = excluded.post_id, created_at = now()
+    WHERE idempotency_keys.created_at < now() - %(ttl)s
+    RETURNING 1
+),
+{_WRITES}
+SELECT EXISTS (SELECT FROM post) FROM lock WHERE held
+"""  # noqa: S608  # constant fragments only
 
-    async def publish(self, post: Post, event: PostPublished, *, idempotency_key: str | None = None) -> None:
-        async with self._pool.connection() as connection, connection.transaction():
-            await connection.execute(
-                f"INSERT INTO posts ({_POST_COLUMNS}) VALUES (%s, %s, %s, %s, %s)",  # noqa: S608  # constant columns
-                (post.id, post.author_id, post.content, post.created_at, post.fan_out),
-            )
-            await append_to_outbox(connection, event)
-            await add_to_counts(connection, [(post.author_id, 0, 0, 1)])
-            if idempotency_key is not None:
-                completed = await connection.execute(
-                    "UPDATE idempotency_keys SET post_id = %s WHERE user_id = %s AND key = %s AND post_id IS NULL",
-                    (post.id, post.author_id, idempotency_key),
-                )
-                if completed.rowcount != 1:
-                    # The claim expired and was taken over: this request no longer owns the key.
-                    raise RuntimeError(f"idempotency key {idempotency_key!r} is no longer claimed by this request")
+
+class PostgresPostStore:
+    """Posts, their outbox rows and Idempotency-Keys; a key is kept ``key_ttl``."""
+
+    def __init__(self, pool: AsyncConnectionPool[Any], *, key_ttl: timedelta = timedelta(hours=24)) -> None:
+        self._pool = pool
+        self._key_ttl = key_ttl
+
+    async def publish(
+        self, post: Post, event: PostPublished, *, claim: IdempotencyClaim | None = None
+    ) -> IdempotencyRecord | None:
+        values = {
+            "id": post.id,
+            "author": post.author_id,
+            "content": post.content,
+            "created_at": post.created_at,
+            "fan_out": post.fan_out,
+            "payload": encode_event(event),
+        }
+        async with self._pool.connection() as connection:
+            if claim is None:
+                await connection.execute(_PUBLISH, values)
+                return None
+            values |= {"key": claim.key, "fingerprint": claim.fingerprint, "ttl": self._key_ttl}
+            # A key taken just now by a request that has since committed is read on a fresh snapshot.
+            for _ in range(2):
+                cursor = await connection.execute(_PUBLISH_CLAIMED, values)
+                row = await cursor.fetchone()
+                if row is None:
+                    return IdempotencyRecord(fingerprint=claim.fingerprint)  # the key's request is in flight
+                if row[0]:
+                    return None
+                existing = await _idempotency_record(connection, post.author_id, claim.key)
+                if existing is not None:
+                    return existing
+        raise RuntimeError(f"idempotency key {claim.key!r} was neither free nor recorded")
 
     async def delete(self, post_id: PostId, event: PostDeleted) -> bool:
         async with self._pool.connection() as connection, connection.transaction():
@@ -122,45 +170,11 @@ def below(before: PostId | None) -> int:
     return (1 << 63) - 1 if before is None else before - 1
 
 
-class PostgresIdempotencyKeys:
-    """Idempotency-Key claims and their posts, kept ``ttl``; an in-flight claim older than
-    ``abandoned_after`` belongs to a request that died and may be taken over."""
-
-    def __init__(
-        self,
-        pool: AsyncConnectionPool[Any],
-        *,
-        ttl: timedelta = timedelta(hours=24),
-        abandoned_after: timedelta = timedelta(seconds=30),
-    ) -> None:
-        self._pool = pool
-        self._ttl = ttl
-        self._abandoned_after = abandoned_after
-
-    async def reserve(self, user: UserId, key: str, fingerprint: str) -> IdempotencyRecord | None:
-        async with self._pool.connection() as connection, connection.transaction():
-            claimed = await connection.execute(
-                "INSERT INTO idempotency_keys (user_id, key, fingerprint) VALUES (%s, %s, %s) "
-                "ON CONFLICT (user_id, key) DO UPDATE SET fingerprint = excluded.fingerprint, created_at = now(), "
-                "post_id = NULL WHERE idempotency_keys.created_at < now() - %s "
-                "OR (idempotency_keys.post_id IS NULL AND idempotency_keys.created_at < now() - %s) "
-                "RETURNING 1",
-                (user, key, fingerprint, self._ttl, self._abandoned_after),
-            )
-            if await claimed.fetchone() is not None:
-                return None
-            cursor = await connection.execute(
-                f"SELECT k.fingerprint, {', '.join('p.' + c for c in _POST_COLUMNS.split(', '))} "  # noqa: S608
-                "FROM idempotency_keys k LEFT JOIN posts p ON p.id = k.post_id WHERE k.user_id = %s AND k.key = %s",
-                (user, key),
-            )
-            row = await cursor.fetchone()
-            if row is None:  # removed between the two statements: claim it again next time
-                return IdempotencyRecord(fingerprint=fingerprint)
-            return IdempotencyRecord(fingerprint=row[0], post=post_of(row[1:]) if row[1] is not None else None)
-
-    async def release(self, user: UserId, key: str) -> None:
-        async with self._pool.connection() as connection:
-            await connection.execute(
-                "DELETE FROM idempotency_keys WHERE user_id = %s AND key = %s AND post_id IS NULL", (user, key)
-            )
+async def _idempotency_record(connection: AsyncConnection[Any], author: UserId, key: str) -> IdempotencyRecord | None:
+    cursor = await connection.execute(
+        f"SELECT k.fingerprint, {', '.join('p.' + c for c in _POST_COLUMNS.split(', '))} "  # noqa: S608
+        "FROM idempotency_keys k JOIN posts p ON p.id = k.post_id WHERE k.user_id = %s AND k.key = %s",
+        (author, key),
+    )
+    row = await cursor.fetchone()
+    return IdempotencyRecord(fingerprint=row[0], post=post_of(row[1:])) if row is not None else None

@@ -125,7 +125,6 @@ async def create_post(
         idempotency_key=idempotency_key,
         posts=services.posts,
         graph=services.graph,
-        keys=services.keys,
         ids=services.ids,
         clock=services.clock,
         policies=services.policies,

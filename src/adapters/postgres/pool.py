@@ -1,0 +1,20 @@
+from __future__ import annotations
+
+from typing import Any
+
+from psycopg import AsyncConnection
+from psycopg_pool import AsyncConnectionPool
+
+
+def connection_pool(
+    url: str, *, min_size: int = 1, max_size: int = 4, timeout: float = 30.0
+) -> AsyncConnectionPool[AsyncConnection[Any]]:
+    """A pool of autocommit connections, not yet open: the adapters' one way to reach PostgreSQL.
+
+    A single statement commits alone, in one round trip; writes that need several statements open
+    a transaction of their own. (Without autocommit, psycopg sends BEGIN before the first statement
+    and the pool a COMMIT after the last: three round trips for every single read.)
+    """
+    return AsyncConnectionPool(
+        url, min_size=min_size, max_size=max_size, timeout=timeout, open=False, kwargs={"autocommit": True}
+    )
