@@ -3,24 +3,33 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import sys
+from collections.abc import Coroutine
 from datetime import timedelta
+from typing import Any, TypeVar
 
 import click
 import psycopg
 
+from entrypoints import backbone
 from entrypoints.auth import Tokens, token_secret
 from entrypoints.migrations import migrate_database
 from entrypoints.settings import ConfigurationError, Settings
 from feedcore import InvalidUserId, parse_user_id
 
+T = TypeVar("T")
 
-def _settings() -> Settings:
+
+def _settings(*, serving: bool = True, kafka: bool = False) -> Settings:
     try:
         settings = Settings.from_env()
-        settings.check()
+        settings.check(serving=serving)
     except ConfigurationError as error:
         raise click.ClickException(str(error)) from None
+    if kafka and not settings.kafka_bootstrap:
+        raise click.ClickException("FEEDCORE_KAFKA_BOOTSTRAP (and FEEDCORE_DATABASE_URL) must be set for this command")
+    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     return settings
 
 
@@ -41,7 +50,7 @@ def serve(host: str | None, port: int | None, workers: int) -> None:
     settings = _settings()
     host = host or settings.host
     port = settings.port if port is None else port
-    if workers > 1:
+    if workers > 1 and not settings.kafka_bootstrap:
         raise click.ClickException(
             "this mode keeps state (the embedded store, or the in-process fan-out queue) in one process, "
             "so it runs exactly one worker: drop --workers"
@@ -53,6 +62,11 @@ def serve(host: str | None, port: int | None, workers: int) -> None:
     if settings.embedded:
         click.echo(f"feedcore (embedded) listening on http://{host}:{port}")
         click.echo("Nothing is persisted: every post, follow and feed is lost when this process stops.")
+    elif settings.kafka_bootstrap:
+        click.echo(
+            f"feedcore listening on http://{host}:{port}, storing in PostgreSQL, relaying events to Kafka; "
+            "run `feedcore process` to apply them to feeds"
+        )
     else:
         click.echo(f"feedcore listening on http://{host}:{port}, storing in PostgreSQL; fan-out runs in this process")
     click.echo("Get a token with `feedcore token USER` and send it as `Authorization: Bearer TOKEN`.")
@@ -95,3 +109,115 @@ def migrate() -> None:
     except psycopg.Error as error:
         raise click.ClickException(f"could not migrate: {error}") from None
     click.echo("\n".join(f"applied {name}" for name in applied) or "the schema is up to date")
+
+
+@main.command()
+def relay() -> None:
+    """Relay the outbox to Kafka (as `feedcore serve` also does), until SIGTERM or SIGINT."""
+    settings = _settings(serving=False, kafka=True)
+    backbone.run_until_signalled(lambda stop: backbone.relay(settings, stop), grace=settings.shutdown_seconds)
+
+
+@main.command()
+def process() -> None:
+    """Apply the events of the Kafka topic to the feeds, as one member of the processor group.
+
+    Runs until SIGTERM or SIGINT; then it finishes and commits the batch in hand, leaves the group
+    and exits 0.
+    """
+    settings = _settings(serving=False, kafka=True)
+    backbone.run_until_signalled(lambda stop: backbone.process(settings, stop), grace=settings.shutdown_seconds)
+
+
+@main.group()
+def dlq() -> None:
+    """The dead-letter topic: events the processor set aside."""
+
+
+def _run_tool(action: Coroutine[Any, Any, T]) -> T:
+    try:
+        return asyncio.run(action)
+    except backbone.KafkaUnreachable as error:
+        raise click.ClickException(str(error)) from None
+
+
+@dlq.command("list")
+def dlq_list() -> None:
+    """A table of the dead letters, oldest first."""
+    letters = _run_tool(backbone.dead_letters(_settings(serving=False, kafka=True)))
+    if not letters:
+        click.echo("the dead-letter topic is empty")
+        return
+    rows = [
+        (
+            letter.id,
+            letter.failed_at.strftime("%Y-%m-%d %H:%M:%S"),
+            str(letter.attempts),
+            f"{letter.original_topic}[{letter.original_partition}]@{letter.original_offset}",
+            letter.error_type.rpartition(".")[2],
+            _shorten(letter.error_message, 60),
+        )
+        for letter in letters
+    ]
+    header = ("ID", "FAILED AT (UTC)", "TRIES", "FROM", "ERROR", "MESSAGE")
+    widths = [max(len(row[column]) for row in [header, *rows]) for column in range(len(header))]
+    for row in [header, *rows]:
+        click.echo("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
+
+
+@dlq.command("show")
+@click.argument("letter_id", metavar="ID")
+def dlq_show(letter_id: str) -> None:
+    """Everything about one dead letter, its original bytes included."""
+    letters = _run_tool(backbone.dead_letters(_settings(serving=False, kafka=True)))
+    letter = next((found for found in letters if found.id == letter_id), None)
+    if letter is None:
+        raise click.ClickException(f"no dead letter {letter_id}: `feedcore dlq list` shows their ids")
+    for label, value in (
+        ("id", letter.id),
+        ("failed at", letter.failed_at.isoformat()),
+        ("attempts", letter.attempts),
+        ("from", f"{letter.original_topic}[{letter.original_partition}]@{letter.original_offset}"),
+        ("error type", letter.error_type),
+        ("error", letter.error_message),
+        ("key", _printable(letter.key)),
+        ("value", _printable(letter.value)),
+    ):
+        click.echo(f"{label + ':':<12}{value}")
+
+
+@dlq.command("replay")
+@click.argument("letter_ids", metavar="[ID]...", nargs=-1)
+@click.option("--all", "replay_all", is_flag=True, help="Replay every dead letter.")
+def dlq_replay(letter_ids: tuple[str, ...], *, replay_all: bool) -> None:
+    """Publish dead letters' original bytes to the main topic again (after fixing what failed)."""
+    if replay_all == bool(letter_ids):
+        raise click.UsageError("give the ids to replay, or --all")
+    settings = _settings(serving=False, kafka=True)
+    replayed = _run_tool(backbone.replay_dead_letters(settings, None if replay_all else set(letter_ids)))
+    missing = set(letter_ids) - {letter.id for letter in replayed}
+    click.echo(f"replayed {len(replayed)} dead letter(s) to {settings.kafka_topic}")
+    if missing:
+        raise click.ClickException(f"no dead letter {', '.join(sorted(missing))}")
+
+
+@dlq.command("purge")
+@click.confirmation_option(prompt="Delete every dead letter for good?")
+def dlq_purge() -> None:
+    """Delete every dead letter now in the topic."""
+    purged = _run_tool(backbone.purge(_settings(serving=False, kafka=True)))
+    click.echo(f"purged {purged} dead letter(s)")
+
+
+def _shorten(text: str, width: int) -> str:
+    line = " ".join(text.split())
+    return line if len(line) <= width else line[: width - 1] + "…"
+
+
+def _printable(data: bytes | None) -> str:
+    if data is None:
+        return "(none)"
+    try:
+        return data.decode()
+    except UnicodeDecodeError:
+        return repr(data)

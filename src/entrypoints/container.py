@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import inspect
+from collections.abc import AsyncIterator, Awaitable
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 import psycopg
 from dependency_injector import containers, providers
@@ -48,6 +49,8 @@ from feedcore import (
     SocialGraph,
 )
 
+T = TypeVar("T")
+
 
 class RateLimiter(Protocol):
     async def acquire(self, key: str) -> float:
@@ -83,13 +86,23 @@ class Services:
     health: Health
 
 
+async def awaited(value: T | Awaitable[T]) -> T:
+    """What a provider gave: async providers (those with async resources) give awaitables."""
+    return await value if inspect.isawaitable(value) else value
+
+
 def _rate_limiter(settings: Settings) -> RateLimiter:
     if settings.rate_limit_per_second == 0:
         return _Unlimited()
     return InMemoryRateLimiter(rate=settings.rate_limit_per_second, burst=settings.rate_limit_burst)
 
 
-def _registry() -> CollectorRegistry:
+def _feed_cache(settings: Settings, policies: Policies) -> FeedCache | None:
+    return None if settings.kafka_bootstrap else InMemoryFeedCache(window=policies.cache_window)
+
+
+def process_registry() -> CollectorRegistry:
+    """A registry of this process's own metrics (CPU, memory, file descriptors, Python)."""
     registry = CollectorRegistry()
     ProcessCollector(registry=registry)
     PlatformCollector(registry=registry)
@@ -167,11 +180,13 @@ class AppContainer(containers.DeclarativeContainer):
 
     policies = providers.Singleton(lambda settings: settings.policies, settings)
     ids = providers.Singleton(SnowflakeIdGenerator, clock, node=settings.provided.node_id)
-    registry = providers.Singleton(_registry)
+    registry = providers.Singleton(process_registry)
     tokens = providers.Singleton(Tokens, secret)
     rate_limiter = providers.Singleton(_rate_limiter, settings)
-    # The bus and the cache stay in process until the Kafka and Redis adapters take over.
-    cache = providers.Singleton(InMemoryFeedCache, window=policies.provided.cache_window)
+    # In one process (no Kafka), the fan-out worker keeps a feed cache beside the API. With Kafka,
+    # `feedcore process` applies the events elsewhere: a cache here would go stale, so there is none
+    # until the Redis adapter shares one.
+    cache = providers.Singleton(_feed_cache, settings, policies)
     bus = providers.Singleton(InMemoryEventBus)
     processor = providers.Singleton(
         FeedProcessor,

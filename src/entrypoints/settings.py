@@ -37,7 +37,24 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     #: Apply pending schema migrations when the service starts (else: `feedcore migrate`).
     migrate_on_start: bool = False
     redis_url: str | None = None
+    #: Kafka brokers, ``host:port[,host:port...]``; with it, events travel through Kafka and
+    #: `feedcore process` applies them.
     kafka_bootstrap: str | None = None
+    kafka_topic: str = "feedcore.events"
+    #: Default: the main topic's name followed by ``.dlq``.
+    kafka_dlq_topic: str | None = None
+    #: Partitions of the main topic when feedcore creates it (the dead-letter topic gets one).
+    kafka_partitions: Positive = 6
+    kafka_replication: Positive = 1
+    kafka_group: str = "feedcore-processor"
+    #: Tries of an event whose handler keeps failing before it goes to the dead-letter topic.
+    max_attempts: Positive = 5
+    #: Cap of the backoff between retries, in seconds.
+    retry_max_seconds: Annotated[float, msgspec.Meta(gt=0)] = 30.0
+    #: How long `feedcore process` and `feedcore relay` may take to finish their batch on SIGTERM.
+    shutdown_seconds: Annotated[float, msgspec.Meta(gt=0)] = 20.0
+    #: Where `feedcore process` and `feedcore relay` serve Prometheus metrics; unset: nowhere.
+    metrics_port: Annotated[int, msgspec.Meta(ge=0, le=65_535)] | None = None
     #: Writes per second per user, and the burst allowed above it; 0 switches the limit off.
     rate_limit_per_second: Annotated[float, msgspec.Meta(ge=0)] = 20.0
     rate_limit_burst: Positive = 40
@@ -75,17 +92,25 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
             cache_window=self.cache_window,
         )
 
-    def check(self) -> None:
-        """Refuse configurations this process cannot run as."""
-        given = [n for n in ("redis_url", "kafka_bootstrap") if getattr(self, n)]
-        if given:
+    @property
+    def dead_letter_topic(self) -> str:
+        return self.kafka_dlq_topic or f"{self.kafka_topic}.dlq"
+
+    def check(self, *, serving: bool = True) -> None:
+        """Refuse configurations this process cannot run as; ``serving``: the HTTP API, which needs a secret."""
+        if self.redis_url:
             raise ConfigurationError(
-                f"{', '.join(PREFIX + n.upper() for n in given)} set, but this version of feedcore has no "
-                "Redis or Kafka adapter yet: unset them (FEEDCORE_DATABASE_URL alone runs on PostgreSQL)"
+                f"{PREFIX}REDIS_URL set, but this version of feedcore has no Redis adapter yet: unset it"
             )
+        if self.kafka_bootstrap and not self.database_url:
+            raise ConfigurationError(
+                f"{PREFIX}KAFKA_BOOTSTRAP needs {PREFIX}DATABASE_URL: events leave through an outbox in PostgreSQL"
+            )
+        if self.dead_letter_topic == self.kafka_topic:
+            raise ConfigurationError(f"{PREFIX}KAFKA_DLQ_TOPIC must differ from {PREFIX}KAFKA_TOPIC")
         if self.database_pool_min > self.database_pool_max:
             raise ConfigurationError(f"{PREFIX}DATABASE_POOL_MIN exceeds {PREFIX}DATABASE_POOL_MAX")
-        if not self.embedded and self.jwt_secret is None:
+        if serving and not self.embedded and self.jwt_secret is None:
             raise ConfigurationError(
                 f"{PREFIX}JWT_SECRET (at least {MIN_SECRET_BYTES} bytes) is required outside embedded mode"
             )

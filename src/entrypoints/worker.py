@@ -1,18 +1,20 @@
-"""The in-process fan-out worker: relays the outbox to the bus and applies what the bus delivers."""
+"""Background loops of the service: the outbox relay, and the in-process fan-out worker that
+stands in for the Kafka backbone when there is none."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Coroutine
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from typing import Any, Protocol
 
 from adapters.memory import InMemoryEventBus
-from feedcore import FeedProcessor, Outbox
+from feedcore import Event, FeedProcessor, Outbox
 
 _log = logging.getLogger(__name__)
 _BATCH = 500
 _IDLE_WAIT = 0.5
+_FIRST_BACKOFF = 0.05
 _MAX_BACKOFF = 5.0
 
 
@@ -22,23 +24,52 @@ class WaitableOutbox(Outbox, Protocol):
         ...
 
 
+async def run_relay(
+    outbox: WaitableOutbox, publish: Callable[[Sequence[Event]], Awaitable[None]], stop: asyncio.Event
+) -> None:
+    """Relay the outbox with ``publish`` until ``stop``: batch after batch while rows wait.
+
+    A batch whose publish fails stays in the outbox (its claim rolls back) and is tried again after
+    a backoff, for as long as the failure lasts: the rows are durable, so nothing is lost meanwhile.
+    """
+
+    async def step() -> bool:
+        return await outbox.relay(publish, limit=_BATCH) > 0
+
+    await _loop(step, outbox, stop, name="outbox relay")
+
+
 async def run_in_process_worker(
     outbox: WaitableOutbox, bus: InMemoryEventBus, processor: FeedProcessor, stop: asyncio.Event
 ) -> None:
-    backoff = 0.05
-    while not stop.is_set():
+    """Relay the outbox to an in-memory bus and apply what it delivers, in this process, until ``stop``."""
+
+    async def step() -> bool:
         try:
             relayed = await outbox.relay(bus.publish, limit=_BATCH)
             applied = await processor.process_batch(bus, max_events=_BATCH, max_wait=0)
-            backoff = 0.05
-            if not relayed and not applied:
-                await _first_of(outbox.wait(_IDLE_WAIT), stop.wait())
-        except Exception:  # noqa: BLE001  # the worker outlives any one failure, and logs it
-            # Nothing of the failed batch was committed: restart from the last commit, later.
-            _log.exception("in-process worker failed; retrying in %.2fs", backoff)
+        except Exception:
+            # Nothing of the failed batch was committed: restart from the last commit.
             bus.rewind()
-            await asyncio.sleep(backoff)
+            raise
+        return bool(relayed or applied)
+
+    await _loop(step, outbox, stop, name="in-process worker")
+
+
+async def _loop(step: Callable[[], Awaitable[bool]], outbox: WaitableOutbox, stop: asyncio.Event, *, name: str) -> None:
+    backoff = _FIRST_BACKOFF
+    while not stop.is_set():
+        try:
+            busy = await step()
+        except Exception:  # noqa: BLE001  # the loop outlives any one failure, and logs it
+            _log.exception("%s failed; retrying in %.2fs", name, backoff)
+            await _first_of(asyncio.sleep(backoff), stop.wait())
             backoff = min(backoff * 2, _MAX_BACKOFF)
+            continue
+        backoff = _FIRST_BACKOFF
+        if not busy:
+            await _first_of(outbox.wait(_IDLE_WAIT), stop.wait())
 
 
 async def _first_of(*waits: Coroutine[Any, Any, Any]) -> None:

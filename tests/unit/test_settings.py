@@ -43,16 +43,30 @@ def test_a_short_secret_is_refused() -> None:
         Settings.from_env({"FEEDCORE_JWT_SECRET": "short"}).check()
 
 
-@pytest.mark.parametrize("variable", ["FEEDCORE_REDIS_URL", "FEEDCORE_KAFKA_BOOTSTRAP"])
-def test_services_this_version_cannot_use_are_a_clear_error(variable: str) -> None:
-    with pytest.raises(ConfigurationError, match=variable):
-        Settings.from_env({variable: "somewhere:1", "FEEDCORE_JWT_SECRET": "k" * 32}).check()
+def test_redis_is_a_clear_error_until_its_adapter_exists() -> None:
+    with pytest.raises(ConfigurationError, match="FEEDCORE_REDIS_URL"):
+        Settings.from_env({"FEEDCORE_REDIS_URL": "redis://somewhere:1", "FEEDCORE_JWT_SECRET": "k" * 32}).check()
+
+
+def test_kafka_without_postgresql_is_a_clear_error() -> None:
+    kafka = {"FEEDCORE_KAFKA_BOOTSTRAP": "somewhere:1", "FEEDCORE_JWT_SECRET": "k" * 32}
+    with pytest.raises(ConfigurationError, match="FEEDCORE_KAFKA_BOOTSTRAP needs FEEDCORE_DATABASE_URL"):
+        Settings.from_env(kafka).check()
+    Settings.from_env({**kafka, "FEEDCORE_DATABASE_URL": "postgresql://localhost/x"}).check()
+
+
+def test_the_dead_letter_topic_follows_the_main_one_unless_named() -> None:
+    assert Settings(kafka_topic="events").dead_letter_topic == "events.dlq"
+    assert Settings(kafka_topic="events", kafka_dlq_topic="parked").dead_letter_topic == "parked"
+    with pytest.raises(ConfigurationError, match="FEEDCORE_KAFKA_DLQ_TOPIC"):
+        Settings(kafka_topic="events", kafka_dlq_topic="events").check()
 
 
 def test_outside_embedded_mode_a_secret_is_required() -> None:
     database = {"FEEDCORE_DATABASE_URL": "postgresql://localhost/x"}
     with pytest.raises(ConfigurationError, match="FEEDCORE_JWT_SECRET"):
         Settings.from_env(database).check()
+    Settings.from_env(database).check(serving=False)  # the processor and the relay sign no tokens
     settings = Settings.from_env({**database, "FEEDCORE_JWT_SECRET": "k" * 32})
     settings.check()
     assert not settings.embedded

@@ -17,7 +17,8 @@ from litestar.openapi import OpenAPIConfig
 from litestar.openapi.spec import Components, SecurityScheme
 
 from entrypoints.auth import token_secret
-from entrypoints.container import Containers, Services, build_containers
+from entrypoints.backbone import relay_to_kafka
+from entrypoints.container import Containers, Services, awaited, build_containers
 from entrypoints.http.problems import EXCEPTION_HANDLERS, on_unavailable
 from entrypoints.http.routes import ROUTES, reject_unknown_query
 from entrypoints.http.schemas import REQUEST_BODIES
@@ -111,30 +112,29 @@ def _resolved(value: T | Awaitable[T]) -> T:
     return value
 
 
-async def _awaited(value: T | Awaitable[T]) -> T:
-    return await value if inspect.isawaitable(value) else value
-
-
 def _run_in_process(built: Containers, settings: Settings, services: list[Services]) -> Lifespan:
     @asynccontextmanager
     async def lifespan(_: Litestar) -> AsyncIterator[None]:
-        await _awaited(built.storage.init_resources())
+        await awaited(built.storage.init_resources())
         stop = asyncio.Event()
         worker: asyncio.Task[None] | None = None
         try:
             if settings.database_url and settings.migrate_on_start:
                 await migrate_database(settings)
             if not services:
-                services.append(await _awaited(built.app.services()))
-            processor = await _awaited(built.app.processor())
-            outbox: WaitableOutbox = await _awaited(built.storage.outbox())
-            worker = asyncio.create_task(run_in_process_worker(outbox, built.app.bus(), processor, stop))
+                services.append(await awaited(built.app.services()))
+            outbox: WaitableOutbox = await awaited(built.storage.outbox())
+            if settings.kafka_bootstrap:
+                worker = asyncio.create_task(relay_to_kafka(settings, outbox, stop))
+            else:
+                processor = await awaited(built.app.processor())
+                worker = asyncio.create_task(run_in_process_worker(outbox, built.app.bus(), processor, stop))
             yield
         finally:
             stop.set()
             if worker is not None:
                 with contextlib.suppress(asyncio.CancelledError):
                     await asyncio.wait_for(worker, timeout=5)
-            await _awaited(built.storage.shutdown_resources())
+            await awaited(built.storage.shutdown_resources())
 
     return lifespan

@@ -1,0 +1,130 @@
+"""The processor's loop (`feedcore process`): batches from the main topic, each event applied, then
+the offsets committed.
+
+Failures fall in two classes. Transient ones (a store or the broker unreachable, a timeout, a
+serialization failure) are waited out: retried with capped exponential backoff and jitter, for as
+long as it takes, and never dead-lettered. Permanent ones (bytes that do not decode to an event, an
+event that fails the schema, a handler error that repeats) get ``max_attempts`` tries, then the
+record goes to the dead-letter topic; the batch's offsets are committed only once that write was
+acknowledged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Protocol, TypeVar
+
+import msgspec
+import stamina
+
+from adapters.kafka import Record
+from feedcore.events import Event, decode_event
+
+_log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+class RecordSource(Protocol):
+    async def fetch(self, *, max_records: int, max_wait: float) -> list[Record]:
+        """The next records, waiting up to ``max_wait`` seconds for the first one."""
+        ...
+
+    async def commit(self, records: Sequence[Record]) -> None:
+        """Mark ``records`` (and everything before them in their partitions) consumed."""
+        ...
+
+
+class DeadLetters(Protocol):
+    async def send(self, record: Record, *, error: BaseException, attempts: int, failed_at: datetime) -> None:
+        """Set ``record`` aside with why it failed; returns once that is durable."""
+        ...
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class RetryPolicy:
+    #: Tries of an event whose handler keeps failing, before it is dead-lettered.
+    max_attempts: int = 5
+    #: Backoff after the first failure; it doubles (plus jitter) up to ``max_wait``.
+    first_wait: float = 0.1
+    max_wait: float = 30.0
+
+
+class EventConsumer:
+    """Applies every record of ``source`` with ``apply``, at least once, in order per partition."""
+
+    def __init__(
+        self,
+        source: RecordSource,
+        apply: Callable[[Event], Awaitable[object]],
+        dead_letters: DeadLetters,
+        *,
+        transient: tuple[type[Exception], ...],
+        policy: RetryPolicy | None = None,
+        batch: int = 500,
+    ) -> None:
+        self._source = source
+        self._apply = apply
+        self._dead_letters = dead_letters
+        self._transient = transient
+        self._policy = policy or RetryPolicy()
+        self._batch = batch
+
+    async def run(self, stop: asyncio.Event, *, idle_wait: float = 1.0) -> None:
+        """Consume until ``stop`` is set; the batch in hand is finished and committed first."""
+        while not stop.is_set():
+            await self.consume_batch(idle_wait=idle_wait)
+
+    async def consume_batch(self, *, idle_wait: float = 1.0) -> int:
+        """Fetch one batch, apply or dead-letter each record, commit; returns the batch's size."""
+        records = await self._waiting_out(lambda: self._source.fetch(max_records=self._batch, max_wait=idle_wait))
+        for record in records:
+            await self._handle(record)
+        if records:
+            await self._waiting_out(lambda: self._source.commit(records))
+        return len(records)
+
+    async def _handle(self, record: Record) -> None:
+        try:
+            event = decode_event(record.value or b"")
+        except (msgspec.DecodeError, msgspec.ValidationError) as error:
+            # The same bytes never decode on a later try.
+            await self._dead_letter(record, error, attempts=1)
+            return
+        try:
+            async for attempt in self._retrying(on=Exception, attempts=self._policy.max_attempts):
+                with attempt:
+                    await self._waiting_out(lambda: self._apply(event))
+        except Exception as error:  # noqa: BLE001  # a handler error that repeats is permanent, whatever it is
+            await self._dead_letter(record, error, attempts=self._policy.max_attempts)
+
+    async def _dead_letter(self, record: Record, error: BaseException, *, attempts: int) -> None:
+        _log.error(
+            "dead-lettering %s[%d]@%d after %d attempt(s): %r",
+            record.topic,
+            record.partition,
+            record.offset,
+            attempts,
+            error,
+        )
+        failed_at = datetime.now(UTC)
+        await self._waiting_out(
+            lambda: self._dead_letters.send(record, error=error, attempts=attempts, failed_at=failed_at)
+        )
+
+    async def _waiting_out(self, action: Callable[[], Awaitable[T]]) -> T:
+        """Run ``action`` until it returns, retrying transient failures for as long as they last."""
+        async for attempt in self._retrying(on=self._transient, attempts=None):
+            with attempt:
+                return await action()
+        raise AssertionError("unreachable: retries without limit end only by returning or raising")
+
+    def _retrying(
+        self, *, on: type[Exception] | tuple[type[Exception], ...], attempts: int | None
+    ) -> AsyncIterator[stamina.Attempt]:
+        return stamina.retry_context(
+            on=on, attempts=attempts, timeout=None, wait_initial=self._policy.first_wait, wait_max=self._policy.max_wait
+        )
