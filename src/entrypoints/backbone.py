@@ -216,8 +216,11 @@ def _reader(settings: Settings) -> AIOKafkaConsumer:
 
 
 async def dead_letters(settings: Settings) -> list[DeadLetter]:
-    async with _connected(_reader(settings), settings) as reader:
-        return await read_dead_letters(reader, settings.dead_letter_topic)
+    async with (
+        _connected(_reader(settings), settings) as reader,
+        _connected(admin(settings), settings) as client,
+    ):
+        return await read_dead_letters(client, reader, settings.dead_letter_topic)
 
 
 async def replay_dead_letters(settings: Settings, ids: Collection[str] | None) -> list[DeadLetter]:

@@ -63,6 +63,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     celebrity_threshold: Annotated[int, msgspec.Meta(ge=0)] = 10_000
     backfill_limit: Positive = 200
     cache_window: Positive = 800
+    #: Followers written per fan-out statement.
+    fanout_chunk: Positive = 1_000
     node_id: Annotated[int, msgspec.Meta(ge=0, le=1023)] = 0
     log_level: str = "INFO"
 
@@ -90,6 +92,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
             celebrity_threshold=self.celebrity_threshold,
             backfill_limit=self.backfill_limit,
             cache_window=self.cache_window,
+            fanout_chunk=self.fanout_chunk,
         )
 
     @property

@@ -69,12 +69,14 @@ class KafkaDeadLetters:
         await self._producer.send_and_wait(to_topic, letter.value, key=letter.key)
 
 
-async def read_dead_letters(consumer: AIOKafkaConsumer, topic: str) -> list[DeadLetter]:
+async def read_dead_letters(admin: AIOKafkaAdminClient, consumer: AIOKafkaConsumer, topic: str) -> list[DeadLetter]:
     """Every message now in the dead-letter ``topic``, oldest first per partition.
 
     ``consumer`` is started, in no group and subscribed to nothing: it is assigned the partitions here.
     """
-    partitions = await _partitions(consumer, topic)
+    partitions = await _partitions(admin, topic)
+    if not partitions:
+        return []
     consumer.assign(partitions)
     await consumer.seek_to_beginning(*partitions)
     ends = await consumer.end_offsets(partitions)
@@ -91,17 +93,19 @@ async def read_dead_letters(consumer: AIOKafkaConsumer, topic: str) -> list[Dead
 
 async def purge_dead_letters(admin: AIOKafkaAdminClient, consumer: AIOKafkaConsumer, topic: str) -> int:
     """Delete every message now in the dead-letter ``topic``; returns how many there were."""
-    partitions = await _partitions(consumer, topic)
+    partitions = await _partitions(admin, topic)
+    if not partitions:
+        return 0
     starts = await consumer.beginning_offsets(partitions)
     ends = await consumer.end_offsets(partitions)
     await admin.delete_records({partition: RecordsToDelete(ends[partition]) for partition in partitions})
     return sum(ends[partition] - starts[partition] for partition in partitions)
 
 
-async def _partitions(consumer: AIOKafkaConsumer, topic: str) -> list[TopicPartition]:
-    if topic not in await consumer.topics():
-        return []
-    return [TopicPartition(topic, number) for number in sorted(consumer.partitions_for_topic(topic) or ())]
+async def _partitions(admin: AIOKafkaAdminClient, topic: str) -> list[TopicPartition]:
+    """The topic's partitions; none when it does not exist (yet)."""
+    [described] = await admin.describe_topics([topic])
+    return sorted(TopicPartition(topic, found["partition"]) for found in described["partitions"])
 
 
 def _letter(

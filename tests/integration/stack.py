@@ -1,0 +1,189 @@
+"""feedcore's own processes (`serve`, `process`, `relay`) on the real services, for the tests that
+need the whole event path: each stack gets a database, topics and a consumer group of its own."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import subprocess
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psycopg
+from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.errors import KafkaError
+from psycopg import sql
+from psycopg.conninfo import make_conninfo
+
+from entrypoints.auth import Tokens
+from feedcore import UserId
+from tests.integration.conftest import SERVICE_VARIABLES, service_url
+
+ROOT = Path(__file__).parents[2]
+SECRET = "stack-" + "s" * 40
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def wait_until(check: Callable[[], Any], *, timeout: float, what: str, interval: float = 0.05) -> Any:
+    """Poll ``check`` until it returns something truthy; fail with ``what`` after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        found = check()
+        if found:
+            return found
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
+        time.sleep(interval)
+
+
+@dataclass
+class Process:
+    name: str
+    popen: subprocess.Popen[bytes]
+    log: Path
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")
+
+    def stop(self, signum: int = signal.SIGTERM, *, timeout: float = 30) -> int:
+        """Signal the process and wait for its exit code."""
+        if self.popen.poll() is None:
+            self.popen.send_signal(signum)
+        try:
+            return self.popen.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.popen.kill()
+            self.popen.wait()
+            raise AssertionError(
+                f"{self.name} did not exit within {timeout:.0f}s of {signum!r}:\n{self.output()}"
+            ) from None
+
+
+@dataclass
+class Stack:
+    """One isolated feedcore deployment: its database, topics and group, and the processes started on them."""
+
+    directory: Path
+    database_url: str
+    settings: dict[str, str]
+    port: int
+    processes: list[Process] = field(default_factory=list)
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def environment(self, **overrides: str) -> dict[str, str]:
+        inherited = {
+            name: value
+            for name, value in os.environ.items()
+            if name not in SERVICE_VARIABLES and not name.startswith("FEEDCORE_")
+        }
+        return {**inherited, **self.settings, **overrides}
+
+    def spawn(self, command: str, *arguments: str, **overrides: str) -> Process:
+        """Start ``feedcore COMMAND`` on this stack; ``overrides`` change its FEEDCORE_* settings."""
+        log = self.directory / f"{command}-{len(self.processes)}.log"
+        with log.open("wb") as output:
+            popen = subprocess.Popen(  # noqa: S603  # our own command
+                [str(ROOT / ".venv" / "bin" / "feedcore"), command, *arguments],
+                env=self.environment(**overrides),
+                stdout=output,
+                stderr=subprocess.STDOUT,
+            )
+        process = Process(command, popen, log)
+        self.processes.append(process)
+        return process
+
+    def serve(self, **overrides: str) -> Process:
+        process = self.spawn("serve", **overrides)
+
+        def healthy() -> bool:
+            if process.popen.poll() is not None:
+                raise AssertionError(f"feedcore serve exited:\n{process.output()}")
+            try:
+                return httpx.get(f"{self.base_url}/healthz", timeout=2).status_code == 200
+            except httpx.TransportError:
+                return False
+
+        wait_until(healthy, timeout=30, what="feedcore serve to answer")
+        return process
+
+    def client(self, user: str) -> httpx.Client:
+        token = Tokens(SECRET).issue(UserId(user))
+        return httpx.Client(base_url=self.base_url, headers={"Authorization": f"Bearer {token}"}, timeout=10)
+
+    def query(self, statement: str, *parameters: object) -> list[tuple[Any, ...]]:
+        with psycopg.connect(self.database_url, autocommit=True) as connection:
+            return connection.execute(statement, parameters).fetchall()
+
+    def scalar(self, statement: str, *parameters: object) -> Any:
+        return self.query(statement, *parameters)[0][0]
+
+
+@contextmanager
+def isolated_stack(directory: Path, **settings: str) -> Iterator[Stack]:
+    """A stack on the services of this test run; its processes are stopped and its database dropped after."""
+    server = service_url("FEEDCORE_DATABASE_URL")
+    kafka = service_url("FEEDCORE_KAFKA_BOOTSTRAP")
+    name = f"feedcore_stack_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(server, autocommit=True) as admin:
+        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    database_url = make_conninfo(server, dbname=name)
+    port = free_port()
+    stack = Stack(
+        directory=directory,
+        database_url=database_url,
+        port=port,
+        settings={
+            "FEEDCORE_DATABASE_URL": database_url,
+            "FEEDCORE_KAFKA_BOOTSTRAP": kafka,
+            "FEEDCORE_KAFKA_TOPIC": f"{name}.events",
+            "FEEDCORE_KAFKA_GROUP": f"{name}.processor",
+            "FEEDCORE_KAFKA_PARTITIONS": "4",
+            "FEEDCORE_JWT_SECRET": SECRET,
+            "FEEDCORE_PORT": str(port),
+            "FEEDCORE_MIGRATE_ON_START": "true",
+            "FEEDCORE_RATE_LIMIT_PER_SECOND": "0",
+            "FEEDCORE_RETRY_MAX_SECONDS": "1",
+            **settings,
+        },
+    )
+    try:
+        yield stack
+    finally:
+        for process in stack.processes:
+            if process.popen.poll() is None:
+                process.popen.kill()
+                process.popen.wait()
+        with psycopg.connect(server, autocommit=True) as admin:
+            admin.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
+        asyncio.run(_delete_topics(stack.settings["FEEDCORE_KAFKA_BOOTSTRAP"], stack.settings["FEEDCORE_KAFKA_TOPIC"]))
+
+
+async def _delete_topics(bootstrap: str, topic: str) -> None:
+    """Drop the stack's topics, if they were made and the broker is there to ask."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=10_000)
+    try:
+        await admin.start()
+        existing = set(await admin.list_topics())
+        doomed = [name for name in (topic, f"{topic}.dlq") if name in existing]
+        if doomed:
+            await admin.delete_topics(doomed)
+    except (KafkaError, OSError):
+        return  # a broker the test stopped for good; its topics went with it
+    finally:
+        await admin.close()
