@@ -25,15 +25,17 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
+def _environment(settings: dict[str, str]) -> dict[str, str]:
+    inherited = {name: value for name, value in os.environ.items() if not name.startswith("FEEDCORE_")}
+    return {**inherited, **settings, "FEEDCORE_LOG_LEVEL": "WARNING"}
+
+
 @contextmanager
 def feedcore_server(settings: dict[str, str]) -> Iterator[str]:
     """`feedcore serve` on a free port with exactly these FEEDCORE_* settings; yields its base URL."""
     port = free_port()
-    inherited = {name: value for name, value in os.environ.items() if not name.startswith("FEEDCORE_")}
-    env = {**inherited, **settings, "FEEDCORE_PORT": str(port), "FEEDCORE_LOG_LEVEL": "WARNING"}
-    server = subprocess.Popen([str(ROOT / ".venv" / "bin" / "feedcore"), "serve"], env=env, stdout=subprocess.DEVNULL)
-    base = f"http://127.0.0.1:{port}"
-    try:
+    with feedcore("serve", {**settings, "FEEDCORE_PORT": str(port)}) as server:
+        base = f"http://127.0.0.1:{port}"
         deadline = time.monotonic() + 30
         while True:
             try:
@@ -45,9 +47,19 @@ def feedcore_server(settings: dict[str, str]) -> Iterator[str]:
                 raise SystemExit("feedcore serve did not become ready")
             time.sleep(0.1)
         yield base
+
+
+@contextmanager
+def feedcore(command: str, settings: dict[str, str]) -> Iterator[subprocess.Popen[bytes]]:
+    """`feedcore COMMAND` with exactly these FEEDCORE_* settings, stopped with SIGINT at the end."""
+    process = subprocess.Popen(
+        [str(ROOT / ".venv" / "bin" / "feedcore"), command], env=_environment(settings), stdout=subprocess.DEVNULL
+    )
+    try:
+        yield process
     finally:
-        server.send_signal(signal.SIGINT)
-        server.wait(timeout=15)
+        process.send_signal(signal.SIGINT)
+        process.wait(timeout=30)
 
 
 class Run:

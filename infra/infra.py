@@ -49,7 +49,10 @@ class InfraError(Exception):
 def run(command: list[str], *, user: str | None = None, **kwargs: object) -> subprocess.CompletedProcess[str]:
     if user is not None and os.geteuid() == 0:
         command = ["runuser", "-u", user, "--", *command]
-    return subprocess.run(command, check=True, text=True, capture_output=True, **kwargs)  # type: ignore[call-overload]
+    done: subprocess.CompletedProcess[str] = subprocess.run(  # type: ignore[call-overload]
+        command, check=True, text=True, capture_output=True, **kwargs
+    )
+    return done
 
 
 def apt_install(*packages: str) -> None:
@@ -321,12 +324,37 @@ class Redis(Service):
 
 
 class Kafka(Service):
+    """The broker of .infra/kafka on the fixed ports by default; a test may run a private one beside
+    it with ports and a home of its own (its pid file, ``<home>.pid``, sits beside that home)."""
+
     name = "kafka"
     env_var = "FEEDCORE_KAFKA_BOOTSTRAP"
     marker = "kafka.Kafka"
 
+    def __init__(
+        self, *, port: int = KAFKA_PORT, controller_port: int = KAFKA_CONTROLLER_PORT, home: Path = STATE / "kafka"
+    ) -> None:
+        self.port = port
+        self.controller_port = controller_port
+        self.home = home
+        #: The broker this object started: a Popen dropped while its child runs warns (ResourceWarning).
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def pid_file(self) -> Path:
+        return self.home.parent / f"{self.home.name}.pid"
+
+    @property
+    def log(self) -> Path:
+        return self.home / "kafka.log"
+
     def url(self) -> str:
-        return f"127.0.0.1:{KAFKA_PORT}"
+        return f"127.0.0.1:{self.port}"
+
+    def down(self) -> None:
+        super().down()
+        if self.process is not None and self.process.poll() is not None:  # down() reaped it: let the Popen know
+            self.process = None
 
     def reachable(self, url: str) -> bool:
         from aiokafka.admin import AIOKafkaAdminClient
@@ -380,17 +408,17 @@ class Kafka(Service):
 
     def start(self) -> None:
         lib = self.lib()
-        home = STATE / "kafka"
-        data = home / "data"
-        config = home / "server.properties"
+        self.home.mkdir(parents=True, exist_ok=True)
+        data = self.home / "data"
+        config = self.home / "server.properties"
         config.write_text(
             "\n".join(
                 [
                     "process.roles=broker,controller",
                     "node.id=1",
-                    f"controller.quorum.voters=1@127.0.0.1:{KAFKA_CONTROLLER_PORT}",
-                    f"listeners=PLAINTEXT://127.0.0.1:{KAFKA_PORT},CONTROLLER://127.0.0.1:{KAFKA_CONTROLLER_PORT}",
-                    f"advertised.listeners=PLAINTEXT://127.0.0.1:{KAFKA_PORT}",
+                    f"controller.quorum.voters=1@127.0.0.1:{self.controller_port}",
+                    f"listeners=PLAINTEXT://127.0.0.1:{self.port},CONTROLLER://127.0.0.1:{self.controller_port}",
+                    f"advertised.listeners=PLAINTEXT://127.0.0.1:{self.port}",
                     "controller.listener.names=CONTROLLER",
                     "inter.broker.listener.name=PLAINTEXT",
                     "listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
@@ -428,6 +456,7 @@ class Kafka(Service):
                 stdin=subprocess.DEVNULL,
                 start_new_session=True,
             )
+        self.process = process
         self.pid_file.write_text(f"{process.pid}\n")
         wait_for(lambda: self.reachable(self.url()), "kafka", self.log, lambda: process.poll() is None)
 

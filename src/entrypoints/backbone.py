@@ -14,6 +14,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 from prometheus_client import start_http_server
+from stamina.instrumentation import set_on_retry_hooks
 
 from adapters.kafka import (
     DeadLetter,
@@ -25,7 +26,7 @@ from adapters.kafka import (
     read_dead_letters,
 )
 from adapters.system import SystemClock
-from entrypoints.consumer import EventConsumer, RetryPolicy
+from entrypoints.consumer import EventConsumer, RetryPolicy, log_retry
 from entrypoints.container import PostgresStorage, awaited, process_registry
 from entrypoints.settings import Settings
 from entrypoints.worker import WaitableOutbox, run_relay
@@ -137,6 +138,7 @@ async def relay(settings: Settings, stop: asyncio.Event) -> None:
 
 async def process(settings: Settings, stop: asyncio.Event) -> None:
     """`feedcore process`: consume the main topic and apply every event, until ``stop``."""
+    set_on_retry_hooks([log_retry])
     await create_topics(settings, stop)
     async with (
         postgres_storage(settings) as storage,

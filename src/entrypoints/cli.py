@@ -50,10 +50,10 @@ def serve(host: str | None, port: int | None, workers: int) -> None:
     settings = _settings()
     host = host or settings.host
     port = settings.port if port is None else port
-    if workers > 1 and not settings.kafka_bootstrap:
+    if workers > 1:
         raise click.ClickException(
-            "this mode keeps state (the embedded store, or the in-process fan-out queue) in one process, "
-            "so it runs exactly one worker: drop --workers"
+            "feedcore serve runs exactly one worker: the embedded store and the in-process fan-out queue "
+            "live in one process, and post ids are unique per FEEDCORE_NODE_ID: drop --workers"
         )
     try:
         token_secret(settings, create=True)

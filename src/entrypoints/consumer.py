@@ -20,6 +20,7 @@ from typing import Protocol, TypeVar
 
 import msgspec
 import stamina
+from stamina.instrumentation import RetryDetails
 
 from adapters.kafka import Record
 from feedcore.events import Event, decode_event
@@ -51,6 +52,17 @@ class RetryPolicy:
     #: Backoff after the first failure; it doubles (plus jitter) up to ``max_wait``.
     first_wait: float = 0.1
     max_wait: float = 30.0
+
+
+def log_retry(details: RetryDetails) -> None:
+    """A stamina retry hook: one readable line per retry, with its cause and the wait before it."""
+    _log.warning(
+        "retry %d in %.2fs (%.1fs waited so far) after %r",
+        details.retry_num,
+        details.wait_for,
+        details.waited_so_far,
+        details.caused_by,
+    )
 
 
 class EventConsumer:

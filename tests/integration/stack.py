@@ -11,6 +11,7 @@ import subprocess
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -171,7 +172,12 @@ def isolated_stack(directory: Path, **settings: str) -> Iterator[Stack]:
                 process.popen.wait()
         with psycopg.connect(server, autocommit=True) as admin:
             admin.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
-        asyncio.run(_delete_topics(stack.settings["FEEDCORE_KAFKA_BOOTSTRAP"], stack.settings["FEEDCORE_KAFKA_TOPIC"]))
+        # A thread of its own: the stack may be used inside a test's running event loop.
+        with ThreadPoolExecutor(max_workers=1) as thread:
+            thread.submit(
+                asyncio.run,
+                _delete_topics(stack.settings["FEEDCORE_KAFKA_BOOTSTRAP"], stack.settings["FEEDCORE_KAFKA_TOPIC"]),
+            ).result()
 
 
 async def _delete_topics(bootstrap: str, topic: str) -> None:

@@ -16,5 +16,20 @@ def connection_pool(
     and the pool a COMMIT after the last: three round trips for every single read.)
     """
     return AsyncConnectionPool(
-        url, min_size=min_size, max_size=max_size, timeout=timeout, open=False, kwargs={"autocommit": True}
+        url,
+        min_size=min_size,
+        max_size=max_size,
+        timeout=timeout,
+        open=False,
+        kwargs={
+            "autocommit": True,
+            # A server that vanishes without closing its connections (a cut network) is noticed in
+            # seconds rather than after the kernel's default of two hours or more.
+            "connect_timeout": 10,
+            "keepalives": 1,
+            "keepalives_idle": 10,
+            "keepalives_interval": 5,
+            "keepalives_count": 3,
+            "tcp_user_timeout": 30_000,
+        },
     )

@@ -1,0 +1,101 @@
+"""PostgreSQL out of the processor's reach while events flow: the processor waits the outage out,
+dead-letters nothing, and applies every event once PostgreSQL is back.
+
+Only the processor reaches PostgreSQL through a proxy, which the test cuts: the API keeps its own
+connections, so posts are still accepted (and relayed to Kafka) during the outage.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import time
+from pathlib import Path
+
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+from entrypoints.backbone import dead_letters
+from entrypoints.settings import Settings
+from tests.integration.stack import Stack, isolated_stack, wait_until
+from tests.integration.tcp_proxy import TcpProxy
+
+POSTS_DURING_OUTAGE = 20
+OUTAGE_SECONDS = 4.0
+#: What the processor's connection pool (psycopg_pool) logs each time it fails to reconnect.
+POOL_CANNOT_CONNECT = "error connecting in 'pool-"
+#: What the processor logs when it schedules the first retry of a transient failure (entrypoints.consumer.log_retry).
+RETRY_SCHEDULED = "entrypoints.consumer: retry 1 in"
+#: What the processor logs when it sets a record aside (entrypoints/consumer.py).
+DEAD_LETTERING = "dead-lettering"
+
+
+def feed_ids(stack: Stack, user: str) -> list[str]:
+    with stack.client(user) as client:
+        response = client.get(f"/feeds/{user}", params={"limit": 100})
+        assert response.status_code == 200, response.text
+        return [item["id"] for item in response.json()["items"]]
+
+
+def server_address(database_url: str) -> tuple[str, int]:
+    parts = conninfo_to_dict(database_url)
+    return str(parts.get("host") or "localhost"), int(str(parts.get("port") or 5432))
+
+
+def entries_of(stack: Stack, user: str) -> int:
+    return int(stack.scalar("SELECT count(*) FROM feed_entries WHERE user_id = %s", user))
+
+
+def test_postgres_unreachable_for_a_few_seconds_while_events_flow_dead_letters_nothing_and_applies_all_after(
+    tmp_path: Path,
+) -> None:
+    with isolated_stack(tmp_path) as stack, TcpProxy(*server_address(stack.database_url)) as proxy:
+        server = stack.serve()
+        processor = stack.spawn(
+            "process",
+            FEEDCORE_DATABASE_URL=make_conninfo(stack.database_url, host="127.0.0.1", port=proxy.port),
+            # Shorter than the outage: waits for a connection end in PoolTimeout as well as the
+            # OperationalError of the connections the cut dropped; both must be waited out.
+            FEEDCORE_DATABASE_TIMEOUT_SECONDS="1",
+            # Few tries for a permanent error: one the outage caused but the processor took for
+            # permanent would be dead-lettered within the outage, not retried past its end by luck.
+            FEEDCORE_MAX_ATTEMPTS="2",
+        )
+        with stack.client("ana") as ana, stack.client("bo") as bo:
+            assert ana.post("/follow", json={"followee_id": "bo"}).status_code == 204
+            created = bo.post("/posts", json={"content": "before the outage"})
+            assert created.status_code == 201, created.text
+            posted = [created.json()["id"]]
+            wait_until(lambda: posted[0] in feed_ids(stack, "ana"), timeout=30, what="the first post in ana's feed")
+
+            proxy.cut()
+            cut_at = time.monotonic()
+            for number in range(POSTS_DURING_OUTAGE):
+                response = bo.post("/posts", json={"content": f"while PostgreSQL is away, #{number}"})
+                assert response.status_code == 201, response.text
+                posted.append(response.json()["id"])
+                time.sleep(0.05)
+            # The events reach Kafka (the API's relay does not go through the proxy), and the
+            # processor, which holds them, cannot apply them.
+            wait_until(lambda: not stack.scalar("SELECT count(*) FROM outbox"), timeout=20, what="the relay")
+            time.sleep(max(0.0, cut_at + OUTAGE_SECONDS - time.monotonic()))
+            assert processor.popen.poll() is None, f"the processor exited during the outage:\n{processor.output()}"
+            assert entries_of(stack, "ana") == 1, "the processor applied events through a cut proxy"
+            proxy.restore()
+
+            def all_applied() -> bool:
+                assert DEAD_LETTERING not in processor.output(), processor.output()
+                return set(posted) <= set(feed_ids(stack, "ana"))
+
+            wait_until(all_applied, timeout=60, what="every post in ana's feed")
+
+        assert sorted(feed_ids(stack, "ana")) == sorted(posted), "each post exactly once"
+        assert entries_of(stack, "ana") == 1 + POSTS_DURING_OUTAGE
+        assert asyncio.run(dead_letters(Settings.from_env(stack.environment()))) == []
+        output = processor.output()
+        assert POOL_CANNOT_CONNECT in output, f"no sign the processor noticed the outage:\n{output}"
+        assert RETRY_SCHEDULED in output, f"no retry was scheduled during the outage:\n{output}"
+        assert DEAD_LETTERING not in output, output
+
+        assert processor.popen.poll() is None, f"the processor exited:\n{output}"
+        assert processor.stop(signal.SIGTERM) == 0, processor.output()
+        assert server.stop(signal.SIGTERM) == 0, server.output()
