@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed
 
-.PHONY: help install run test lint unit format bench bench-fanout clean up down infra-up infra-down infra-status
+.PHONY: help install run test lint unit format bench bench-fanout bench-e2e clean up down infra-up infra-down infra-status
 
 help:
 	@echo "make run      run feedcore embedded on 127.0.0.1:8000 (nothing is persisted)"
@@ -15,9 +15,10 @@ help:
 	@echo "make infra-up / infra-down / infra-status"
 	@echo "             PostgreSQL, Redis and Kafka on 127.0.0.1, without Docker"
 	@echo "make format   format the code with ruff"
-	@echo "make bench    read (embedded), durable write (PostgreSQL) and fan-out benchmarks; wrk is"
+	@echo "make bench    read (embedded), durable write (PostgreSQL), fan-out and end-to-end benchmarks; wrk is"
 	@echo "             installed from Debian packages if missing"
 	@echo "make bench-fanout  fan-out into PostgreSQL at 1k/10k/100k followers, beside raw insert rates"
+	@echo "make bench-e2e     post -> follower's feed latency through Kafka at 500 posts/s; processor pace"
 	@echo "make up       the whole stack in Docker (docker/compose.yaml; needs a Docker engine and FEEDCORE_JWT_SECRET)"
 	@echo "make down     stop the Docker stack (its volumes are kept)"
 
@@ -73,10 +74,14 @@ bench: install
 	@$(BENCH_SERVICES); \
 	$(PY) -m bench.read_embedded --connections 32; \
 	$(PY) -m bench.write_postgres --connections 32; \
-	$(PY) -m bench.fanout
+	$(PY) -m bench.fanout; \
+	$(PY) -m bench.e2e
 
 bench-fanout: install
 	@$(BENCH_SERVICES); $(PY) -m bench.fanout
+
+bench-e2e: install
+	@$(BENCH_SERVICES); $(PY) -m bench.e2e
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis .import_linter_cache

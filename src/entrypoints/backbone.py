@@ -157,7 +157,7 @@ async def process(settings: Settings, stop: asyncio.Event) -> None:
         )
         events = EventConsumer(
             KafkaRecordSource(group_member),
-            processor.apply,
+            processor.apply_all,
             KafkaDeadLetters(dead_letter_producer, settings.dead_letter_topic),
             transient=storage.unavailable_errors() + KAFKA_UNAVAILABLE,
             policy=RetryPolicy(max_attempts=settings.max_attempts, max_wait=settings.retry_max_seconds),

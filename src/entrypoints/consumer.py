@@ -66,12 +66,17 @@ def log_retry(details: RetryDetails) -> None:
 
 
 class EventConsumer:
-    """Applies every record of ``source`` with ``apply``, at least once, in order per partition."""
+    """Applies every record of ``source`` with ``apply``, at least once, in order per partition.
+
+    ``apply`` takes events in order and applies all of them or none (one transaction): a batch
+    goes through it whole, and only when that fails for a reason other than a transient one is the
+    batch applied again one event at a time, to find the event at fault.
+    """
 
     def __init__(
         self,
         source: RecordSource,
-        apply: Callable[[Event], Awaitable[object]],
+        apply: Callable[[Sequence[Event]], Awaitable[object]],
         dead_letters: DeadLetters,
         *,
         transient: tuple[type[Exception], ...],
@@ -93,23 +98,29 @@ class EventConsumer:
     async def consume_batch(self, *, idle_wait: float = 1.0) -> int:
         """Fetch one batch, apply or dead-letter each record, commit; returns the batch's size."""
         records = await self._waiting_out(lambda: self._source.fetch(max_records=self._batch, max_wait=idle_wait))
+        decoded: list[tuple[Record, Event]] = []
         for record in records:
-            await self._handle(record)
+            try:
+                decoded.append((record, decode_event(record.value or b"")))
+            except (msgspec.DecodeError, msgspec.ValidationError) as error:
+                # The same bytes never decode on a later try.
+                await self._dead_letter(record, error, attempts=1)
+        if decoded:
+            try:
+                await self._waiting_out(lambda: self._apply([event for _, event in decoded]))
+            except Exception:  # noqa: BLE001  # some event of the batch is at fault: find which
+                _log.warning("a batch of %d events failed; applying them one at a time", len(decoded))
+                for record, event in decoded:
+                    await self._apply_alone(record, event)
         if records:
             await self._waiting_out(lambda: self._source.commit(records))
         return len(records)
 
-    async def _handle(self, record: Record) -> None:
-        try:
-            event = decode_event(record.value or b"")
-        except (msgspec.DecodeError, msgspec.ValidationError) as error:
-            # The same bytes never decode on a later try.
-            await self._dead_letter(record, error, attempts=1)
-            return
+    async def _apply_alone(self, record: Record, event: Event) -> None:
         try:
             async for attempt in self._retrying(on=Exception, attempts=self._policy.max_attempts):
                 with attempt:
-                    await self._waiting_out(lambda: self._apply(event))
+                    await self._waiting_out(lambda: self._apply([event]))
         except Exception as error:  # noqa: BLE001  # a handler error that repeats is permanent, whatever it is
             await self._dead_letter(record, error, attempts=self._policy.max_attempts)
 

@@ -189,15 +189,17 @@ class FeedStore(FeedReader, Protocol):
 class IdempotencyLedger(Protocol):
     """Which events each consumer has already applied."""
 
-    async def applied(self, consumer: str, event_id: str) -> bool: ...
+    async def applied(self, consumer: str, event_ids: Collection[str]) -> set[str]:
+        """Those of ``event_ids`` that ``consumer`` has applied."""
+        ...
 
-    async def mark(self, consumer: str, event_id: str) -> None:
-        """Record ``event_id`` as applied by ``consumer``; marking twice is harmless."""
+    async def mark(self, consumer: str, event_ids: Collection[str]) -> None:
+        """Record ``event_ids`` as applied by ``consumer``; marking twice is harmless."""
         ...
 
 
 class FeedTransaction(Protocol):
-    """One atomic unit of processor work: an event's feed effects and its ledger mark."""
+    """One atomic unit of processor work: events' feed effects and their ledger marks."""
 
     @property
     def feeds(self) -> FeedStore: ...

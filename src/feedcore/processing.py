@@ -4,18 +4,19 @@ Handlers converge on the truth instead of trusting the order events arrive in: e
 post store and the graph, so a late, repeated or reordered event (concurrent outbox relays can
 publish one key's events out of order) leaves the feeds as the current state says they should be.
 
-Per event: the feed-store effects and the ledger mark commit in one transaction, so the store work
-happens once per consumer; then the cache is updated, and the bus offset is committed last. A crash
+Per batch of events: their feed-store effects and ledger marks commit in one transaction, so the
+store work happens once per consumer; then the cache is updated, and the bus offsets are committed
+last. A crash
 between the store commit and the cache update is repaired on redelivery: the ledger skips the store
 work, and the cache update, which is idempotent, is derived again from the event and the truth.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping, Sequence
 
 from feedcore.events import Event, PostDeleted, PostPublished, UserFollowed, UserUnfollowed
-from feedcore.model import PostId, UserId
+from feedcore.model import Post, PostId, UserId
 from feedcore.policies import Policies
 from feedcore.ports import EventBus, FeedCache, FeedStore, FeedUnitOfWork, PostStore, SocialGraph
 
@@ -42,30 +43,51 @@ class FeedProcessor:
 
     async def apply(self, event: Event) -> bool:
         """Apply one event; returns False when this consumer had already applied it to the store."""
-        touched: list[UserId] | None = None
+        return bool(await self.apply_all([event]))
+
+    async def apply_all(self, events: Sequence[Event]) -> list[Event]:
+        """Apply ``events`` in order, in one transaction: all their store effects and ledger marks
+        commit together, or none do. Then the cache is brought in line with each of them.
+
+        Returns the events applied to the store now: those this consumer had not applied before
+        (an event repeated within ``events`` counts once).
+        """
+        touched: dict[str, list[UserId]] = {}
         async with self._unit_of_work.begin() as tx:
-            if not await tx.ledger.applied(self._consumer, event.event_id):
-                touched = await self._apply_to_store(tx.feeds, event)
-                await tx.ledger.mark(self._consumer, event.event_id)
+            skip = await tx.ledger.applied(self._consumer, [event.event_id for event in events])
+            fresh: list[Event] = []
+            for event in events:
+                if event.event_id not in skip:
+                    skip.add(event.event_id)
+                    fresh.append(event)
+            if fresh:
+                published = {PostId(e.post_id) for e in fresh if isinstance(e, PostPublished)}
+                posts = await self._posts.get_many(published) if published else {}
+                for event in fresh:
+                    touched[event.event_id] = await self._apply_to_store(tx.feeds, event, posts)
+                await tx.ledger.mark(self._consumer, [event.event_id for event in fresh])
                 await tx.commit()
         if self._cache is not None:
-            await self._apply_to_cache(self._cache, event, touched)
-        return touched is not None
+            for event in events:
+                await self._apply_to_cache(self._cache, event, touched.get(event.event_id))
+        return fresh
 
     async def process_batch(self, bus: EventBus, *, max_events: int = 500, max_wait: float = 1.0) -> int:
         """Receive one batch, apply it, then commit it; returns how many events it held."""
         deliveries = await bus.receive(max_events=max_events, max_wait=max_wait)
-        for delivery in deliveries:
-            await self.apply(delivery.event)
         if deliveries:
+            await self.apply_all([delivery.event for delivery in deliveries])
             await bus.commit(deliveries)
         return len(deliveries)
 
-    async def _apply_to_store(self, feeds: FeedStore, event: Event) -> list[UserId]:
-        """Apply ``event`` to the feed store; returns whose feeds it changed."""
+    async def _apply_to_store(self, feeds: FeedStore, event: Event, posts: Mapping[PostId, Post]) -> list[UserId]:
+        """Apply ``event`` to the feed store; returns whose feeds it changed.
+
+        ``posts`` holds the live posts among those the batch publishes, read once for all of them.
+        """
         match event:
             case PostPublished(post_id=post_id):
-                return await self.fan_out_post(feeds, PostId(post_id))
+                return await self._fan_out(feeds, posts.get(PostId(post_id)))
             case PostDeleted(post_id=post_id):
                 return await feeds.remove_post(PostId(post_id))
             case UserFollowed(follower_id=follower, followee_id=followee):
@@ -95,7 +117,9 @@ class FeedProcessor:
 
     async def fan_out_post(self, feeds: FeedStore, post_id: PostId) -> list[UserId]:
         """Write a post into its author's feed and each current follower's, a chunk at a time."""
-        post = (await self._posts.get_many((post_id,))).get(post_id)
+        return await self._fan_out(feeds, (await self._posts.get_many((post_id,))).get(post_id))
+
+    async def _fan_out(self, feeds: FeedStore, post: Post | None) -> list[UserId]:
         if post is None or not post.fan_out:
             return []
         recipients: list[UserId] = []
@@ -123,12 +147,14 @@ class FeedProcessor:
         return [follower]
 
     async def _audience_chunks(self, author: UserId) -> AsyncIterator[list[UserId]]:
-        """Whose feeds an author's post belongs in: the author's own, then each follower's."""
-        yield [author]
-        after: UserId | None = None
-        while chunk := await self._graph.followers(author, after=after, limit=self._policies.fanout_chunk):
-            yield chunk
-            after = chunk[-1]
+        """Whose feeds an author's post belongs in: the author's own (with the first chunk), then each follower's."""
+        limit = self._policies.fanout_chunk
+        chunk = await self._graph.followers(author, after=None, limit=limit)
+        yield [author, *chunk]
+        while len(chunk) == limit:
+            chunk = await self._graph.followers(author, after=chunk[-1], limit=limit)
+            if chunk:
+                yield chunk
 
     async def _audience(self, author: UserId) -> list[UserId]:
         return [user async for chunk in self._audience_chunks(author) for user in chunk]

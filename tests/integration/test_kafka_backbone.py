@@ -6,7 +6,7 @@ import asyncio
 import signal
 import subprocess
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import psycopg
@@ -148,10 +148,11 @@ async def test_poison_goes_to_the_dead_letter_topic_and_a_replay_after_the_fix_a
                 policies=settings.policies,
             )
 
-            async def apply(event: Event) -> bool:
-                if isinstance(event, PostPublished) and str(event.post_id) in broken:
-                    raise RuntimeError(f"handler bug on post {event.post_id}")
-                return await processor.apply(event)
+            async def apply(events: Sequence[Event]) -> list[Event]:
+                for event in events:
+                    if isinstance(event, PostPublished) and str(event.post_id) in broken:
+                        raise RuntimeError(f"handler bug on post {event.post_id}")
+                return await processor.apply_all(events)
 
             events = EventConsumer(
                 KafkaRecordSource(member),

@@ -573,7 +573,7 @@ class TestFeedStore:
             await transaction.feeds.add([ANA, BOB], PostId(1), CID)
             await transaction.feeds.add([ANA], PostId(2), DEE)
             await transaction.feeds.backfill(ANA, [post(3, CID)], horizon=PostId(3))
-            await transaction.ledger.mark("feeds", "event-1")
+            await transaction.ledger.mark("feeds", ["event-1"])
             await transaction.commit()
 
         async with ports.unit_of_work.begin() as transaction:
@@ -582,7 +582,7 @@ class TestFeedStore:
             await transaction.feeds.backfill(ANA, [post(4, CID)], horizon=PostId(50))
             await transaction.feeds.backfill(BOB, [post(5, CID)], horizon=PostId(5))
             await transaction.feeds.purge_author(ANA, DEE)
-            await transaction.ledger.mark("feeds", "event-2")
+            await transaction.ledger.mark("feeds", ["event-2"])
 
         await self.assert_untouched(ports)
 
@@ -591,7 +591,7 @@ class TestFeedStore:
             await transaction.feeds.add([ANA, BOB], PostId(1), CID)
             await transaction.feeds.add([ANA], PostId(2), DEE)
             await transaction.feeds.backfill(ANA, [post(3, CID)], horizon=PostId(3))
-            await transaction.ledger.mark("feeds", "event-1")
+            await transaction.ledger.mark("feeds", ["event-1"])
             await transaction.commit()
 
         async def fail_midway() -> None:
@@ -600,7 +600,7 @@ class TestFeedStore:
                 await transaction.feeds.remove_post(PostId(1))
                 await transaction.feeds.backfill(ANA, [post(4, CID)], horizon=PostId(50))
                 await transaction.feeds.purge_author(ANA, DEE)
-                await transaction.ledger.mark("feeds", "event-2")
+                await transaction.ledger.mark("feeds", ["event-2"])
                 raise Boom
 
         with pytest.raises(Boom):
@@ -610,10 +610,10 @@ class TestFeedStore:
         # The unit of work stays usable after the failure.
         async with ports.unit_of_work.begin() as transaction:
             await transaction.feeds.add([CID], PostId(11), BOB)
-            await transaction.ledger.mark("feeds", "event-3")
+            await transaction.ledger.mark("feeds", ["event-3"])
             await transaction.commit()
         assert await ports.feeds.entries(CID, before=None, floor=PostId(0), limit=10) == [11]
-        assert await ports.ledger.applied("feeds", "event-3") is True
+        assert await ports.ledger.applied("feeds", ["event-3"]) == {"event-3"}
 
     @staticmethod
     async def assert_untouched(ports: Adapters) -> None:
@@ -623,8 +623,8 @@ class TestFeedStore:
         }
         assert feeds == {ANA: [3, 2, 1], BOB: [1], CID: []}
         assert [await ports.feeds.horizon(user) for user in (ANA, BOB)] == [3, 0]
-        assert await ports.ledger.applied("feeds", "event-1") is True
-        assert await ports.ledger.applied("feeds", "event-2") is False
+        assert await ports.ledger.applied("feeds", ["event-1"]) == {"event-1"}
+        assert await ports.ledger.applied("feeds", ["event-2"]) == set()
 
 
 # --- IdempotencyLedger ---------------------------------------------------------------------------
@@ -632,27 +632,37 @@ class TestFeedStore:
 
 class TestIdempotencyLedger:
     async def test_marks_are_per_consumer(self, ports: Adapters) -> None:
-        assert await ports.ledger.applied("feeds", "event-1") is False
+        assert await ports.ledger.applied("feeds", ["event-1"]) == set()
 
-        await ports.ledger.mark("feeds", "event-1")
-        await ports.ledger.mark("feeds", "event-1")
+        await ports.ledger.mark("feeds", ["event-1"])
+        await ports.ledger.mark("feeds", ["event-1"])
 
-        assert await ports.ledger.applied("feeds", "event-1") is True
-        assert await ports.ledger.applied("feeds", "event-2") is False
-        assert await ports.ledger.applied("search", "event-1") is False
+        assert await ports.ledger.applied("feeds", ["event-1"]) == {"event-1"}
+        assert await ports.ledger.applied("feeds", ["event-2"]) == set()
+        assert await ports.ledger.applied("search", ["event-1"]) == set()
+
+    async def test_marks_and_lookups_take_many_ids_at_once(self, ports: Adapters) -> None:
+        await ports.ledger.mark("feeds", ["event-1", "event-2", "event-2"])
+        await ports.ledger.mark("feeds", [])
+
+        assert await ports.ledger.applied("feeds", ["event-0", "event-1", "event-2", "event-3"]) == {
+            "event-1",
+            "event-2",
+        }
+        assert await ports.ledger.applied("feeds", []) == set()
 
     async def test_a_committed_transaction_marks_the_ledger(self, ports: Adapters) -> None:
         async with ports.unit_of_work.begin() as transaction:
-            assert await transaction.ledger.applied("feeds", "event-1") is False
-            await transaction.ledger.mark("feeds", "event-1")
-            await transaction.ledger.mark("feeds", "event-1")
+            assert await transaction.ledger.applied("feeds", ["event-1"]) == set()
+            await transaction.ledger.mark("feeds", ["event-1"])
+            await transaction.ledger.mark("feeds", ["event-1"])
             await transaction.commit()
         async with ports.unit_of_work.begin() as transaction:
-            assert await transaction.ledger.applied("feeds", "event-1") is True
-            assert await transaction.ledger.applied("search", "event-1") is False
+            assert await transaction.ledger.applied("feeds", ["event-1"]) == {"event-1"}
+            assert await transaction.ledger.applied("search", ["event-1"]) == set()
 
-        assert await ports.ledger.applied("feeds", "event-1") is True
-        assert await ports.ledger.applied("search", "event-1") is False
+        assert await ports.ledger.applied("feeds", ["event-1"]) == {"event-1"}
+        assert await ports.ledger.applied("search", ["event-1"]) == set()
 
 
 # --- Outbox --------------------------------------------------------------------------------------

@@ -71,25 +71,28 @@ class Handler:
         self.failures = dict(failures or {})
         self.calls: list[str] = []
 
-    async def __call__(self, event: Event) -> None:
-        self.calls.append(event.event_id)
-        left, error = self.failures.get(event.event_id, (0, None))
-        if left and error is not None:
-            self.failures[event.event_id] = (left - 1, error)
-            raise error
-        self.source.log.append(f"apply {event.event_id}")
+    async def __call__(self, events: Sequence[Event]) -> None:
+        """All of ``events`` or none, like the processor's transaction."""
+        self.calls += [event.event_id for event in events]
+        for event in events:
+            left, error = self.failures.get(event.event_id, (0, None))
+            if left and error is not None:
+                self.failures[event.event_id] = (left - 1, error)
+                raise error
+        self.source.log += [f"apply {event.event_id}" for event in events]
 
 
 def consumer(source: FakeSource, handler: Handler, dead: FakeDeadLetters) -> EventConsumer:
     return EventConsumer(source, handler, dead, transient=(Unreachable,), policy=FAST)
 
 
-async def test_a_batch_is_applied_in_order_then_committed() -> None:
+async def test_a_batch_is_applied_in_order_in_one_go_then_committed() -> None:
     source = FakeSource([record(0, encode_event(published(1))), record(1, encode_event(published(2)))])
     handler, dead = Handler(source), FakeDeadLetters(source)
 
     assert await consumer(source, handler, dead).consume_batch(idle_wait=0) == 2
 
+    assert handler.calls == ["e-1", "e-2"]
     assert source.log == ["apply e-1", "apply e-2", "commit"]
     assert source.committed == [[0, 1]]
     assert dead.letters == []
@@ -115,7 +118,8 @@ async def test_a_handler_error_that_repeats_is_dead_lettered_and_the_next_event_
 
     await consumer(source, handler, dead).consume_batch(idle_wait=0)
 
-    assert handler.calls.count("e-1") == FAST.max_attempts
+    # Once within the batch, then alone until it is given up.
+    assert handler.calls.count("e-1") == 1 + FAST.max_attempts
     assert dead.letters == [(7, "ValueError", FAST.max_attempts)]
     assert source.log == ["dead-letter 7", "apply e-2", "commit"]
 

@@ -199,14 +199,17 @@ class FeedMachine(RuleBasedStateMachine):
             await relays[index]
 
     @precondition(lambda self: self.world.bus.undelivered())
-    @rule(data=st.data(), count=st.integers(1, 3), commit=st.booleans(), crash=st.booleans())
-    def deliver(self, data: st.DataObject, count: int, commit: bool, crash: bool) -> None:
-        """Apply a few events of one partition; commit them, or not, or crash on the way."""
+    @rule(data=st.data(), count=st.integers(1, 4), commit=st.booleans(), crash=st.booleans(), batched=st.booleans())
+    def deliver(self, data: st.DataObject, count: int, commit: bool, crash: bool, batched: bool) -> None:
+        """Apply a few events of one partition, one at a time or as one batch; commit them, or
+        not, or crash on the way."""
         partition = data.draw(st.sampled_from(self.world.bus.undelivered()))
         deliveries = self.world.bus.take(count, partition=partition)
         self.crashing_cache.crash_next = crash
         try:
-            for delivery in deliveries:
+            if batched:
+                self.run(self.world.processor.apply_all([delivery.event for delivery in deliveries]))
+            for delivery in [] if batched else deliveries:
                 self.run(self.world.processor.apply(delivery.event))
         except _ProcessorCrashed:
             self.world.bus.rewind()

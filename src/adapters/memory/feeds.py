@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Collection, Sequence
 from contextlib import asynccontextmanager
 
 from adapters.memory._sorted import SortedKeys
@@ -79,16 +79,18 @@ class InMemoryIdempotencyLedger:
         self._retain = retain
         self._applied: dict[str, OrderedDict[str, None]] = {}
 
-    async def applied(self, consumer: str, event_id: str) -> bool:
-        return event_id in self._applied.get(consumer, ())
+    async def applied(self, consumer: str, event_ids: Collection[str]) -> set[str]:
+        known = self._applied.get(consumer) or OrderedDict[str, None]()
+        return {event_id for event_id in event_ids if event_id in known}
 
-    async def mark(self, consumer: str, event_id: str) -> None:
-        self.mark_now(consumer, event_id)
+    async def mark(self, consumer: str, event_ids: Collection[str]) -> None:
+        self.mark_now(consumer, event_ids)
 
-    def mark_now(self, consumer: str, event_id: str) -> None:
+    def mark_now(self, consumer: str, event_ids: Collection[str]) -> None:
         applied = self._applied.setdefault(consumer, OrderedDict())
-        applied[event_id] = None
-        if len(applied) > self._retain:
+        for event_id in event_ids:
+            applied[event_id] = None
+        while len(applied) > self._retain:
             applied.popitem(last=False)
 
 
@@ -129,11 +131,12 @@ class _StagedLedger:
         self._base = base
         self._staged = staged
 
-    async def applied(self, consumer: str, event_id: str) -> bool:
-        return await self._base.applied(consumer, event_id)
+    async def applied(self, consumer: str, event_ids: Collection[str]) -> set[str]:
+        return await self._base.applied(consumer, event_ids)
 
-    async def mark(self, consumer: str, event_id: str) -> None:
-        self._staged.append(lambda: self._base.mark_now(consumer, event_id))
+    async def mark(self, consumer: str, event_ids: Collection[str]) -> None:
+        marked = list(event_ids)
+        self._staged.append(lambda: self._base.mark_now(consumer, marked))
 
 
 class _InMemoryFeedTransaction:

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Collection, Sequence
 from contextlib import asynccontextmanager
 from typing import Any, Final
 
@@ -97,16 +97,17 @@ class _TransactionLedger:
     def __init__(self, connection: AsyncConnection[Any]) -> None:
         self._connection = connection
 
-    async def applied(self, consumer: str, event_id: str) -> bool:
+    async def applied(self, consumer: str, event_ids: Collection[str]) -> set[str]:
         cursor = await self._connection.execute(
-            "SELECT 1 FROM processed_events WHERE consumer = %s AND event_id = %s", (consumer, event_id)
+            "SELECT event_id FROM processed_events WHERE consumer = %s AND event_id = ANY(%s)",
+            (consumer, list(event_ids)),
         )
-        return await cursor.fetchone() is not None
+        return {row[0] for row in await cursor.fetchall()}
 
-    async def mark(self, consumer: str, event_id: str) -> None:
+    async def mark(self, consumer: str, event_ids: Collection[str]) -> None:
         await self._connection.execute(
-            "INSERT INTO processed_events (consumer, event_id) VALUES (%s, %s) ON CONFLICT DO NOTHING",
-            (consumer, event_id),
+            "INSERT INTO processed_events (consumer, event_id) SELECT %s, unnest(%s::text[]) ON CONFLICT DO NOTHING",
+            (consumer, list(event_ids)),
         )
 
 
@@ -154,13 +155,13 @@ class PostgresIdempotencyLedger:
     def __init__(self, pool: AsyncConnectionPool[Any]) -> None:
         self._pool = pool
 
-    async def applied(self, consumer: str, event_id: str) -> bool:
+    async def applied(self, consumer: str, event_ids: Collection[str]) -> set[str]:
         async with self._pool.connection() as connection:
-            return await _TransactionLedger(connection).applied(consumer, event_id)
+            return await _TransactionLedger(connection).applied(consumer, event_ids)
 
-    async def mark(self, consumer: str, event_id: str) -> None:
+    async def mark(self, consumer: str, event_ids: Collection[str]) -> None:
         async with self._pool.connection() as connection:
-            await _TransactionLedger(connection).mark(consumer, event_id)
+            await _TransactionLedger(connection).mark(consumer, event_ids)
 
 
 class PostgresHealth:

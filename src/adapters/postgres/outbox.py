@@ -35,7 +35,7 @@ class PostgresOutbox:
         """Pause before looking again: the table tells nobody of new rows, so the relay polls."""
         await asyncio.sleep(min(max_wait, self.poll_interval))
 
-    poll_interval = 0.05
+    poll_interval = 0.01
 
     async def backlog(self) -> int:
         async with self._pool.connection() as connection:
