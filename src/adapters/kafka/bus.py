@@ -1,13 +1,17 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Sequence
 
 import msgspec
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.errors import CommitFailedError, IllegalStateError
 from aiokafka.structs import OffsetAndMetadata, TopicPartition
 
 from feedcore.events import Event, encode_event
+
+_log = logging.getLogger(__name__)
 
 
 class Record(msgspec.Struct, frozen=True, kw_only=True):
@@ -65,9 +69,16 @@ class KafkaRecordSource:
         ]
 
     async def commit(self, records: Sequence[Record]) -> None:
-        """Commit past ``records``: each partition's next offset is one beyond its last record here."""
+        """Commit past ``records``: each partition's next offset is one beyond its last record here.
+
+        After a rebalance took some of these partitions away, the commit is refused for good: it is
+        dropped, and their new owner gets those records again (applying them twice is harmless).
+        """
         offsets: dict[TopicPartition, int] = {}
         for record in records:
             partition = TopicPartition(record.topic, record.partition)
             offsets[partition] = max(offsets.get(partition, 0), record.offset + 1)
-        await self._consumer.commit({tp: OffsetAndMetadata(offset, "") for tp, offset in offsets.items()})
+        try:
+            await self._consumer.commit({tp: OffsetAndMetadata(offset, "") for tp, offset in offsets.items()})
+        except (CommitFailedError, IllegalStateError) as error:
+            _log.warning("offsets not committed, the group rebalanced (%r): the records will come again", error)
