@@ -1,4 +1,5 @@
-"""The feed-invariant state machine of the unit tests, with every storage port on PostgreSQL."""
+"""The feed-invariant state machine of the unit tests, with every storage port on PostgreSQL and
+the feed cache on Redis."""
 
 from __future__ import annotations
 
@@ -7,22 +8,28 @@ import os
 from typing import Any, ClassVar
 
 import psycopg
+import redis.asyncio as aioredis
 from hypothesis import HealthCheck, settings
 from hypothesis.stateful import run_state_machine_as_test
 from psycopg_pool import AsyncConnectionPool
 
 from adapters.postgres import connection_pool, migrate
-from feedcore import Clock
-from tests.integration.conftest import TABLES, postgres_adapters
-from tests.unit.test_feed_invariant import FeedMachine
+from adapters.redis import RedisFeedCache
+from feedcore import Clock, FeedCache
+from tests.integration.conftest import TABLES, postgres_adapters, service_url
+from tests.unit.test_feed_invariant import POLICIES, FeedMachine
 from tests.unit.world import Adapters
 
 
 class PostgresFeedMachine(FeedMachine):
-    """One event loop and one pool for all examples; every example starts from empty tables."""
+    """One event loop, one pool and one Redis client for all examples; every example starts from
+    empty tables and a key prefix of its own."""
 
     shared_loop: ClassVar[asyncio.AbstractEventLoop]
     pool: ClassVar[AsyncConnectionPool[Any]]
+    redis: ClassVar[aioredis.Redis]
+    redis_prefix: ClassVar[str]
+    examples: ClassVar[int] = 0
 
     def event_loop(self) -> asyncio.AbstractEventLoop:
         return self.shared_loop
@@ -30,6 +37,11 @@ class PostgresFeedMachine(FeedMachine):
     def adapters(self, clock: Clock) -> Adapters:  # the database keeps its own time
         self.shared_loop.run_until_complete(self._truncate())
         return postgres_adapters(self.pool)
+
+    def feed_cache(self) -> FeedCache:
+        PostgresFeedMachine.examples += 1
+        prefix = f"{self.redis_prefix}{self.examples}:"
+        return RedisFeedCache(self.redis, prefix=prefix, window=POLICIES.cache_window)
 
     async def _truncate(self) -> None:
         async with self.pool.connection() as connection:
@@ -39,7 +51,7 @@ class PostgresFeedMachine(FeedMachine):
         """The loop and the pool outlive the example."""
 
 
-def test_the_feed_invariant_holds_on_postgres(database_url: str) -> None:
+def test_the_feed_invariant_holds_on_postgres_and_redis(database_url: str, redis_prefix: str) -> None:
     loop = asyncio.new_event_loop()
 
     async def open_pool() -> AsyncConnectionPool[Any]:
@@ -51,6 +63,8 @@ def test_the_feed_invariant_holds_on_postgres(database_url: str) -> None:
 
     PostgresFeedMachine.shared_loop = loop
     PostgresFeedMachine.pool = loop.run_until_complete(open_pool())
+    PostgresFeedMachine.redis = aioredis.Redis.from_url(service_url("FEEDCORE_REDIS_URL"))
+    PostgresFeedMachine.redis_prefix = f"{redis_prefix}machine:"
     try:
         run_state_machine_as_test(
             PostgresFeedMachine,
@@ -63,4 +77,12 @@ def test_the_feed_invariant_holds_on_postgres(database_url: str) -> None:
         )
     finally:
         loop.run_until_complete(PostgresFeedMachine.pool.close())
+        loop.run_until_complete(_forget(PostgresFeedMachine.redis, PostgresFeedMachine.redis_prefix))
         loop.close()
+
+
+async def _forget(client: aioredis.Redis, prefix: str) -> None:
+    keys = [key async for key in client.scan_iter(match=f"{prefix}*")]
+    if keys:
+        await client.delete(*keys)
+    await client.aclose()

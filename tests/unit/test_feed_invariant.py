@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
+from adapters.memory import InMemoryFeedCache
 from feedcore import CachedFeed, Clock, Event, FeedCache, Policies, PostId, SelfFollow, UserId
 from tests.unit.world import Adapters, World, memory_adapters
 
@@ -81,7 +82,7 @@ class FeedMachine(RuleBasedStateMachine):
     def __init__(self) -> None:
         super().__init__()
         self.loop = self.event_loop()
-        self.world = World(POLICIES, partitions=PARTITIONS, adapters=self.adapters)
+        self.world = World(POLICIES, partitions=PARTITIONS, adapters=self.adapters, cache=self.feed_cache())
         assert self.world.cache is not None
         self.crashing_cache = _CrashingCache(self.world.cache)
         self.world.processor = self.world.make_processor(self.crashing_cache)
@@ -105,6 +106,9 @@ class FeedMachine(RuleBasedStateMachine):
 
     def adapters(self, clock: Clock) -> Adapters:
         return memory_adapters(clock)
+
+    def feed_cache(self) -> FeedCache:
+        return InMemoryFeedCache(window=POLICIES.cache_window)
 
     def close(self) -> None:
         self.loop.close()

@@ -84,6 +84,7 @@ class World:
         *,
         partitions: int = 4,
         cached: bool = True,
+        cache: FeedCache | None = None,
         adapters: Callable[[Clock], Adapters] = memory_adapters,
     ) -> None:
         self.policies = policies or Policies()
@@ -96,7 +97,7 @@ class World:
         self.feeds = built.feeds
         self.ledger = built.ledger
         self.unit_of_work = built.unit_of_work
-        self.cache = InMemoryFeedCache(window=self.policies.cache_window) if cached else None
+        self.cache = (cache or InMemoryFeedCache(window=self.policies.cache_window)) if cached else None
         self.bus = InMemoryEventBus(partitions=partitions)
         self.processor = self.make_processor(self.cache)
 
