@@ -152,7 +152,7 @@ async def process(settings: Settings, stop: asyncio.Event) -> None:
             posts=await awaited(storage.posts()),
             graph=await awaited(storage.graph()),
             unit_of_work=await awaited(storage.unit_of_work()),
-            cache=None,
+            cache=await awaited(storage.cache()),
             policies=settings.policies,
         )
         events = EventConsumer(

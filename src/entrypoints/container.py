@@ -12,6 +12,7 @@ import psycopg
 from dependency_injector import containers, providers
 from prometheus_client import CollectorRegistry, PlatformCollector, ProcessCollector
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
+from redis.asyncio import Redis
 
 from adapters.memory import (
     InMemoryEventBus,
@@ -34,6 +35,7 @@ from adapters.postgres import (
     PostgresSocialGraph,
     connection_pool,
 )
+from adapters.redis import RedisFeedCache, ResilientFeedCache
 from adapters.system import SystemClock
 from entrypoints.auth import Tokens
 from entrypoints.settings import Settings
@@ -97,8 +99,29 @@ def _rate_limiter(settings: Settings) -> RateLimiter:
     return InMemoryRateLimiter(rate=settings.rate_limit_per_second, burst=settings.rate_limit_burst)
 
 
-def _feed_cache(settings: Settings, policies: Policies) -> FeedCache | None:
+def _feed_cache(settings: Settings, redis: Redis | None) -> FeedCache | None:
+    """Redis when configured (shared by every process). Else a cache in this process, but only when
+    this process also applies the events (no Kafka): otherwise it would go stale."""
+    policies = settings.policies
+    if redis is not None:
+        cache = RedisFeedCache(redis, prefix=settings.redis_prefix, window=policies.cache_window)
+        return ResilientFeedCache(cache, redis, prefix=settings.redis_prefix)
     return None if settings.kafka_bootstrap else InMemoryFeedCache(window=policies.cache_window)
+
+
+async def _redis(settings: Settings) -> AsyncIterator[Redis | None]:
+    if not settings.redis_url:
+        yield None
+        return
+    client: Redis = Redis.from_url(
+        settings.redis_url,
+        socket_timeout=settings.redis_timeout_seconds,
+        socket_connect_timeout=settings.redis_timeout_seconds,
+    )
+    try:
+        yield client
+    finally:
+        await client.aclose()
 
 
 def process_registry() -> CollectorRegistry:
@@ -131,6 +154,7 @@ class MemoryStorage(containers.DeclarativeContainer):
     ledger = providers.Singleton(InMemoryIdempotencyLedger)
     unit_of_work = providers.Singleton(InMemoryFeedUnitOfWork, feeds, ledger)
     health = providers.Singleton(_AlwaysReady)
+    cache = providers.Singleton(_feed_cache, settings, None)
     #: Exceptions that mean "the store is down, try later" rather than a bug.
     unavailable_errors: providers.Object[tuple[type[Exception], ...]] = providers.Object(())
 
@@ -165,6 +189,8 @@ class PostgresStorage(containers.DeclarativeContainer):
     ledger = providers.Singleton(PostgresIdempotencyLedger, pool)
     unit_of_work = providers.Singleton(PostgresFeedUnitOfWork, pool)
     health = providers.Singleton(PostgresHealth, pool)
+    redis = providers.Resource(_redis, settings)
+    cache = providers.Singleton(_feed_cache, settings, redis)
     unavailable_errors: providers.Object[tuple[type[Exception], ...]] = providers.Object(
         (psycopg.OperationalError, PoolTimeout)
     )
@@ -183,10 +209,7 @@ class AppContainer(containers.DeclarativeContainer):
     registry = providers.Singleton(process_registry)
     tokens = providers.Singleton(Tokens, secret)
     rate_limiter = providers.Singleton(_rate_limiter, settings)
-    # In one process (no Kafka), the fan-out worker keeps a feed cache beside the API. With Kafka,
-    # `feedcore process` applies the events elsewhere: a cache here would go stale, so there is none
-    # until the Redis adapter shares one.
-    cache = providers.Singleton(_feed_cache, settings, policies)
+    cache = storage.cache
     bus = providers.Singleton(InMemoryEventBus)
     processor = providers.Singleton(
         FeedProcessor,

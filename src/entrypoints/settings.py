@@ -36,7 +36,11 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     database_timeout_seconds: Annotated[float, msgspec.Meta(gt=0)] = 5.0
     #: Apply pending schema migrations when the service starts (else: `feedcore migrate`).
     migrate_on_start: bool = False
+    #: With it, feeds are cached in Redis, shared by every server and processor.
     redis_url: str | None = None
+    redis_prefix: str = "feedcore:"
+    #: How long a Redis command may take before the cache is given up for PostgreSQL.
+    redis_timeout_seconds: Annotated[float, msgspec.Meta(gt=0)] = 0.5
     #: Kafka brokers, ``host:port[,host:port...]``; with it, events travel through Kafka and
     #: `feedcore process` applies them.
     kafka_bootstrap: str | None = None
@@ -101,9 +105,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
 
     def check(self, *, serving: bool = True) -> None:
         """Refuse configurations this process cannot run as; ``serving``: the HTTP API, which needs a secret."""
-        if self.redis_url:
+        if self.redis_url and not self.database_url:
             raise ConfigurationError(
-                f"{PREFIX}REDIS_URL set, but this version of feedcore has no Redis adapter yet: unset it"
+                f"{PREFIX}REDIS_URL needs {PREFIX}DATABASE_URL: Redis caches feeds that PostgreSQL keeps"
             )
         if self.kafka_bootstrap and not self.database_url:
             raise ConfigurationError(

@@ -139,6 +139,13 @@ class _FeedRead:
         entries = await self._feeds.entries(self._owner, before=None, floor=store_horizon, limit=window)
         horizon = entries[-1] if len(entries) == window else store_horizon
         await cache.fill(self._owner, entries, horizon=horizon)
+        # The processor may have changed the store between that read and the fill, and left the
+        # cache alone because the feed was not cached yet: then the copy may lack the change, and
+        # it is dropped (this read is served by the store). Changes after this second look reach
+        # the cached copy through the processor.
+        again = await self._feeds.entries(self._owner, before=None, floor=store_horizon, limit=window)
+        if again != entries or await self._feeds.horizon(self._owner) != store_horizon:
+            await cache.invalidate(self._owner)
 
     def _unfanned_fetch(self, store_horizon: PostId) -> Fetch:
         authors: Collection[UserId] | None = None

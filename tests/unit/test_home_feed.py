@@ -147,3 +147,30 @@ async def test_feeds_work_without_a_cache() -> None:
 async def test_an_empty_feed_is_one_empty_page(world: World) -> None:
     page = await world.feed("ana")
     assert (page.items, page.next_cursor) == ([], None)
+
+
+async def test_a_post_applied_while_a_cold_feed_is_rebuilt_is_not_lost_from_the_cache(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await world.follow("ana", "bo")
+    first = await world.publish("bo")
+    await world.drain()
+    entries = world.feeds.entries
+    arrived: list[Post] = []
+
+    async def entries_then_a_post_arrives(
+        user: UserId, *, before: PostId | None, floor: PostId, limit: int
+    ) -> list[PostId]:
+        found = await entries(user, before=before, floor=floor, limit=limit)
+        if not arrived:
+            # Between the rebuild's read of the store and its fill of the cache, the processor
+            # applies a new post: to the store, and not to the cache, where the feed is still cold.
+            arrived.append(await world.publish("bo"))
+            await world.drain()
+        return found
+
+    monkeypatch.setattr(world.feeds, "entries", entries_then_a_post_arrives)
+    await world.feed("ana")
+    monkeypatch.setattr(world.feeds, "entries", entries)
+
+    assert ids((await world.feed("ana")).items) == [arrived[0].id, first.id]

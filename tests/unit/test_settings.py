@@ -43,9 +43,11 @@ def test_a_short_secret_is_refused() -> None:
         Settings.from_env({"FEEDCORE_JWT_SECRET": "short"}).check()
 
 
-def test_redis_is_a_clear_error_until_its_adapter_exists() -> None:
-    with pytest.raises(ConfigurationError, match="FEEDCORE_REDIS_URL"):
-        Settings.from_env({"FEEDCORE_REDIS_URL": "redis://somewhere:1", "FEEDCORE_JWT_SECRET": "k" * 32}).check()
+def test_redis_without_postgresql_is_a_clear_error() -> None:
+    redis = {"FEEDCORE_REDIS_URL": "redis://somewhere:1", "FEEDCORE_JWT_SECRET": "k" * 32}
+    with pytest.raises(ConfigurationError, match="FEEDCORE_REDIS_URL needs FEEDCORE_DATABASE_URL"):
+        Settings.from_env(redis).check()
+    Settings.from_env({**redis, "FEEDCORE_DATABASE_URL": "postgresql://localhost/x"}).check()
 
 
 def test_kafka_without_postgresql_is_a_clear_error() -> None:

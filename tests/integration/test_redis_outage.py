@@ -1,0 +1,90 @@
+"""Redis down while the stack runs: reads fall back to PostgreSQL, writes flow on, and once Redis
+is back no cached feed is left missing what happened meanwhile."""
+
+from __future__ import annotations
+
+import signal
+import time
+import uuid
+from pathlib import Path
+from typing import cast
+from urllib.parse import urlsplit
+
+import redis
+
+from tests.integration.conftest import service_url
+from tests.integration.stack import Stack, isolated_stack, wait_until
+from tests.integration.tcp_proxy import TcpProxy
+
+POSTS_DURING_OUTAGE = 5
+
+
+def feed_ids(stack: Stack, user: str) -> list[str]:
+    with stack.client(user) as client:
+        response = client.get(f"/feeds/{user}", params={"limit": 100})
+        assert response.status_code == 200, response.text
+        return [item["id"] for item in response.json()["items"]]
+
+
+def cached_ids(client: redis.Redis, key: str) -> list[str]:
+    members = client.zrange(key, "+", "[0", desc=True, bylex=True)
+    return [str(int(cast("bytes", member))) for member in members]
+
+
+def test_redis_down_reads_fall_back_and_no_cached_feed_is_left_stale(tmp_path: Path, redis_prefix: str) -> None:
+    address = urlsplit(service_url("FEEDCORE_REDIS_URL"))
+    prefix = f"{redis_prefix}{uuid.uuid4().hex[:8]}:"
+    key = f"{prefix}feed:{{ana}}"
+    direct = redis.Redis(host=address.hostname or "127.0.0.1", port=address.port or 6379)
+    with isolated_stack(tmp_path) as stack, TcpProxy(address.hostname or "127.0.0.1", address.port or 6379) as proxy:
+        through_proxy = {"FEEDCORE_REDIS_URL": f"redis://127.0.0.1:{proxy.port}/0", "FEEDCORE_REDIS_PREFIX": prefix}
+        server = stack.serve(**through_proxy)
+        processor = stack.spawn("process", **through_proxy)
+        try:
+            with stack.client("ana") as ana, stack.client("bo") as bo:
+                assert ana.post("/follow", json={"followee_id": "bo"}).status_code == 204
+                posted = [bo.post("/posts", json={"content": "before the outage"}).json()["id"]]
+                wait_until(lambda: posted[0] in feed_ids(stack, "ana"), timeout=30, what="the first post")
+                # That read cached ana's feed in Redis; the processor writes through to it.
+                assert cached_ids(direct, key) == posted
+
+                proxy.cut()
+                for number in range(POSTS_DURING_OUTAGE):
+                    created = bo.post("/posts", json={"content": f"while Redis is away, #{number}"})
+                    assert created.status_code == 201, created.text
+                    posted.append(created.json()["id"])
+                # The processor goes on applying them to PostgreSQL, and reads are served from there.
+                wait_until(
+                    lambda: stack.scalar("SELECT count(*) FROM feed_entries WHERE user_id = 'ana'") == len(posted),
+                    timeout=30,
+                    what="the processor to apply the posts without Redis",
+                )
+                started = time.monotonic()
+                assert feed_ids(stack, "ana") == posted[::-1]
+                assert time.monotonic() - started < 1.0, "a read waited for Redis"
+                # Redis itself still holds the copy from before the outage, without the new posts.
+                assert cached_ids(direct, key) == posted[:1]
+
+                proxy.restore()
+                wait_until(
+                    lambda: "dropped" in processor.output() and "dropped" in server.output(),
+                    timeout=30,
+                    what="both processes to drop the cached feeds once Redis answers",
+                )
+                assert feed_ids(stack, "ana") == posted[::-1]
+                assert cached_ids(direct, key) == posted[::-1]  # rebuilt from PostgreSQL, complete
+
+                with stack.client("cy") as cy:
+                    assert cy.post("/follow", json={"followee_id": "bo"}).status_code == 204
+                after = bo.post("/posts", json={"content": "after the outage"}).json()["id"]
+                wait_until(lambda: after in feed_ids(stack, "ana"), timeout=30, what="a post after the outage")
+                assert cached_ids(direct, key)[0] == after  # written through again
+
+            for output in (server.output(), processor.output()):
+                assert "Redis unavailable" in output
+            assert processor.stop(signal.SIGTERM) == 0, processor.output()
+            assert server.stop(signal.SIGTERM) == 0, server.output()
+        finally:
+            for leftover in direct.scan_iter(match=f"{prefix}*"):
+                direct.delete(leftover)
+            direct.close()
