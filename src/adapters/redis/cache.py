@@ -15,7 +15,6 @@ from feedcore.ports import CachedFeed
 # "!h<id>": a feed and its horizon are one key, so they are evicted, expired and replaced together,
 # and a cluster keeps them in one slot.
 _HORIZON: Final = "!h"
-_NOT_CACHED: Final = "(0"  # BYLEX bound: everything below the digit strings, i.e. the horizon member
 
 # Adds one post to one cached feed: only when the feed is cached and the post is at or above its
 # horizon; the oldest entries beyond the window go, and the horizon rises to the oldest kept.
@@ -41,6 +40,19 @@ return 1
 """
 
 
+# Reads one page of one cached feed, and renews its TTL: nothing at all when the feed is not
+# cached, else its horizon member followed by the page. KEYS[1] the feed; ARGV: upper bound
+# (BYLEX), limit, ttl (ms).
+_READ: Final = """
+local found = redis.call('ZRANGE', KEYS[1], '(0', '-', 'BYLEX', 'REV', 'LIMIT', 0, 1)
+if #found == 0 then return {} end
+local page = redis.call('ZRANGE', KEYS[1], ARGV[1], '[0', 'BYLEX', 'REV', 'LIMIT', 0, tonumber(ARGV[2]))
+redis.call('PEXPIRE', KEYS[1], ARGV[3])
+table.insert(page, 1, found[1])
+return page
+"""
+
+
 class RedisFeedCache:
     """The newest ``window`` entries of active users' feeds, in Redis.
 
@@ -56,22 +68,18 @@ class RedisFeedCache:
         self._window = window
         self._ttl_ms = int(ttl.total_seconds() * 1000)
         self._add = client.register_script(_ADD)
+        self._read = client.register_script(_READ)
 
     def _key(self, user: UserId) -> str:
         return f"{self._prefix}feed:{{{user}}}"  # {user}: the hash tag
 
     async def read(self, user: UserId, *, before: PostId | None, limit: int) -> CachedFeed | None:
-        key = self._key(user)
         upper = "+" if before is None else f"({sortable_key(before)}"
-        async with self._client.pipeline(transaction=True) as pipe:
-            pipe.zrange(key, _NOT_CACHED, "-", desc=True, bylex=True, offset=0, num=1)
-            pipe.zrange(key, upper, "[0", desc=True, bylex=True, offset=0, num=limit)
-            pipe.pexpire(key, self._ttl_ms)
-            horizon_member, members, _ = await pipe.execute()
-        if not horizon_member:
+        found = await self._read(keys=[self._key(user)], args=[upper, limit, self._ttl_ms])
+        if not found:
             return None
-        horizon = from_sortable_key(_text(horizon_member[0])[len(_HORIZON) :])
-        entries = [from_sortable_key(_text(member)) for member in members]
+        horizon = from_sortable_key(_text(found[0])[len(_HORIZON) :])
+        entries = [from_sortable_key(_text(member)) for member in found[1:]]
         return CachedFeed(entries=[entry for entry in entries if entry >= horizon], horizon=horizon)
 
     async def fill(self, user: UserId, entries: Sequence[PostId], *, horizon: PostId) -> None:

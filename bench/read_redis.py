@@ -1,0 +1,158 @@
+"""Home-feed reads on the real stack: PostgreSQL, Kafka and the Redis feed cache.
+
+`feedcore serve` and `feedcore process` run in a database, topics and Redis prefix of their own.
+--readers users follow 10 of 50 authors each and their feeds fill through the processor; wrk then
+reads `GET /feeds/{me}?limit=20` (20 hydrated posts) as every reader in turn, at 32 and 128
+connections. Beside it, in the same run, a bare Litestar endpoint doing one Redis read is the
+ceiling. Medians of --runs runs of --seconds each.
+
+Usage: python -m bench.read_redis [--readers 500] [--runs 3] [--seconds 10]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import time
+import uuid
+from pathlib import Path
+
+import httpx
+import psycopg
+import redis
+from psycopg import sql
+from psycopg.conninfo import make_conninfo
+
+from bench.harness import ROOT, feedcore, feedcore_server, free_port, report, wrk
+from entrypoints.auth import Tokens
+from feedcore import UserId
+
+SECRET = "bench-" + "r" * 40
+AUTHORS = 50
+FOLLOWING = 10
+POSTS_PER_AUTHOR = 12
+
+LUA = """
+tokens = {%(tokens)s}
+counter = 0
+function request()
+  counter = counter + 1
+  local reader = counter %% #tokens
+  local headers = {}
+  headers["Authorization"] = "Bearer " .. tokens[reader + 1]
+  return wrk.format("GET", "/feeds/reader-" .. reader .. "?limit=20", headers)
+end
+"""
+
+
+def seed(base: str, url: str, readers: int) -> None:
+    """The graph directly in PostgreSQL, the posts through the API; waits for every feed to fill."""
+    with psycopg.connect(url, autocommit=True) as connection:
+        with connection.cursor().copy("COPY follows (follower_id, followee_id) FROM STDIN") as copy:
+            for reader in range(readers):
+                for step in range(FOLLOWING):
+                    copy.write_row((f"reader-{reader}", f"author-{(reader + step * 7) % AUTHORS}"))
+        connection.execute(
+            "INSERT INTO user_counts (user_id, followers) SELECT followee_id, count(*) FROM follows GROUP BY 1"
+        )
+    tokens = Tokens(SECRET)
+    with httpx.Client(base_url=base, timeout=30) as client:
+        for round_ in range(POSTS_PER_AUTHOR):
+            for author in range(AUTHORS):
+                client.post(
+                    "/posts",
+                    json={"content": f"post {round_} by author {author}: " + "lorem ipsum " * 10},
+                    headers={"Authorization": f"Bearer {tokens.issue(UserId(f'author-{author}'))}"},
+                ).raise_for_status()
+    expected = readers * FOLLOWING * POSTS_PER_AUTHOR
+    deadline = time.monotonic() + 120
+    with psycopg.connect(url, autocommit=True) as connection:
+        while connection.execute("SELECT count(*) FROM feed_entries WHERE user_id LIKE 'reader-%'").fetchone() != (
+            expected,
+        ):
+            if time.monotonic() > deadline:
+                raise SystemExit("the readers' feeds did not fill")
+            time.sleep(0.2)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--readers", type=int, default=500)
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--seconds", type=int, default=10)
+    args = parser.parse_args()
+    server = os.environ.get("FEEDCORE_DATABASE_URL")
+    kafka = os.environ.get("FEEDCORE_KAFKA_BOOTSTRAP")
+    redis_url = os.environ.get("FEEDCORE_REDIS_URL")
+    if not server or not kafka or not redis_url:
+        raise SystemExit("FEEDCORE_DATABASE_URL, FEEDCORE_KAFKA_BOOTSTRAP and FEEDCORE_REDIS_URL must be set")
+    name = f"feedcore_bench_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(server, autocommit=True) as admin:
+        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    url = make_conninfo(server, dbname=name)
+    settings = {
+        "FEEDCORE_DATABASE_URL": url,
+        "FEEDCORE_KAFKA_BOOTSTRAP": kafka,
+        "FEEDCORE_KAFKA_TOPIC": f"{name}.events",
+        "FEEDCORE_KAFKA_GROUP": f"{name}.processor",
+        "FEEDCORE_REDIS_URL": redis_url,
+        "FEEDCORE_REDIS_PREFIX": f"{name}:",
+        "FEEDCORE_MIGRATE_ON_START": "true",
+        "FEEDCORE_JWT_SECRET": SECRET,
+        "FEEDCORE_RATE_LIMIT_PER_SECOND": "0",
+    }
+    tokens = Tokens(SECRET)
+    script = Path(f"/tmp/{name}.lua")  # noqa: S108  # a scratch file for wrk, removed below
+    script.write_text(
+        LUA % {"tokens": ", ".join(f'"{tokens.issue(UserId(f"reader-{n}"))}"' for n in range(args.readers))}
+    )
+    try:
+        with feedcore_server(settings) as base, feedcore("process", settings):
+            seed(base, url, args.readers)
+            for connections in (32, 128):
+                runs = [
+                    wrk(f"{base}/feeds", connections=connections, seconds=args.seconds, extra=["-s", str(script)])
+                    for _ in range(args.runs)
+                ]
+                report(
+                    f"GET /feeds/{{me}}?limit=20 over {args.readers} readers, PostgreSQL + Redis, "
+                    f"granian 1 worker, wrk -t2 -c{connections}",
+                    runs,
+                )
+        port = free_port()
+        ceiling = subprocess.Popen(  # granian from this project's environment
+            [str(ROOT / ".venv" / "bin" / "granian"), "--interface", "asgi", "--port", str(port), "bench.ceiling:app"],
+            env={**os.environ, "BENCH_REDIS_URL": redis_url},
+            cwd=ROOT,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        try:
+            deadline = time.monotonic() + 30
+            while True:
+                try:
+                    httpx.get(f"http://127.0.0.1:{port}/ceiling").raise_for_status()
+                    break
+                except httpx.TransportError:
+                    if time.monotonic() > deadline:
+                        raise SystemExit("the ceiling endpoint did not start") from None
+                    time.sleep(0.1)
+            runs = [
+                wrk(f"http://127.0.0.1:{port}/ceiling", connections=32, seconds=args.seconds) for _ in range(args.runs)
+            ]
+            report("ceiling: bare Litestar endpoint, one Redis GET, granian 1 worker, wrk -t2 -c32", runs)
+        finally:
+            ceiling.terminate()
+            ceiling.wait(timeout=15)
+    finally:
+        script.unlink(missing_ok=True)
+        with redis.Redis.from_url(redis_url) as client:
+            for key in client.scan_iter(match=f"{name}:*"):
+                client.delete(key)
+        with psycopg.connect(server, autocommit=True) as admin:
+            admin.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+if __name__ == "__main__":
+    main()
