@@ -4,6 +4,7 @@ need the whole event path: each stack gets a database, topics and a consumer gro
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import socket
@@ -66,11 +67,35 @@ class Process:
         try:
             return self.popen.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
-            self.popen.kill()
-            self.popen.wait()
+            self.end()
             raise AssertionError(
                 f"{self.name} did not exit within {timeout:.0f}s of {signum!r}:\n{self.output()}"
             ) from None
+
+    def end(self) -> None:
+        """Stop the process and everything it started (granian's workers, say) for good.
+
+        Each process leads a process group of its own: SIGTERM to the group, then SIGKILL to what
+        is left of it. Killing only a server's parent would orphan its workers, port and all.
+        """
+        for signum, grace in ((signal.SIGTERM, 10.0), (signal.SIGKILL, 10.0)):
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.popen.pid, signum)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.popen.wait(timeout=grace)
+            deadline = time.monotonic() + grace
+            while _group_alive(self.popen.pid) and time.monotonic() < deadline:
+                time.sleep(0.05)
+            if not _group_alive(self.popen.pid):
+                return
+
+
+def _group_alive(group: int) -> bool:
+    try:
+        os.killpg(group, 0)
+    except ProcessLookupError:
+        return False
+    return True
 
 
 @dataclass
@@ -104,6 +129,7 @@ class Stack:
                 env=self.environment(**overrides),
                 stdout=output,
                 stderr=subprocess.STDOUT,
+                start_new_session=True,  # a process group of its own: see Process.end
             )
         process = Process(command, popen, log)
         self.processes.append(process)
@@ -167,9 +193,7 @@ def isolated_stack(directory: Path, **settings: str) -> Iterator[Stack]:
         yield stack
     finally:
         for process in stack.processes:
-            if process.popen.poll() is None:
-                process.popen.kill()
-                process.popen.wait()
+            process.end()
         with psycopg.connect(server, autocommit=True) as admin:
             admin.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
         # A thread of its own: the stack may be used inside a test's running event loop.
