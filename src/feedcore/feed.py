@@ -110,9 +110,9 @@ class _FeedRead:
                 served = [post_id for post_id in cached.entries if post_id >= horizon]
                 for post_id in served:
                     yield post_id
-                if len(served) < batch:
+                if len(served) < batch + 1:
                     break
-                cached = await self._cache.read(self._owner, before=served[-1], limit=batch)
+                cached = await self._cache.read(self._owner, before=served[-1], limit=batch + 1)
                 if cached is None or max(cached.horizon, store_horizon) != horizon:
                     # The window moved under this read: the store serves all below what was served.
                     store_before = served[-1]
@@ -128,10 +128,10 @@ class _FeedRead:
         """The first cached slice, rebuilding a cold feed from the store first."""
         if self._cache is None:
             return None
-        cached = await self._cache.read(self._owner, before=before, limit=batch)
+        cached = await self._cache.read(self._owner, before=before, limit=batch + 1)
         if cached is None:
             await self._rebuild_cache(self._cache, store_horizon)
-            cached = await self._cache.read(self._owner, before=before, limit=batch)
+            cached = await self._cache.read(self._owner, before=before, limit=batch + 1)
         return cached
 
     async def _rebuild_cache(self, cache: FeedCache, store_horizon: PostId) -> None:
@@ -210,12 +210,15 @@ class _FeedRead:
 
 
 async def _paged(fetch: Fetch, before: PostId | None, batch: int) -> AsyncIterator[PostId]:
-    """Every id ``fetch`` serves below ``before``, newest first, ``batch`` at a time."""
+    """Every id ``fetch`` serves below ``before``, newest first, ``batch`` (and one more) at a time.
+
+    The one more is the look-ahead a merge takes past a page: it costs no extra round trip.
+    """
     while True:
-        found = await fetch(before, batch)
+        found = await fetch(before, batch + 1)
         for post_id in found:
             yield post_id
-        if len(found) < batch:
+        if len(found) < batch + 1:
             return
         before = found[-1]
 

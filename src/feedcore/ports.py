@@ -94,7 +94,11 @@ class PostStore(Protocol):
         ...
 
     async def unfanned_authors(self) -> frozenset[UserId]:
-        """Every author with at least one non-deleted post published with ``fan_out=False``."""
+        """Every author with at least one non-deleted post published with ``fan_out=False``.
+
+        Publishes and deletes through this store show at once; an adapter shared by several
+        processes may show another process's publishes up to a second late (as fan-out is late).
+        """
         ...
 
 

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import time
 from collections.abc import Collection, Sequence
 from datetime import timedelta
 from typing import Any, Final
@@ -72,11 +73,25 @@ SELECT EXISTS (SELECT FROM post) FROM lock WHERE held
 
 
 class PostgresPostStore:
-    """Posts, their outbox rows and Idempotency-Keys; a key is kept ``key_ttl``."""
+    """Posts, their outbox rows and Idempotency-Keys; a key is kept ``key_ttl``.
 
-    def __init__(self, pool: AsyncConnectionPool[Any], *, key_ttl: timedelta = timedelta(hours=24)) -> None:
+    The authors with unfanned posts, asked on every home-feed read, are remembered for
+    ``unfanned_ttl`` seconds: this store's own publishes update that copy and its deletes drop it,
+    so only other processes' publishes can show late, by up to ``unfanned_ttl``.
+    """
+
+    def __init__(
+        self,
+        pool: AsyncConnectionPool[Any],
+        *,
+        key_ttl: timedelta = timedelta(hours=24),
+        unfanned_ttl: float = 1.0,
+    ) -> None:
         self._pool = pool
         self._key_ttl = key_ttl
+        self._unfanned_ttl = unfanned_ttl
+        self._unfanned: frozenset[UserId] | None = None
+        self._unfanned_expires = 0.0
 
     async def publish(
         self, post: Post, event: PostPublished, *, claim: IdempotencyClaim | None = None
@@ -92,6 +107,7 @@ class PostgresPostStore:
         async with self._pool.connection() as connection:
             if claim is None:
                 await connection.execute(_PUBLISH, values)
+                self._published(post)
                 return None
             values |= {"key": claim.key, "fingerprint": claim.fingerprint, "ttl": self._key_ttl}
             # A key taken just now by a request that has since committed is read on a fresh snapshot.
@@ -101,13 +117,19 @@ class PostgresPostStore:
                 if row is None:
                     return IdempotencyRecord(fingerprint=claim.fingerprint)  # the key's request is in flight
                 if row[0]:
+                    self._published(post)
                     return None
                 existing = await _idempotency_record(connection, post.author_id, claim.key)
                 if existing is not None:
                     return existing
         raise RuntimeError(f"idempotency key {claim.key!r} was neither free nor recorded")
 
+    def _published(self, post: Post) -> None:
+        if not post.fan_out and self._unfanned is not None:
+            self._unfanned |= {post.author_id}
+
     async def delete(self, post_id: PostId, event: PostDeleted) -> bool:
+        self._unfanned = None  # whether the author has unfanned posts left is the database's to say
         async with self._pool.connection() as connection, connection.transaction():
             cursor = await connection.execute(
                 "UPDATE posts SET deleted_at = now() WHERE id = %s AND deleted_at IS NULL RETURNING author_id",
@@ -158,11 +180,15 @@ class PostgresPostStore:
             return int(row[0]) if row is not None else 0
 
     async def unfanned_authors(self) -> frozenset[UserId]:
+        if self._unfanned is not None and time.monotonic() < self._unfanned_expires:
+            return self._unfanned
         async with self._pool.connection() as connection:
             cursor = await connection.execute(
                 "SELECT DISTINCT author_id FROM posts WHERE deleted_at IS NULL AND NOT fan_out"
             )
-            return frozenset(row[0] for row in await cursor.fetchall())
+            self._unfanned = frozenset(row[0] for row in await cursor.fetchall())
+        self._unfanned_expires = time.monotonic() + self._unfanned_ttl
+        return self._unfanned
 
 
 def below(before: PostId | None) -> int:
