@@ -47,6 +47,7 @@ from feedcore import (
     IdGenerator,
     Policies,
     PostStore,
+    Rebuilds,
     SnowflakeIdGenerator,
     SocialGraph,
 )
@@ -86,6 +87,7 @@ class Services:
     rate_limiter: RateLimiter
     registry: CollectorRegistry
     health: Health
+    rebuilds: Rebuilds
 
 
 async def awaited(value: T | Awaitable[T]) -> T:
@@ -234,6 +236,7 @@ class AppContainer(containers.DeclarativeContainer):
         rate_limiter=rate_limiter,
         registry=registry,
         health=storage.health,
+        rebuilds=providers.Singleton(Rebuilds),
     )
 
 

@@ -32,7 +32,7 @@ from feedcore.events import (
     decode_event,
     encode_event,
 )
-from feedcore.feed import read_home_feed
+from feedcore.feed import Rebuilds, read_home_feed
 from feedcore.ids import SnowflakeIdGenerator
 from feedcore.model import (
     Page,
@@ -125,6 +125,7 @@ __all__ = [
     "read_author_timeline",
     "read_followers",
     "read_following",
+    "Rebuilds",
     "read_home_feed",
     "read_post",
     "read_profile",

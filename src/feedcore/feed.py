@@ -16,6 +16,7 @@ or delete not yet processed), so each served post is checked against the graph a
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable, Collection
 
 from feedcore.errors import Forbidden
@@ -40,14 +41,43 @@ async def read_home_feed(
     feeds: FeedReader,
     cache: FeedCache | None,
     policies: Policies,
+    rebuilds: Rebuilds | None = None,
 ) -> Page[Post]:
-    """One page of ``owner``'s home feed; only the owner may read it."""
+    """One page of ``owner``'s home feed; only the owner may read it.
+
+    ``rebuilds``, shared by the reads of one process, makes concurrent first reads of a cold feed
+    wait for one rebuild of its cached copy instead of each making its own.
+    """
     if viewer != owner:
         raise Forbidden("a home feed is readable by its owner only")
     size = policies.page_size(limit)
     before = decode_post_cursor(cursor) if cursor is not None else None
-    reader = _FeedRead(owner, posts=posts, graph=graph, feeds=feeds, cache=cache, policies=policies)
+    reader = _FeedRead(
+        owner, posts=posts, graph=graph, feeds=feeds, cache=cache, policies=policies, rebuilds=rebuilds or Rebuilds()
+    )
     return page_of_posts(await reader.visible(before, size + 1), size)
+
+
+class Rebuilds:
+    """Single flight for cold feeds: one rebuild of a feed's cached copy at a time, in one process;
+    reads that find it under way wait for it and then read the copy."""
+
+    def __init__(self) -> None:
+        self._running: dict[UserId, asyncio.Future[None]] = {}
+
+    async def once(self, user: UserId, rebuild: Callable[[], Awaitable[None]]) -> None:
+        running = self._running.get(user)
+        if running is not None:
+            await asyncio.shield(running)
+            return
+        done = asyncio.get_running_loop().create_future()
+        self._running[user] = done
+        try:
+            await rebuild()
+        finally:
+            # Waiters go on either way: without a copy, the store serves them.
+            del self._running[user]
+            done.set_result(None)
 
 
 class _FeedRead:
@@ -62,8 +92,10 @@ class _FeedRead:
         feeds: FeedReader,
         cache: FeedCache | None,
         policies: Policies,
+        rebuilds: Rebuilds,
     ) -> None:
         self._owner = owner
+        self._rebuilds = rebuilds
         self._posts = posts
         self._graph = graph
         self._feeds = feeds
@@ -130,7 +162,8 @@ class _FeedRead:
             return None
         cached = await self._cache.read(self._owner, before=before, limit=batch + 1)
         if cached is None:
-            await self._rebuild_cache(self._cache, store_horizon)
+            cache = self._cache
+            await self._rebuilds.once(self._owner, lambda: self._rebuild_cache(cache, store_horizon))
             cached = await self._cache.read(self._owner, before=before, limit=batch + 1)
         return cached
 

@@ -1,8 +1,21 @@
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Sequence
+
 import pytest
 
-from feedcore import Forbidden, InvalidCursor, InvalidLimit, Policies, Post, PostId, UserId, read_home_feed
+from feedcore import (
+    Forbidden,
+    InvalidCursor,
+    InvalidLimit,
+    Policies,
+    Post,
+    PostId,
+    Rebuilds,
+    UserId,
+    read_home_feed,
+)
 from tests.unit.world import World
 
 
@@ -174,3 +187,41 @@ async def test_a_post_applied_while_a_cold_feed_is_rebuilt_is_not_lost_from_the_
     monkeypatch.setattr(world.feeds, "entries", entries)
 
     assert ids((await world.feed("ana")).items) == [arrived[0].id, first.id]
+
+
+async def test_concurrent_first_reads_of_a_cold_feed_rebuild_it_once(world: World) -> None:
+    await world.follow("ana", "bo")
+    posts = [await world.publish("bo") for _ in range(3)]
+    await world.drain()
+    assert world.cache is not None
+    await world.cache.invalidate(UserId("ana"))
+    fills: list[UserId] = []
+    fill = world.cache.fill
+
+    async def counted(user: UserId, entries: Sequence[PostId], *, horizon: PostId) -> None:
+        fills.append(user)
+        await asyncio.sleep(0)  # let the other reads arrive while this rebuild is under way
+        await fill(user, entries, horizon=horizon)
+
+    world.cache.fill = counted  # type: ignore[method-assign]
+    rebuilds = Rebuilds()
+
+    async def read() -> list[int]:
+        page = await read_home_feed(
+            UserId("ana"),
+            UserId("ana"),
+            limit=None,
+            cursor=None,
+            posts=world.posts,
+            graph=world.graph,
+            feeds=world.feeds,
+            cache=world.cache,
+            policies=world.policies,
+            rebuilds=rebuilds,
+        )
+        return ids(page.items)
+
+    pages = await asyncio.gather(*(read() for _ in range(10)))
+
+    assert fills == [UserId("ana")]
+    assert pages == [ids(posts[::-1])] * 10

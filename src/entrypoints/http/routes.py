@@ -197,6 +197,7 @@ async def get_feed(
         feeds=services.feeds,
         cache=services.cache,
         policies=services.policies,
+        rebuilds=services.rebuilds,
     )
     return PostPage.of(page)
 
