@@ -103,6 +103,9 @@ class _FeedRead:
         self._policies = policies
         self._visible_authors: dict[UserId, bool] = {owner: True}
         self._loaded: dict[PostId, Post] = {}
+        self._horizon: PostId | None = None
+        #: The horizon of the cached copy this read served from, if it served from one.
+        self._cache_floor: PostId | None = None
 
     async def visible(self, before: PostId | None, wanted: int) -> list[Post]:
         """Up to ``wanted`` visible posts below ``before``, newest first."""
@@ -119,24 +122,35 @@ class _FeedRead:
         return found[:wanted]
 
     async def _candidates(self, before: PostId | None, batch: int) -> AsyncIterator[PostId]:
-        store_horizon = await self._feeds.horizon(self._owner)
-        head = _merge_descending(
-            self._materialised(before, store_horizon, batch),
-            _paged(self._unfanned_fetch(store_horizon), before, batch),
-        )
+        head = _merge_descending(self._materialised(before, batch), _paged(self._unfanned_fetch(), before, batch))
         async for post_id in head:
             yield post_id
-        if store_horizon > 0:
-            deep_before = store_horizon if before is None else min(before, store_horizon)
+        # Below what the materialised feed served, the followees' timelines take over. A cached
+        # copy left behind by a processor that died before dropping it can reach below the store's
+        # horizon: the timelines then start below the copy, so that nothing is served twice.
+        floor = await self._store_horizon()
+        if self._cache_floor is not None:
+            floor = min(floor, self._cache_floor)
+        if floor > 0:
+            deep_before = floor if before is None else min(before, floor)
             async for post_id in _paged(self._timelines_fetch(), PostId(deep_before), batch):
                 yield post_id
 
-    async def _materialised(self, before: PostId | None, store_horizon: PostId, batch: int) -> AsyncIterator[PostId]:
+    async def _store_horizon(self) -> PostId:
+        """The materialised feed's horizon, read once, and only by the reads that need it: a page
+        served from the cache, with no celebrity to merge, never does."""
+        if self._horizon is None:
+            self._horizon = await self._feeds.horizon(self._owner)
+        return self._horizon
+
+    async def _materialised(self, before: PostId | None, batch: int) -> AsyncIterator[PostId]:
         store_before = before
-        cached = await self._cached(before, store_horizon, batch)
+        cached = await self._cached(before, batch)
         if cached is not None and self._cache is not None:
-            # A cached feed is no more complete than the store it was copied from.
-            horizon = max(cached.horizon, store_horizon)
+            # A cached copy is filled at or above the store's horizon and dropped whenever that
+            # horizon moves (follows and unfollows invalidate it): it is complete down to its own.
+            horizon = cached.horizon
+            self._cache_floor = horizon
             store_before = horizon if before is None else PostId(min(before, horizon))
             while True:
                 served = [post_id for post_id in cached.entries if post_id >= horizon]
@@ -145,10 +159,11 @@ class _FeedRead:
                 if len(served) < batch + 1:
                     break
                 cached = await self._cache.read(self._owner, before=served[-1], limit=batch + 1)
-                if cached is None or max(cached.horizon, store_horizon) != horizon:
+                if cached is None or cached.horizon != horizon:
                     # The window moved under this read: the store serves all below what was served.
                     store_before = served[-1]
                     break
+        store_horizon = await self._store_horizon()
 
         async def fetch(below: PostId | None, limit: int) -> list[PostId]:
             return await self._feeds.entries(self._owner, before=below, floor=store_horizon, limit=limit)
@@ -156,13 +171,13 @@ class _FeedRead:
         async for post_id in _paged(fetch, store_before, batch):
             yield post_id
 
-    async def _cached(self, before: PostId | None, store_horizon: PostId, batch: int) -> CachedFeed | None:
+    async def _cached(self, before: PostId | None, batch: int) -> CachedFeed | None:
         """The first cached slice, rebuilding a cold feed from the store first."""
         if self._cache is None:
             return None
         cached = await self._cache.read(self._owner, before=before, limit=batch + 1)
         if cached is None:
-            cache = self._cache
+            cache, store_horizon = self._cache, await self._store_horizon()
             await self._rebuilds.once(self._owner, lambda: self._rebuild_cache(cache, store_horizon))
             cached = await self._cache.read(self._owner, before=before, limit=batch + 1)
         return cached
@@ -180,7 +195,7 @@ class _FeedRead:
         if again != entries or await self._feeds.horizon(self._owner) != store_horizon:
             await cache.invalidate(self._owner)
 
-    def _unfanned_fetch(self, store_horizon: PostId) -> Fetch:
+    def _unfanned_fetch(self) -> Fetch:
         authors: Collection[UserId] | None = None
 
         async def fetch(before: PostId | None, limit: int) -> list[PostId]:
@@ -190,7 +205,7 @@ class _FeedRead:
             if not authors:
                 return []
             found = await self._posts.latest(
-                authors, before=before, floor=store_horizon, limit=limit, unfanned_only=True
+                authors, before=before, floor=await self._store_horizon(), limit=limit, unfanned_only=True
             )
             return self._remember(found)
 

@@ -225,3 +225,25 @@ async def test_concurrent_first_reads_of_a_cold_feed_rebuild_it_once(world: Worl
 
     assert fills == [UserId("ana")]
     assert pages == [ids(posts[::-1])] * 10
+
+
+async def test_a_cached_copy_left_behind_by_a_crash_is_never_served_twice() -> None:
+    world = World(Policies(backfill_limit=2))
+    own = await world.publish("cy")
+    followed = [await world.publish("ana") for _ in range(3)]
+    await world.drain()
+    assert ids((await world.feed("cy")).items) == [own.id]  # cy's feed is now cached, horizon 0
+    await world.follow("cy", "ana")
+    await world.relay()
+    [follow] = [delivery.event for delivery in world.bus.take(10)]
+    # The processor commits the truncated backfill (the store's horizon rises to the second newest
+    # post of ana's) and dies before it drops cy's cached copy, which still reaches down to 0.
+    await world.make_processor(None).apply(follow)
+
+    busy = [post.id for post in await world.whole_feed("cy", [2])]
+
+    assert busy == sorted(set(busy), reverse=True), "a post served twice, or out of order"
+    assert set(busy) <= {own.id, *(post.id for post in followed)}
+    world.bus.rewind()
+    await world.drain()  # the redelivery drops the copy
+    assert [post.id for post in await world.whole_feed("cy", [2])] == [*(p.id for p in followed[::-1]), own.id]
