@@ -153,6 +153,13 @@ class Stack:
         token = Tokens(SECRET).issue(UserId(user))
         return httpx.Client(base_url=self.base_url, headers={"Authorization": f"Bearer {token}"}, timeout=10)
 
+    def feed_ids(self, user: str) -> list[str]:
+        """The ids of the first 100 posts of ``user``'s home feed, as the user reads it."""
+        with self.client(user) as client:
+            response = client.get(f"/feeds/{user}", params={"limit": 100})
+            assert response.status_code == 200, response.text
+            return [item["id"] for item in response.json()["items"]]
+
     def query(self, statement: str, *parameters: object) -> list[tuple[Any, ...]]:
         with psycopg.connect(self.database_url, autocommit=True) as connection:
             return connection.execute(statement, parameters).fetchall()

@@ -28,13 +28,6 @@ from feedcore import Event, FeedProcessor, PostPublished
 from tests.integration.stack import ROOT, Stack, isolated_stack, wait_until
 
 
-def feed_ids(stack: Stack, user: str) -> list[str]:
-    with stack.client(user) as client:
-        response = client.get(f"/feeds/{user}", params={"limit": 100})
-        assert response.status_code == 200, response.text
-        return [item["id"] for item in response.json()["items"]]
-
-
 def test_posts_reach_a_follower_s_feed_through_kafka_and_every_process_stops_cleanly(tmp_path: Path) -> None:
     with isolated_stack(tmp_path) as stack:
         server = stack.serve()
@@ -48,10 +41,10 @@ def test_posts_reach_a_follower_s_feed_through_kafka_and_every_process_stops_cle
                 assert created.status_code == 201, created.text
                 posted.append(created.json()["id"])
 
-        wait_until(lambda: set(posted) <= set(feed_ids(stack, "ana")), timeout=30, what="the posts in ana's feed")
+        wait_until(lambda: set(posted) <= set(stack.feed_ids("ana")), timeout=30, what="the posts in ana's feed")
         # In the materialised feed, once each: the processor applied them (the API applies nothing here).
         assert stack.scalar("SELECT count(*) FROM feed_entries WHERE user_id = 'ana'") == len(posted)
-        assert feed_ids(stack, "ana") == posted[::-1]
+        assert stack.feed_ids("ana") == posted[::-1]
         assert stack.scalar("SELECT count(*) FROM outbox") == 0
 
         started = time.monotonic()
@@ -176,8 +169,8 @@ async def test_poison_goes_to_the_dead_letter_topic_and_a_replay_after_the_fix_a
                 await kafka_producer.send_and_wait(settings.kafka_topic, b"\xff not an event", key=b"bo")
                 after = bo.post("/posts", json={"content": "after the poison"}).json()["id"]
 
-            await consume_until(events, lambda: after in feed_ids(stack, "ana"))
-            assert first not in feed_ids(stack, "ana")
+            await consume_until(events, lambda: after in stack.feed_ids("ana"))
+            assert first not in stack.feed_ids("ana")
 
             letters = await dead_letters(settings)
             by_error = {letter.error_type: letter for letter in letters}
@@ -198,8 +191,8 @@ async def test_poison_goes_to_the_dead_letter_topic_and_a_replay_after_the_fix_a
 
             broken.clear()  # the fix is deployed
             assert "replayed 1 dead letter(s)" in feedcore(stack, "dlq", "replay", bug.id)
-            await consume_until(events, lambda: first in feed_ids(stack, "ana"))
-            assert feed_ids(stack, "ana") == [after, first]
+            await consume_until(events, lambda: first in stack.feed_ids("ana"))
+            assert stack.feed_ids("ana") == [after, first]
 
         assert "purged 2 dead letter(s)" in feedcore(stack, "dlq", "purge", "--yes")
         assert "empty" in feedcore(stack, "dlq", "list")

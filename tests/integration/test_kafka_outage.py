@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from infra.infra import Kafka
 
-from tests.integration.stack import Stack, free_port, isolated_stack, wait_until
+from tests.integration.stack import free_port, isolated_stack, wait_until
 
 POSTS_DURING_OUTAGE = 30
 #: An accepted post touches PostgreSQL only: far below the relay's 10 s publish timeout.
@@ -37,13 +37,6 @@ def private_kafka(tmp_path: Path) -> Iterator[Kafka]:
         broker.down()
 
 
-def feed_ids(stack: Stack, user: str) -> list[str]:
-    with stack.client(user) as client:
-        response = client.get(f"/feeds/{user}", params={"limit": 100})
-        assert response.status_code == 200, response.text
-        return [item["id"] for item in response.json()["items"]]
-
-
 def test_posts_are_accepted_while_kafka_is_down_and_relayed_once_it_is_back(
     tmp_path: Path, private_kafka: Kafka
 ) -> None:
@@ -55,7 +48,7 @@ def test_posts_are_accepted_while_kafka_is_down_and_relayed_once_it_is_back(
             created = bo.post("/posts", json={"content": "before the outage"})
             assert created.status_code == 201, created.text
             posted = [created.json()["id"]]
-            wait_until(lambda: posted[0] in feed_ids(stack, "ana"), timeout=30, what="the first post in ana's feed")
+            wait_until(lambda: posted[0] in stack.feed_ids("ana"), timeout=30, what="the first post in ana's feed")
 
             failures_before = server.output().count(RELAY_GAVE_UP)
             private_kafka.down()
@@ -86,10 +79,10 @@ def test_posts_are_accepted_while_kafka_is_down_and_relayed_once_it_is_back(
             private_kafka.start()  # the same ports and data: the topics and the group's offsets are back
 
             wait_until(lambda: stack.scalar("SELECT count(*) FROM outbox") == 0, timeout=90, what="the outbox to drain")
-            wait_until(lambda: set(posted) <= set(feed_ids(stack, "ana")), timeout=90, what="every post in ana's feed")
+            wait_until(lambda: set(posted) <= set(stack.feed_ids("ana")), timeout=90, what="every post in ana's feed")
         # The batch the relay gave up may still leave the producer's buffer once the broker is back,
         # and it is published again from the outbox: the processor's ledger absorbs the duplicates.
-        feed = feed_ids(stack, "ana")
+        feed = stack.feed_ids("ana")
         assert sorted(feed) == sorted(posted), "each post exactly once"
         assert stack.scalar("SELECT count(*) FROM feed_entries WHERE user_id = 'ana'") == len(posted)
 

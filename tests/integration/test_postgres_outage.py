@@ -29,13 +29,6 @@ RETRY_SCHEDULED = "entrypoints.consumer: retry 1 in"
 DEAD_LETTERING = "dead-lettering"
 
 
-def feed_ids(stack: Stack, user: str) -> list[str]:
-    with stack.client(user) as client:
-        response = client.get(f"/feeds/{user}", params={"limit": 100})
-        assert response.status_code == 200, response.text
-        return [item["id"] for item in response.json()["items"]]
-
-
 def server_address(database_url: str) -> tuple[str, int]:
     parts = conninfo_to_dict(database_url)
     return str(parts.get("host") or "localhost"), int(str(parts.get("port") or 5432))
@@ -65,7 +58,7 @@ def test_postgres_unreachable_for_a_few_seconds_while_events_flow_dead_letters_n
             created = bo.post("/posts", json={"content": "before the outage"})
             assert created.status_code == 201, created.text
             posted = [created.json()["id"]]
-            wait_until(lambda: posted[0] in feed_ids(stack, "ana"), timeout=30, what="the first post in ana's feed")
+            wait_until(lambda: posted[0] in stack.feed_ids("ana"), timeout=30, what="the first post in ana's feed")
 
             proxy.cut()
             cut_at = time.monotonic()
@@ -84,11 +77,11 @@ def test_postgres_unreachable_for_a_few_seconds_while_events_flow_dead_letters_n
 
             def all_applied() -> bool:
                 assert DEAD_LETTERING not in processor.output(), processor.output()
-                return set(posted) <= set(feed_ids(stack, "ana"))
+                return set(posted) <= set(stack.feed_ids("ana"))
 
             wait_until(all_applied, timeout=60, what="every post in ana's feed")
 
-        assert sorted(feed_ids(stack, "ana")) == sorted(posted), "each post exactly once"
+        assert sorted(stack.feed_ids("ana")) == sorted(posted), "each post exactly once"
         assert entries_of(stack, "ana") == 1 + POSTS_DURING_OUTAGE
         assert asyncio.run(dead_letters(Settings.from_env(stack.environment()))) == []
         output = processor.output()

@@ -13,17 +13,10 @@ from urllib.parse import urlsplit
 import redis
 
 from tests.integration.conftest import service_url
-from tests.integration.stack import Stack, isolated_stack, wait_until
+from tests.integration.stack import isolated_stack, wait_until
 from tests.integration.tcp_proxy import TcpProxy
 
 POSTS_DURING_OUTAGE = 5
-
-
-def feed_ids(stack: Stack, user: str) -> list[str]:
-    with stack.client(user) as client:
-        response = client.get(f"/feeds/{user}", params={"limit": 100})
-        assert response.status_code == 200, response.text
-        return [item["id"] for item in response.json()["items"]]
 
 
 def cached_ids(client: redis.Redis, key: str) -> list[str]:
@@ -44,7 +37,7 @@ def test_redis_down_reads_fall_back_and_no_cached_feed_is_left_stale(tmp_path: P
             with stack.client("ana") as ana, stack.client("bo") as bo:
                 assert ana.post("/follow", json={"followee_id": "bo"}).status_code == 204
                 posted = [bo.post("/posts", json={"content": "before the outage"}).json()["id"]]
-                wait_until(lambda: posted[0] in feed_ids(stack, "ana"), timeout=30, what="the first post")
+                wait_until(lambda: posted[0] in stack.feed_ids("ana"), timeout=30, what="the first post")
                 # That read cached ana's feed in Redis; the processor writes through to it.
                 assert cached_ids(direct, key) == posted
 
@@ -60,7 +53,7 @@ def test_redis_down_reads_fall_back_and_no_cached_feed_is_left_stale(tmp_path: P
                     what="the processor to apply the posts without Redis",
                 )
                 started = time.monotonic()
-                assert feed_ids(stack, "ana") == posted[::-1]
+                assert stack.feed_ids("ana") == posted[::-1]
                 assert time.monotonic() - started < 1.0, "a read waited for Redis"
                 # Redis itself still holds the copy from before the outage, without the new posts.
                 assert cached_ids(direct, key) == posted[:1]
@@ -71,13 +64,13 @@ def test_redis_down_reads_fall_back_and_no_cached_feed_is_left_stale(tmp_path: P
                     timeout=30,
                     what="both processes to drop the cached feeds once Redis answers",
                 )
-                assert feed_ids(stack, "ana") == posted[::-1]
+                assert stack.feed_ids("ana") == posted[::-1]
                 assert cached_ids(direct, key) == posted[::-1]  # rebuilt from PostgreSQL, complete
 
                 with stack.client("cy") as cy:
                     assert cy.post("/follow", json={"followee_id": "bo"}).status_code == 204
                 after = bo.post("/posts", json={"content": "after the outage"}).json()["id"]
-                wait_until(lambda: after in feed_ids(stack, "ana"), timeout=30, what="a post after the outage")
+                wait_until(lambda: after in stack.feed_ids("ana"), timeout=30, what="a post after the outage")
                 assert cached_ids(direct, key)[0] == after  # written through again
 
             for output in (server.output(), processor.output()):

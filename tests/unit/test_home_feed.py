@@ -12,9 +12,7 @@ from feedcore import (
     Policies,
     Post,
     PostId,
-    Rebuilds,
     UserId,
-    read_home_feed,
 )
 from tests.unit.world import World
 
@@ -32,17 +30,7 @@ async def test_a_feed_holds_own_and_followees_posts_newest_first(world: World) -
 
 async def test_only_the_owner_reads_a_feed(world: World) -> None:
     with pytest.raises(Forbidden):
-        await read_home_feed(
-            UserId("bo"),
-            UserId("ana"),
-            limit=None,
-            cursor=None,
-            posts=world.posts,
-            graph=world.graph,
-            feeds=world.feeds,
-            cache=world.cache,
-            policies=world.policies,
-        )
+        await world.feed("ana", viewer="bo")
 
 
 @pytest.mark.parametrize("limit", [0, 101])
@@ -204,27 +192,11 @@ async def test_concurrent_first_reads_of_a_cold_feed_rebuild_it_once(world: Worl
         await fill(user, entries, horizon=horizon)
 
     world.cache.fill = counted  # type: ignore[method-assign]
-    rebuilds = Rebuilds()
 
-    async def read() -> list[int]:
-        page = await read_home_feed(
-            UserId("ana"),
-            UserId("ana"),
-            limit=None,
-            cursor=None,
-            posts=world.posts,
-            graph=world.graph,
-            feeds=world.feeds,
-            cache=world.cache,
-            policies=world.policies,
-            rebuilds=rebuilds,
-        )
-        return ids(page.items)
-
-    pages = await asyncio.gather(*(read() for _ in range(10)))
+    pages = await asyncio.gather(*(world.feed("ana") for _ in range(10)))
 
     assert fills == [UserId("ana")]
-    assert pages == [ids(posts[::-1])] * 10
+    assert [ids(page.items) for page in pages] == [ids(posts[::-1])] * 10
 
 
 async def test_a_cached_copy_left_behind_by_a_crash_is_never_served_twice() -> None:

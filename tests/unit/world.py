@@ -32,6 +32,7 @@ from feedcore import (
     PostId,
     PostStore,
     Profile,
+    Rebuilds,
     SnowflakeIdGenerator,
     SocialGraph,
     UserId,
@@ -100,6 +101,8 @@ class World:
         self.cache = (cache or InMemoryFeedCache(window=self.policies.cache_window)) if cached else None
         self.bus = InMemoryEventBus(partitions=partitions)
         self.processor = self.make_processor(self.cache)
+        #: Shared by this world's reads, as by a server's.
+        self.rebuilds = Rebuilds()
 
     def make_processor(self, cache: FeedCache | None) -> FeedProcessor:
         return FeedProcessor(
@@ -149,9 +152,12 @@ class World:
                 await self.processor.apply(delivery.event)
             await self.bus.commit(deliveries)
 
-    async def feed(self, user: str, *, limit: int | None = None, cursor: str | None = None) -> Page[Post]:
+    async def feed(
+        self, user: str, *, limit: int | None = None, cursor: str | None = None, viewer: str | None = None
+    ) -> Page[Post]:
+        """A page of ``user``'s home feed as ``viewer`` (the user by default) reads it."""
         return await read_home_feed(
-            UserId(user),
+            UserId(viewer or user),
             UserId(user),
             limit=limit,
             cursor=cursor,
@@ -160,6 +166,7 @@ class World:
             feeds=self.feeds,
             cache=self.cache,
             policies=self.policies,
+            rebuilds=self.rebuilds,
         )
 
     async def whole_feed(self, user: str, page_sizes: list[int] | None = None) -> list[Post]:
