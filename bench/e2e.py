@@ -20,19 +20,16 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import statistics
 import time
-import uuid
 from typing import Any
 
 import httpx
 import msgspec
 import psycopg
 from psycopg import sql
-from psycopg.conninfo import make_conninfo
 
-from bench.harness import feedcore, feedcore_server
+from bench.harness import backbone_settings, feedcore, feedcore_server, scratch_database
 from entrypoints.auth import Tokens
 from feedcore import UserId
 
@@ -227,26 +224,12 @@ def main() -> None:
     parser.add_argument("--burst", type=int, default=30)
     parser.add_argument("--warmup", type=float, default=2, help="seconds at the rate before counting")
     args = parser.parse_args()
-    server = os.environ.get("FEEDCORE_DATABASE_URL")
-    kafka = os.environ.get("FEEDCORE_KAFKA_BOOTSTRAP")
-    if not server or not kafka:
-        raise SystemExit("FEEDCORE_DATABASE_URL and FEEDCORE_KAFKA_BOOTSTRAP must be set: run `make bench`")
-    name = f"feedcore_bench_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(server, autocommit=True) as admin:
-        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    url = make_conninfo(server, dbname=name)
-    settings = {
-        "FEEDCORE_DATABASE_URL": url,
-        "FEEDCORE_KAFKA_BOOTSTRAP": kafka,
-        "FEEDCORE_KAFKA_TOPIC": f"{name}.events",
-        "FEEDCORE_KAFKA_GROUP": f"{name}.processor",
-        "FEEDCORE_MIGRATE_ON_START": "true",
-        "FEEDCORE_JWT_SECRET": SECRET,
-        "FEEDCORE_RATE_LIMIT_PER_SECOND": "0",
-        # Above the big authors' 10,002 followers: every post here is fanned out.
-        "FEEDCORE_CELEBRITY_THRESHOLD": "100000",
-    }
-    try:
+    with scratch_database() as (name, url):
+        settings = {
+            **backbone_settings(name, url, SECRET),
+            # Above the big authors' 10,002 followers: every post here is fanned out.
+            "FEEDCORE_CELEBRITY_THRESHOLD": "100000",
+        }
         with feedcore_server(settings) as base:
             follow_everyone(url, [f"author-{n}" for n in range(AUTHORS)], FOLLOWERS)
             print(
@@ -274,9 +257,6 @@ def main() -> None:
                 f"{statistics.median(rates):,.0f} feed entries/s (runs: {listed}; "
                 "goal >= 150,000 into PostgreSQL + Redis)"
             )
-    finally:
-        with psycopg.connect(server, autocommit=True) as admin:
-            admin.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
 
 
 if __name__ == "__main__":

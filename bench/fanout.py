@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import statistics
 import time
 import uuid
@@ -21,8 +20,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 import psycopg
-from psycopg import sql
-from psycopg.conninfo import make_conninfo
 from psycopg_pool import AsyncConnectionPool
 
 from adapters.postgres import (
@@ -32,6 +29,7 @@ from adapters.postgres import (
     connection_pool,
     migrate,
 )
+from bench.harness import scratch_database
 from feedcore import FeedProcessor, Policies, Post, PostId, PostPublished, UserId
 
 RAW_ROWS = 100_000
@@ -108,48 +106,40 @@ async def raw_limits(pool: AsyncConnectionPool[Any]) -> dict[str, float]:
     return rates
 
 
-async def run(server: str, sizes: list[int], runs: int, chunk: int) -> None:
-    name = f"feedcore_bench_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(server, autocommit=True) as admin:
-        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    url = make_conninfo(server, dbname=name)
+async def run(url: str, sizes: list[int], runs: int, chunk: int) -> None:
+    async with await psycopg.AsyncConnection.connect(url) as connection:
+        await migrate(connection)
+    pool = connection_pool(url, min_size=2, max_size=4)
+    await pool.open(wait=True)
     try:
-        async with await psycopg.AsyncConnection.connect(url) as connection:
-            await migrate(connection)
-        pool = connection_pool(url, min_size=2, max_size=4)
-        await pool.open(wait=True)
-        try:
-            # Above every benchmark size: nobody here is a celebrity.
-            policies = Policies(celebrity_threshold=10_000_000, fanout_chunk=chunk)
-            processor = FeedProcessor(
-                consumer="bench",
-                posts=PostgresPostStore(pool),
-                graph=PostgresSocialGraph(pool),
-                unit_of_work=PostgresFeedUnitOfWork(pool),
-                cache=None,
-                policies=policies,
-            )
-            print(f"fan-out into PostgreSQL, one processor, chunks of {policies.fanout_chunk}, {runs} runs each")
-            serial = 0
-            for size in sizes:
-                author = f"author-{size}"
-                await follow_all(pool, author, size)
-                rates = []
-                for _ in range(runs):
-                    serial += 1
-                    elapsed = await fan_out_once(pool, processor, author, serial)
-                    rates.append((size + 1) / elapsed)
-                listed = " ".join(f"{rate:,.0f}" for rate in rates)
-                print(f"  {size:>7,} followers: median {statistics.median(rates):>9,.0f} entries/s   (runs: {listed})")
-            limits = [await raw_limits(pool) for _ in range(runs)]
-            print(f"raw limits of this machine, plain psycopg, {RAW_ROWS:,} rows, median of {runs}:")
-            for label in limits[0]:
-                print(f"  {label}: {statistics.median(run[label] for run in limits):,.0f} rows/s")
-        finally:
-            await pool.close()
+        # Above every benchmark size: nobody here is a celebrity.
+        policies = Policies(celebrity_threshold=10_000_000, fanout_chunk=chunk)
+        processor = FeedProcessor(
+            consumer="bench",
+            posts=PostgresPostStore(pool),
+            graph=PostgresSocialGraph(pool),
+            unit_of_work=PostgresFeedUnitOfWork(pool),
+            cache=None,
+            policies=policies,
+        )
+        print(f"fan-out into PostgreSQL, one processor, chunks of {policies.fanout_chunk}, {runs} runs each")
+        serial = 0
+        for size in sizes:
+            author = f"author-{size}"
+            await follow_all(pool, author, size)
+            rates = []
+            for _ in range(runs):
+                serial += 1
+                elapsed = await fan_out_once(pool, processor, author, serial)
+                rates.append((size + 1) / elapsed)
+            listed = " ".join(f"{rate:,.0f}" for rate in rates)
+            print(f"  {size:>7,} followers: median {statistics.median(rates):>9,.0f} entries/s   (runs: {listed})")
+        limits = [await raw_limits(pool) for _ in range(runs)]
+        print(f"raw limits of this machine, plain psycopg, {RAW_ROWS:,} rows, median of {runs}:")
+        for label in limits[0]:
+            print(f"  {label}: {statistics.median(run[label] for run in limits):,.0f} rows/s")
     finally:
-        with psycopg.connect(server, autocommit=True) as admin:
-            admin.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
+        await pool.close()
 
 
 def main() -> None:
@@ -158,10 +148,8 @@ def main() -> None:
     parser.add_argument("--chunk", type=int, default=Policies().fanout_chunk, help="followers per fan-out step")
     parser.add_argument("--sizes", type=int, nargs="+", default=[1_000, 10_000, 100_000])
     arguments = parser.parse_args()
-    server = os.environ.get("FEEDCORE_DATABASE_URL")
-    if not server:
-        raise SystemExit("FEEDCORE_DATABASE_URL is not set: run `make bench-fanout`, or `make infra-up` first")
-    asyncio.run(run(server, arguments.sizes, arguments.runs, arguments.chunk))
+    with scratch_database() as (_, url):
+        asyncio.run(run(url, arguments.sizes, arguments.runs, arguments.chunk))
 
 
 if __name__ == "__main__":

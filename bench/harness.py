@@ -10,11 +10,15 @@ import socket
 import statistics
 import subprocess
 import time
+import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
+import psycopg
+from psycopg import sql
+from psycopg.conninfo import make_conninfo
 
 ROOT = Path(__file__).parents[1]
 
@@ -23,6 +27,41 @@ def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return int(probe.getsockname()[1])
+
+
+def service(variable: str) -> str:
+    """A service's URL from the environment ``make bench`` sets up."""
+    value = os.environ.get(variable)
+    if not value:
+        raise SystemExit(f"{variable} is not set: run `make bench`, or `make infra-up` first")
+    return value
+
+
+@contextmanager
+def scratch_database() -> Iterator[tuple[str, str]]:
+    """A database of the benchmark's own beside FEEDCORE_DATABASE_URL's, as (name, URL); dropped after."""
+    server = service("FEEDCORE_DATABASE_URL")
+    name = f"feedcore_bench_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(server, autocommit=True) as admin:
+        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    try:
+        yield name, make_conninfo(server, dbname=name)
+    finally:
+        with psycopg.connect(server, autocommit=True) as admin:
+            admin.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+def backbone_settings(name: str, url: str, secret: str) -> dict[str, str]:
+    """feedcore on the scratch database ``url`` and on Kafka topics and a group named after it."""
+    return {
+        "FEEDCORE_DATABASE_URL": url,
+        "FEEDCORE_KAFKA_BOOTSTRAP": service("FEEDCORE_KAFKA_BOOTSTRAP"),
+        "FEEDCORE_KAFKA_TOPIC": f"{name}.events",
+        "FEEDCORE_KAFKA_GROUP": f"{name}.processor",
+        "FEEDCORE_MIGRATE_ON_START": "true",
+        "FEEDCORE_JWT_SECRET": secret,
+        "FEEDCORE_RATE_LIMIT_PER_SECOND": "0",
+    }
 
 
 def _environment(settings: dict[str, str]) -> dict[str, str]:

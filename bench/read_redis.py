@@ -15,16 +15,23 @@ import argparse
 import os
 import subprocess
 import time
-import uuid
 from pathlib import Path
 
 import httpx
 import psycopg
 import redis
-from psycopg import sql
-from psycopg.conninfo import make_conninfo
 
-from bench.harness import ROOT, feedcore, feedcore_server, free_port, report, wrk
+from bench.harness import (
+    ROOT,
+    backbone_settings,
+    feedcore,
+    feedcore_server,
+    free_port,
+    report,
+    scratch_database,
+    service,
+    wrk,
+)
 from entrypoints.auth import Tokens
 from feedcore import UserId
 
@@ -82,26 +89,17 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--seconds", type=int, default=10)
     args = parser.parse_args()
-    server = os.environ.get("FEEDCORE_DATABASE_URL")
-    kafka = os.environ.get("FEEDCORE_KAFKA_BOOTSTRAP")
-    redis_url = os.environ.get("FEEDCORE_REDIS_URL")
-    if not server or not kafka or not redis_url:
-        raise SystemExit("FEEDCORE_DATABASE_URL, FEEDCORE_KAFKA_BOOTSTRAP and FEEDCORE_REDIS_URL must be set")
-    name = f"feedcore_bench_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(server, autocommit=True) as admin:
-        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    url = make_conninfo(server, dbname=name)
-    settings = {
-        "FEEDCORE_DATABASE_URL": url,
-        "FEEDCORE_KAFKA_BOOTSTRAP": kafka,
-        "FEEDCORE_KAFKA_TOPIC": f"{name}.events",
-        "FEEDCORE_KAFKA_GROUP": f"{name}.processor",
-        "FEEDCORE_REDIS_URL": redis_url,
-        "FEEDCORE_REDIS_PREFIX": f"{name}:",
-        "FEEDCORE_MIGRATE_ON_START": "true",
-        "FEEDCORE_JWT_SECRET": SECRET,
-        "FEEDCORE_RATE_LIMIT_PER_SECOND": "0",
-    }
+    redis_url = service("FEEDCORE_REDIS_URL")
+    with scratch_database() as (name, url):
+        settings = {
+            **backbone_settings(name, url, SECRET),
+            "FEEDCORE_REDIS_URL": redis_url,
+            "FEEDCORE_REDIS_PREFIX": f"{name}:",
+        }
+        measure(name, url, settings, redis_url, args)
+
+
+def measure(name: str, url: str, settings: dict[str, str], redis_url: str, args: argparse.Namespace) -> None:
     tokens = Tokens(SECRET)
     script = Path(f"/tmp/{name}.lua")  # noqa: S108  # a scratch file for wrk, removed below
     script.write_text(
@@ -150,8 +148,6 @@ def main() -> None:
         with redis.Redis.from_url(redis_url) as client:
             for key in client.scan_iter(match=f"{name}:*"):
                 client.delete(key)
-        with psycopg.connect(server, autocommit=True) as admin:
-            admin.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
 
 
 if __name__ == "__main__":

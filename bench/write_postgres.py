@@ -11,16 +11,12 @@ Usage: python bench/write_postgres.py [--connections 32] [--runs 5] [--seconds 1
 from __future__ import annotations
 
 import argparse
-import os
 import tempfile
-import uuid
 from pathlib import Path
 
 import psycopg
-from psycopg import sql
-from psycopg.conninfo import make_conninfo
 
-from bench.harness import feedcore_server, report, wrk
+from bench.harness import feedcore_server, report, scratch_database, wrk
 from entrypoints.auth import Tokens
 from feedcore import UserId
 
@@ -53,41 +49,32 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--seconds", type=int, default=10)
     args = parser.parse_args()
-    server = os.environ.get("FEEDCORE_DATABASE_URL")
-    if not server:
-        raise SystemExit("FEEDCORE_DATABASE_URL is not set: run `make bench`, or `make infra-up` first")
-    name = f"feedcore_bench_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(server, autocommit=True) as admin:
-        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-        fsync = admin.execute("SHOW fsync").fetchone()
     tokens = Tokens(SECRET)
     quoted = ", ".join(f'"{tokens.issue(UserId(f"writer-{n}"))}"' for n in range(AUTHORS))
-    try:
-        with tempfile.TemporaryDirectory() as scratch:
-            settings = {
-                "FEEDCORE_DATABASE_URL": make_conninfo(server, dbname=name),
-                "FEEDCORE_MIGRATE_ON_START": "true",
-                "FEEDCORE_JWT_SECRET": SECRET,
-                "FEEDCORE_RATE_LIMIT_PER_SECOND": "0",
-                "FEEDCORE_DATABASE_POOL_MAX": "16",
-                "FEEDCORE_DEV_SECRET_FILE": f"{scratch}/unused",
-            }
-            with feedcore_server(settings) as base:
-                runs = []
-                for run in range(args.runs):
-                    script = Path(scratch) / f"post-{run}.lua"
-                    script.write_text(LUA % {"tokens": quoted, "run": f"r{run}"})
-                    runs.append(
-                        wrk(
-                            f"{base}/posts",
-                            connections=args.connections,
-                            seconds=args.seconds,
-                            extra=["-s", str(script)],
-                        )
+    with scratch_database() as (_, url), tempfile.TemporaryDirectory() as scratch:
+        with psycopg.connect(url) as connection:
+            fsync = connection.execute("SHOW fsync").fetchone()
+        settings = {
+            "FEEDCORE_DATABASE_URL": url,
+            "FEEDCORE_MIGRATE_ON_START": "true",
+            "FEEDCORE_JWT_SECRET": SECRET,
+            "FEEDCORE_RATE_LIMIT_PER_SECOND": "0",
+            "FEEDCORE_DATABASE_POOL_MAX": "16",
+            "FEEDCORE_DEV_SECRET_FILE": f"{scratch}/unused",
+        }
+        with feedcore_server(settings) as base:
+            runs = []
+            for run in range(args.runs):
+                script = Path(scratch) / f"post-{run}.lua"
+                script.write_text(LUA % {"tokens": quoted, "run": f"r{run}"})
+                runs.append(
+                    wrk(
+                        f"{base}/posts",
+                        connections=args.connections,
+                        seconds=args.seconds,
+                        extra=["-s", str(script)],
                     )
-    finally:
-        with psycopg.connect(server, autocommit=True) as admin:
-            admin.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
+                )
     report(
         f"POST /posts with Idempotency-Key, PostgreSQL (fsync={fsync[0] if fsync else '?'}), granian 1 worker, "
         f"wrk -t2 -c{args.connections}",
