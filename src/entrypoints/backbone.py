@@ -29,7 +29,7 @@ from adapters.system import SystemClock
 from entrypoints.consumer import EventConsumer, RetryPolicy, log_retry
 from entrypoints.container import PostgresStorage, awaited, process_registry
 from entrypoints.settings import Settings
-from entrypoints.worker import WaitableOutbox, run_relay
+from entrypoints.worker import Backoff, WaitableOutbox, run_relay
 from feedcore import FeedProcessor
 
 _log = logging.getLogger(__name__)
@@ -72,17 +72,15 @@ def admin(settings: Settings) -> AIOKafkaAdminClient:
 async def started(make: Callable[[], Client], stop: asyncio.Event, *, what: str) -> AsyncIterator[Client | None]:
     """A client of ``make``'s, started once the broker answers (retrying with backoff), and stopped
     after; None when ``stop`` came first."""
-    backoff = 0.1
+    backoff = Backoff(stop, first=0.1)
     while not stop.is_set():
         client = make()
         try:
             await client.start()
         except KAFKA_UNAVAILABLE as error:
             await _close(client)
-            _log.warning("%s: Kafka unreachable (%r); retrying in %.1fs", what, error, backoff)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), backoff)
-            backoff = min(backoff * 2, 5.0)
+            _log.warning("%s: Kafka unreachable (%r); retrying in %.1fs", what, error, backoff.next)
+            await backoff.wait()
             continue
         try:
             yield client

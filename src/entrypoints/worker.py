@@ -57,17 +57,34 @@ async def run_in_process_worker(
     await _loop(step, outbox, stop, name="in-process worker")
 
 
+class Backoff:
+    """Waits between tries of something that keeps failing: doubling from ``first`` up to ``cap``
+    seconds, each cut short by ``stop``."""
+
+    def __init__(self, stop: asyncio.Event, *, first: float = _FIRST_BACKOFF, cap: float = _MAX_BACKOFF) -> None:
+        self._stop = stop
+        self._first = first
+        self._cap = cap
+        self.next = first
+
+    async def wait(self) -> None:
+        await _first_of(asyncio.sleep(self.next), self._stop.wait())
+        self.next = min(self.next * 2, self._cap)
+
+    def reset(self) -> None:
+        self.next = self._first
+
+
 async def _loop(step: Callable[[], Awaitable[bool]], outbox: WaitableOutbox, stop: asyncio.Event, *, name: str) -> None:
-    backoff = _FIRST_BACKOFF
+    backoff = Backoff(stop)
     while not stop.is_set():
         try:
             busy = await step()
         except Exception:  # noqa: BLE001  # the loop outlives any one failure, and logs it
-            _log.exception("%s failed; retrying in %.2fs", name, backoff)
-            await _first_of(asyncio.sleep(backoff), stop.wait())
-            backoff = min(backoff * 2, _MAX_BACKOFF)
+            _log.exception("%s failed; retrying in %.2fs", name, backoff.next)
+            await backoff.wait()
             continue
-        backoff = _FIRST_BACKOFF
+        backoff.reset()
         if not busy:
             await _first_of(outbox.wait(_IDLE_WAIT), stop.wait())
 
