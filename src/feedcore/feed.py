@@ -11,13 +11,17 @@ complete for it::
 
 The cursor is the last id served, so every page continues strictly below it whatever arrived in
 between: no gaps, no repeats, no OFFSET. Materialised entries may run behind the truth (an unfollow
-or delete not yet processed), so each served post is checked against the graph and the post store.
+or delete not yet processed), so each post the store serves is checked against the graph and the
+post store. The cached copy needs no graph check: it is rebuilt from visible posts only, and dropped
+by every unfollow (at once by the request, and again when the processor has applied it). Deletes
+reach it through the post bodies: a deleted post's cached body says so.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable, Collection
+import functools
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Hashable, Sequence
 
 from feedcore.errors import Forbidden
 from feedcore.model import Page, Post, PostId, UserId, decode_post_cursor
@@ -63,20 +67,20 @@ class Rebuilds:
     reads that find it under way wait for it and then read the copy."""
 
     def __init__(self) -> None:
-        self._running: dict[UserId, asyncio.Future[None]] = {}
+        self._running: dict[Hashable, asyncio.Future[None]] = {}
 
-    async def once(self, user: UserId, rebuild: Callable[[], Awaitable[None]]) -> None:
-        running = self._running.get(user)
+    async def once(self, key: Hashable, rebuild: Callable[[], Awaitable[None]]) -> None:
+        running = self._running.get(key)
         if running is not None:
             await asyncio.shield(running)
             return
         done = asyncio.get_running_loop().create_future()
-        self._running[user] = done
+        self._running[key] = done
         try:
             await rebuild()
         finally:
             # Waiters go on either way: without a copy, the store serves them.
-            del self._running[user]
+            del self._running[key]
             done.set_result(None)
 
 
@@ -103,6 +107,8 @@ class _FeedRead:
         self._policies = policies
         self._visible_authors: dict[UserId, bool] = {owner: True}
         self._loaded: dict[PostId, Post] = {}
+        #: Ids served from the cached copy, whose authors need no graph check.
+        self._trusted: set[PostId] = set()
         self._horizon: PostId | None = None
         #: The horizon of the cached copy this read served from, if it served from one.
         self._cache_floor: PostId | None = None
@@ -154,6 +160,7 @@ class _FeedRead:
             store_before = horizon if before is None else PostId(min(before, horizon))
             while True:
                 served = [post_id for post_id in cached.entries if post_id >= horizon]
+                self._trusted.update(served)
                 for post_id in served:
                     yield post_id
                 if len(served) < batch + 1:
@@ -178,7 +185,7 @@ class _FeedRead:
         cached = await self._cache.read(self._owner, before=before, limit=batch + 1)
         if cached is None:
             cache, store_horizon = self._cache, await self._store_horizon()
-            await self._rebuilds.once(self._owner, lambda: self._rebuild_cache(cache, store_horizon))
+            await self._rebuilds.once(("feed", self._owner), lambda: self._rebuild_cache(cache, store_horizon))
             cached = await self._cache.read(self._owner, before=before, limit=batch + 1)
         return cached
 
@@ -186,7 +193,8 @@ class _FeedRead:
         window = self._policies.cache_window
         entries = await self._feeds.entries(self._owner, before=None, floor=store_horizon, limit=window)
         horizon = entries[-1] if len(entries) == window else store_horizon
-        await cache.fill(self._owner, entries, horizon=horizon)
+        visible = [post.id for post in await self._keep_visible(entries)]
+        await cache.fill(self._owner, visible, horizon=horizon)
         # The processor may have changed the store between that read and the fill, and left the
         # cache alone because the feed was not cached yet: then the copy may lack the change, and
         # it is dropped (this read is served by the store). Changes after this second look reach
@@ -204,12 +212,58 @@ class _FeedRead:
                 authors = await self._followed(await self._posts.unfanned_authors())
             if not authors:
                 return []
-            found = await self._posts.latest(
-                authors, before=before, floor=await self._store_horizon(), limit=limit, unfanned_only=True
-            )
-            return self._remember(found)
+            return await self._unfanned(authors, before=before, floor=await self._store_horizon(), limit=limit)
 
         return fetch
+
+    async def _unfanned(
+        self, authors: Collection[UserId], *, before: PostId | None, floor: PostId, limit: int
+    ) -> list[PostId]:
+        """The newest ``limit`` unfanned posts of ``authors`` in ``[floor, before)``: from the cached
+        windows where they reach, from the store below them and for authors Redis does not hold."""
+        windows = await self._unfanned_windows(authors, before=before, limit=limit)
+        found: set[PostId] = set()
+        from_store: list[UserId] = []
+        for author in authors:
+            window = windows.get(author)
+            if window is None:
+                from_store.append(author)
+                continue
+            found.update(post_id for post_id in window.entries if post_id >= floor)
+            if len(window.entries) < limit and window.horizon > floor:
+                from_store.append(author)  # the window ran out: older posts are in the store only
+        if from_store:
+            latest = await self._posts.latest(from_store, before=before, floor=floor, limit=limit, unfanned_only=True)
+            found.update(self._remember(latest))
+        return sorted(found, reverse=True)[:limit]
+
+    async def _unfanned_windows(
+        self, authors: Collection[UserId], *, before: PostId | None, limit: int
+    ) -> dict[UserId, CachedFeed]:
+        if self._cache is None:
+            return {}
+        cache = self._cache
+        windows = await cache.read_unfanned(authors, before=before, limit=limit)
+        cold = [author for author in authors if author not in windows]
+        for author in cold:
+            await self._rebuilds.once(("unfanned", author), functools.partial(self._rebuild_unfanned, cache, author))
+        if cold:
+            windows.update(await cache.read_unfanned(cold, before=before, limit=limit))
+        return windows
+
+    async def _rebuild_unfanned(self, cache: FeedCache, author: UserId) -> None:
+        window = self._policies.cache_window
+
+        async def newest() -> list[Post]:
+            return await self._posts.latest((author,), before=None, floor=PostId(0), limit=window, unfanned_only=True)
+
+        found = await newest()
+        horizon = found[-1].id if len(found) == window else PostId(0)
+        await cache.keep_posts(found)
+        await cache.fill_unfanned(author, [post.id for post in found], horizon=horizon)
+        # As for feeds: a post the processor applied meanwhile may be missing from the copy.
+        if await newest() != found:
+            await cache.invalidate_unfanned(author)
 
     def _timelines_fetch(self) -> Fetch:
         authors: list[UserId] | None = None
@@ -249,12 +303,25 @@ class _FeedRead:
         return {author for author in authors if self._visible_authors[author]}
 
     async def _keep_visible(self, post_ids: list[PostId]) -> list[Post]:
-        missing = [post_id for post_id in post_ids if post_id not in self._loaded]
-        if missing:
-            self._loaded.update(await self._posts.get_many(missing))
+        await self._load([post_id for post_id in post_ids if post_id not in self._loaded])
         loaded = [self._loaded[post_id] for post_id in post_ids if post_id in self._loaded]
-        visible = await self._followed({post.author_id for post in loaded})
-        return [post for post in loaded if post.author_id in visible]
+        visible = await self._followed({post.author_id for post in loaded if post.id not in self._trusted})
+        return [post for post in loaded if post.id in self._trusted or post.author_id in visible]
+
+    async def _load(self, post_ids: Sequence[PostId]) -> None:
+        """Load the live posts among ``post_ids``: cached bodies first, then the store."""
+        if not post_ids:
+            return
+        missing = post_ids
+        if self._cache is not None:
+            cached = await self._cache.posts(post_ids)
+            self._loaded.update((post_id, post) for post_id, post in cached.items() if post is not None)
+            missing = [post_id for post_id in post_ids if post_id not in cached]
+        if missing:
+            found = await self._posts.get_many(missing)
+            self._loaded.update(found)
+            if self._cache is not None and found:
+                await self._cache.keep_posts(list(found.values()))
 
 
 async def _paged(fetch: Fetch, before: PostId | None, batch: int) -> AsyncIterator[PostId]:

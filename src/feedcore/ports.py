@@ -251,6 +251,42 @@ class FeedCache(Protocol):
         """Forget ``user``'s cached feed; the next read rebuilds it."""
         ...
 
+    # The same kind of window over each author's posts that were not fanned out, which readers
+    # merge into their feeds: ``user`` is the author there.
+
+    async def read_unfanned(
+        self, authors: Collection[UserId], *, before: PostId | None, limit: int
+    ) -> dict[UserId, CachedFeed]:
+        """Each cached author's unfanned post ids below ``before``, newest first; uncached ones are absent."""
+        ...
+
+    async def fill_unfanned(self, author: UserId, entries: Sequence[PostId], *, horizon: PostId) -> None:
+        """Cache ``author``'s unfanned post ids: ``entries`` are all of them ``>= horizon``."""
+        ...
+
+    async def add_unfanned(self, author: UserId, post_id: PostId) -> None:
+        """Add an unfanned post to its author's window, when that window is cached."""
+        ...
+
+    async def remove_unfanned(self, author: UserId, post_id: PostId) -> None: ...
+
+    async def invalidate_unfanned(self, author: UserId) -> None: ...
+
+    # Post bodies, so that a page is hydrated without the post store. A post is immutable but for
+    # its deletion, which the cache remembers: a body is never cached again after it.
+
+    async def posts(self, post_ids: Collection[PostId]) -> dict[PostId, Post | None]:
+        """The cached among ``post_ids``: the post, or None when it is known deleted."""
+        ...
+
+    async def keep_posts(self, posts: Sequence[Post]) -> None:
+        """Cache these bodies, except those of posts known deleted."""
+        ...
+
+    async def forget_post(self, post_id: PostId) -> None:
+        """Remember ``post_id`` as deleted: its body is dropped and never cached again."""
+        ...
+
 
 class Delivery(msgspec.Struct, frozen=True, kw_only=True):
     """One event as a consumer received it, with where it stands in its partition."""

@@ -16,7 +16,7 @@ from feedcore.errors import (
 from feedcore.events import PostDeleted, PostPublished
 from feedcore.model import Page, Post, PostId, Profile, UserId, decode_post_cursor, encode_post_cursor, validate_content
 from feedcore.policies import Policies
-from feedcore.ports import Clock, IdempotencyClaim, IdGenerator, PostStore, SocialGraph
+from feedcore.ports import Clock, FeedCache, IdempotencyClaim, IdGenerator, PostStore, SocialGraph
 
 IDEMPOTENCY_KEY_PATTERN: Final = r"^[\x21-\x7e]{1,255}$"
 _IDEMPOTENCY_KEY_RE: Final = re.compile(IDEMPOTENCY_KEY_PATTERN)
@@ -88,14 +88,18 @@ async def delete_post(
     posts: PostStore,
     ids: IdGenerator,
     clock: Clock,
+    cache: FeedCache | None = None,
 ) -> None:
-    """Delete a post of ``requester``'s; it leaves every feed asynchronously (and reads hide it at once)."""
+    """Delete a post of ``requester``'s; it leaves every feed asynchronously (and reads hide it at
+    once: the store says it is gone, and so does its cached body from now on)."""
     post = await read_post(post_id, posts=posts)
     if post.author_id != requester:
         raise Forbidden("only the author may delete a post")
     event = PostDeleted(event_id=str(ids.next_id()), occurred_at=clock.now(), post_id=post_id, author_id=requester)
     if not await posts.delete(post_id, event):
         raise PostNotFound(f"post {post_id} does not exist or was deleted")
+    if cache is not None:
+        await cache.forget_post(post_id)
 
 
 async def read_author_timeline(

@@ -53,6 +53,7 @@ class FeedProcessor:
         (an event repeated within ``events`` counts once).
         """
         touched: dict[str, list[UserId]] = {}
+        posts: Mapping[PostId, Post] = {}
         async with self._unit_of_work.begin() as tx:
             skip = await tx.ledger.applied(self._consumer, [event.event_id for event in events])
             fresh: list[Event] = []
@@ -69,7 +70,7 @@ class FeedProcessor:
                 await tx.commit()
         if self._cache is not None:
             for event in events:
-                await self._apply_to_cache(self._cache, event, touched.get(event.event_id))
+                await self._apply_to_cache(self._cache, event, touched.get(event.event_id), posts)
         return fresh
 
     async def process_batch(self, bus: EventBus, *, max_events: int = 500, max_wait: float = 1.0) -> int:
@@ -95,15 +96,30 @@ class FeedProcessor:
             case UserUnfollowed(follower_id=follower, followee_id=followee):
                 return await self.purge_followee(feeds, UserId(follower), UserId(followee))
 
-    async def _apply_to_cache(self, cache: FeedCache, event: Event, touched: list[UserId] | None) -> None:
-        """Bring the cached feeds in line with ``event``; ``touched`` is None on a redelivery."""
+    async def _apply_to_cache(
+        self, cache: FeedCache, event: Event, touched: list[UserId] | None, posts: Mapping[PostId, Post]
+    ) -> None:
+        """Bring the cache in line with ``event``; ``touched`` is None on a redelivery.
+
+        ``posts`` holds the live posts among those the batch published, when it was applied now.
+        """
         match event:
             case PostPublished(post_id=post_id, author_id=author):
-                if touched is None:
+                post = posts.get(PostId(post_id))
+                if touched is None or post is None:
                     post = (await self._posts.get_many((PostId(post_id),))).get(PostId(post_id))
-                    touched = [] if post is None or not post.fan_out else await self._audience(UserId(author))
-                await cache.add(touched, PostId(post_id))
+                if post is None:
+                    return
+                await cache.keep_posts([post])
+                if not post.fan_out:
+                    await cache.add_unfanned(UserId(author), post.id)
+                    return
+                if touched is None:
+                    touched = await self._audience(UserId(author))
+                await cache.add(touched, post.id)
             case PostDeleted(post_id=post_id, author_id=author):
+                await cache.forget_post(PostId(post_id))
+                await cache.remove_unfanned(UserId(author), PostId(post_id))
                 if touched is None:
                     # Whoever held the post and is not a follower any more had the cached feed
                     # invalidated when the unfollow was applied.

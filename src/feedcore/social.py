@@ -8,7 +8,7 @@ from feedcore.errors import SelfFollow
 from feedcore.events import UserFollowed, UserUnfollowed
 from feedcore.model import Page, UserId, decode_user_cursor, encode_user_cursor
 from feedcore.policies import Policies
-from feedcore.ports import Clock, IdGenerator, SocialGraph
+from feedcore.ports import Clock, FeedCache, IdGenerator, SocialGraph
 
 
 async def follow(follower: UserId, followee: UserId, *, graph: SocialGraph, ids: IdGenerator, clock: Clock) -> None:
@@ -21,12 +21,25 @@ async def follow(follower: UserId, followee: UserId, *, graph: SocialGraph, ids:
     await graph.follow(follower, followee, event)
 
 
-async def unfollow(follower: UserId, followee: UserId, *, graph: SocialGraph, ids: IdGenerator, clock: Clock) -> None:
-    """Make ``follower`` stop following ``followee``; unfollowing again changes nothing."""
+async def unfollow(
+    follower: UserId,
+    followee: UserId,
+    *,
+    graph: SocialGraph,
+    ids: IdGenerator,
+    clock: Clock,
+    cache: FeedCache | None = None,
+) -> None:
+    """Make ``follower`` stop following ``followee``; unfollowing again changes nothing.
+
+    The follower's cached feed is dropped at once, so that reads stop showing the followee before
+    the processor has taken the followee's posts out of the feed.
+    """
     event = UserUnfollowed(
         event_id=str(ids.next_id()), occurred_at=clock.now(), follower_id=follower, followee_id=followee
     )
-    await graph.unfollow(follower, followee, event)
+    if await graph.unfollow(follower, followee, event) and cache is not None:
+        await cache.invalidate(follower)
 
 
 async def _page_of_users(

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import pytest
 import redis.asyncio as aioredis
 
 from adapters.memory import InMemoryFeedCache
 from adapters.redis import RedisFeedCache
-from feedcore.model import MAX_POST_ID, PostId, UserId
+from feedcore.model import MAX_POST_ID, Post, PostId, UserId
 from feedcore.ports import CachedFeed, FeedCache
 
 ANA = UserId("ana")
@@ -101,3 +103,56 @@ async def test_a_refill_replaces_the_feed_and_invalidate_forgets_it(cache: FeedC
     await cache.invalidate(BOB)
 
     assert await cache.read(ANA, before=None, limit=10) is None
+
+
+def post(number: int, author: UserId = ANA, *, fan_out: bool = True) -> Post:
+    return Post(
+        id=PostId(number),
+        author_id=author,
+        content=f"post {number} — ünïcode",
+        created_at=datetime(2026, 1, 2, 3, 4, 5, 678000, tzinfo=UTC),
+        fan_out=fan_out,
+    )
+
+
+async def test_post_bodies_come_back_as_they_were_kept(cache: FeedCache) -> None:
+    big = post(MAX_POST_ID, BOB, fan_out=False)
+    await cache.keep_posts([post(1), big])
+
+    assert await cache.posts([PostId(1), PostId(2), PostId(MAX_POST_ID)]) == {PostId(1): post(1), big.id: big}
+    assert await cache.posts([]) == {}
+
+
+async def test_a_forgotten_post_is_known_deleted_and_never_kept_again(cache: FeedCache) -> None:
+    await cache.keep_posts([post(1)])
+    await cache.forget_post(PostId(1))
+    await cache.forget_post(PostId(2))  # never cached: a read that started before may still try
+    await cache.keep_posts([post(1), post(2), post(3)])
+
+    assert await cache.posts(ids(1, 2, 3)) == {PostId(1): None, PostId(2): None, PostId(3): post(3)}
+
+
+async def test_unfanned_windows_are_kept_per_author_apart_from_feeds(cache: FeedCache) -> None:
+    assert await cache.read_unfanned([ANA, BOB], before=None, limit=10) == {}
+    await cache.add_unfanned(ANA, PostId(4))  # not cached: nothing to add to
+
+    await cache.fill_unfanned(ANA, ids(5, 3), horizon=PostId(0))
+    await cache.fill_unfanned(BOB, ids(8), horizon=PostId(2))
+    await cache.add_unfanned(ANA, PostId(7))
+    await cache.add_unfanned(ANA, PostId(9))  # beyond the window of 3: 3 goes, the horizon rises
+    await cache.remove_unfanned(BOB, PostId(8))
+
+    assert await cache.read(ANA, before=None, limit=10) is None
+    assert await cache.read_unfanned([ANA, BOB], before=None, limit=10) == {
+        ANA: CachedFeed(entries=ids(9, 7, 5), horizon=PostId(5)),
+        BOB: CachedFeed(entries=[], horizon=PostId(2)),
+    }
+    assert await cache.read_unfanned([ANA], before=PostId(9), limit=1) == {
+        ANA: CachedFeed(entries=ids(7), horizon=PostId(5))
+    }
+
+    await cache.invalidate_unfanned(ANA)
+
+    assert await cache.read_unfanned([ANA, BOB], before=None, limit=10) == {
+        BOB: CachedFeed(entries=[], horizon=PostId(2))
+    }

@@ -12,14 +12,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from collections.abc import Awaitable, Callable, Collection, Coroutine, Sequence
 from typing import Any, TypeVar
 
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
 from adapters.memory import InMemoryFeedCache
-from feedcore import CachedFeed, Clock, Event, FeedCache, Policies, PostId, SelfFollow, UserId
+from feedcore import CachedFeed, Clock, Event, FeedCache, Policies, Post, PostId, SelfFollow, UserId
 from tests.unit.world import Adapters, World, memory_adapters
 
 T = TypeVar("T")
@@ -76,6 +76,36 @@ class _CrashingCache:
     async def invalidate(self, user: UserId) -> None:
         self._maybe_crash()
         await self._cache.invalidate(user)
+
+    async def read_unfanned(
+        self, authors: Collection[UserId], *, before: PostId | None, limit: int
+    ) -> dict[UserId, CachedFeed]:
+        return await self._cache.read_unfanned(authors, before=before, limit=limit)
+
+    async def fill_unfanned(self, author: UserId, entries: Sequence[PostId], *, horizon: PostId) -> None:
+        await self._cache.fill_unfanned(author, entries, horizon=horizon)
+
+    async def add_unfanned(self, author: UserId, post_id: PostId) -> None:
+        self._maybe_crash()
+        await self._cache.add_unfanned(author, post_id)
+
+    async def remove_unfanned(self, author: UserId, post_id: PostId) -> None:
+        self._maybe_crash()
+        await self._cache.remove_unfanned(author, post_id)
+
+    async def invalidate_unfanned(self, author: UserId) -> None:
+        await self._cache.invalidate_unfanned(author)
+
+    async def posts(self, post_ids: Collection[PostId]) -> dict[PostId, Post | None]:
+        return await self._cache.posts(post_ids)
+
+    async def keep_posts(self, posts: Sequence[Post]) -> None:
+        self._maybe_crash()
+        await self._cache.keep_posts(posts)
+
+    async def forget_post(self, post_id: PostId) -> None:
+        self._maybe_crash()
+        await self._cache.forget_post(post_id)
 
 
 class FeedMachine(RuleBasedStateMachine):

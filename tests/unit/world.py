@@ -131,13 +131,17 @@ class World:
         )
 
     async def delete(self, requester: str, post_id: PostId) -> None:
-        await delete_post(UserId(requester), post_id, posts=self.posts, ids=self.ids, clock=self.clock)
+        await delete_post(
+            UserId(requester), post_id, posts=self.posts, ids=self.ids, clock=self.clock, cache=self.cache
+        )
 
     async def follow(self, follower: str, followee: str) -> None:
         await follow(UserId(follower), UserId(followee), graph=self.graph, ids=self.ids, clock=self.clock)
 
     async def unfollow(self, follower: str, followee: str) -> None:
-        await unfollow(UserId(follower), UserId(followee), graph=self.graph, ids=self.ids, clock=self.clock)
+        await unfollow(
+            UserId(follower), UserId(followee), graph=self.graph, ids=self.ids, clock=self.clock, cache=self.cache
+        )
 
     async def relay(self, limit: int = 1_000) -> int:
         return await self.outbox.relay(self.bus.publish, limit=limit)

@@ -1,12 +1,13 @@
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from datetime import timedelta
 from typing import Any, Final
 
+import msgspec
 from redis.asyncio import Redis
 
-from feedcore.model import PostId, UserId, from_sortable_key, sortable_key
+from feedcore.model import Post, PostId, UserId, from_sortable_key, sortable_key
 from feedcore.ports import CachedFeed
 
 # One sorted set per cached feed. Every member has score 0, so the set is ordered by member, and
@@ -15,6 +16,9 @@ from feedcore.ports import CachedFeed
 # "!h<id>": a feed and its horizon are one key, so they are evicted, expired and replaced together,
 # and a cluster keeps them in one slot.
 _HORIZON: Final = "!h"
+
+# A deleted post's body key holds this instead of the body, so that no late fill brings it back.
+_DELETED: Final = b"-"
 
 # Adds one post to one cached feed: only when the feed is cached and the post is at or above its
 # horizon; the oldest entries beyond the window go, and the horizon rises to the oldest kept.
@@ -54,68 +58,158 @@ return page
 
 
 class RedisFeedCache:
-    """The newest ``window`` entries of active users' feeds, in Redis.
+    """The newest ``window`` entries of active users' feeds, in Redis, with the same window over
+    each author's unfanned posts, and post bodies.
 
     A feed read or filled stays cached ``ttl`` after its last read; feeds nobody reads expire, so
-    inactive users cost nothing (and Redis may evict any feed early: it is only rebuilt).
+    inactive users cost nothing (and Redis may evict any key early: it is only rebuilt). Keys::
+
+        {prefix}feed:{user}         a user's feed (the user is the hash tag)
+        {prefix}unfanned:{author}   an author's posts that were not fanned out
+        {prefix}post:{id}           a post's body (msgspec JSON), or "-" once it is deleted
+
+    Bodies are read with one MGET: on a cluster, use a client that splits it by slot.
     """
 
     def __init__(
-        self, client: Redis, *, prefix: str = "feedcore:", window: int = 800, ttl: timedelta = timedelta(days=1)
+        self,
+        client: Redis,
+        *,
+        prefix: str = "feedcore:",
+        window: int = 800,
+        ttl: timedelta = timedelta(days=1),
+        post_ttl: timedelta = timedelta(days=1),
     ) -> None:
         self._client = client
         self._prefix = prefix
         self._window = window
         self._ttl_ms = int(ttl.total_seconds() * 1000)
+        self._post_ttl_ms = int(post_ttl.total_seconds() * 1000)
+        # A tombstone outlives any body that a read begun before the deletion could still write.
+        self._deleted_ttl_ms = 2 * self._post_ttl_ms
         self._add = client.register_script(_ADD)
         self._read = client.register_script(_READ)
+        self._encode = msgspec.json.Encoder().encode
+        self._decode = msgspec.json.Decoder(Post).decode
 
     def _key(self, user: UserId) -> str:
         return f"{self._prefix}feed:{{{user}}}"  # {user}: the hash tag
 
+    def _unfanned_key(self, author: UserId) -> str:
+        return f"{self._prefix}unfanned:{{{author}}}"
+
+    def _post_key(self, post_id: PostId) -> str:
+        return f"{self._prefix}post:{post_id}"
+
     async def read(self, user: UserId, *, before: PostId | None, limit: int) -> CachedFeed | None:
-        upper = "+" if before is None else f"({sortable_key(before)}"
-        found = await self._read(keys=[self._key(user)], args=[upper, limit, self._ttl_ms])
-        if not found:
-            return None
-        horizon = from_sortable_key(_text(found[0])[len(_HORIZON) :])
-        entries = [from_sortable_key(_text(member)) for member in found[1:]]
-        return CachedFeed(entries=[entry for entry in entries if entry >= horizon], horizon=horizon)
+        return _window(await self._read(keys=[self._key(user)], args=_read_args(before, limit, self._ttl_ms)))
 
     async def fill(self, user: UserId, entries: Sequence[PostId], *, horizon: PostId) -> None:
+        await self._fill(self._key(user), entries, horizon)
+
+    async def add(self, users: Sequence[UserId], post_id: PostId) -> None:
+        await self._add_to([self._key(user) for user in users], post_id)
+
+    async def remove(self, users: Sequence[UserId], post_id: PostId) -> None:
+        await self._remove_from([self._key(user) for user in users], post_id)
+
+    async def invalidate(self, user: UserId) -> None:
+        await self._client.delete(self._key(user))
+
+    async def read_unfanned(
+        self, authors: Collection[UserId], *, before: PostId | None, limit: int
+    ) -> dict[UserId, CachedFeed]:
+        ordered = list(authors)
+        args = _read_args(before, limit, self._ttl_ms)
+        if len(ordered) == 1:
+            replies = [await self._read(keys=[self._unfanned_key(ordered[0])], args=args)]
+        else:
+            async with self._client.pipeline(transaction=False) as pipe:
+                for author in ordered:
+                    await self._read(keys=[self._unfanned_key(author)], args=args, client=pipe)
+                replies = await pipe.execute()
+        found = {author: _window(reply) for author, reply in zip(ordered, replies, strict=True)}
+        return {author: cached for author, cached in found.items() if cached is not None}
+
+    async def fill_unfanned(self, author: UserId, entries: Sequence[PostId], *, horizon: PostId) -> None:
+        await self._fill(self._unfanned_key(author), entries, horizon)
+
+    async def add_unfanned(self, author: UserId, post_id: PostId) -> None:
+        await self._add_to([self._unfanned_key(author)], post_id)
+
+    async def remove_unfanned(self, author: UserId, post_id: PostId) -> None:
+        await self._remove_from([self._unfanned_key(author)], post_id)
+
+    async def invalidate_unfanned(self, author: UserId) -> None:
+        await self._client.delete(self._unfanned_key(author))
+
+    async def posts(self, post_ids: Collection[PostId]) -> dict[PostId, Post | None]:
+        ordered = list(post_ids)
+        if not ordered:
+            return {}
+        found: dict[PostId, Post | None] = {}
+        for post_id, value in zip(ordered, await self._client.mget([self._post_key(i) for i in ordered]), strict=True):
+            if value == _DELETED:
+                found[post_id] = None
+            elif value is not None:
+                found[post_id] = self._decode(value)
+        return found
+
+    async def keep_posts(self, posts: Sequence[Post]) -> None:
+        if not posts:
+            return
+        async with self._client.pipeline(transaction=False) as pipe:
+            for post in posts:
+                # NX: a tombstone stays; a body already there is the same body.
+                pipe.set(self._post_key(post.id), self._encode(post), nx=True, px=self._post_ttl_ms)
+            await pipe.execute()
+
+    async def forget_post(self, post_id: PostId) -> None:
+        await self._client.set(self._post_key(post_id), _DELETED, px=self._deleted_ttl_ms)
+
+    async def _fill(self, key: str, entries: Sequence[PostId], horizon: PostId) -> None:
         kept = sorted({entry for entry in entries if entry >= horizon}, reverse=True)
         if len(kept) > self._window:
             kept = kept[: self._window]
             horizon = max(horizon, kept[-1])
         members: dict[str, float] = {sortable_key(entry): 0 for entry in kept}
         members[_HORIZON + sortable_key(horizon)] = 0
-        key = self._key(user)
         async with self._client.pipeline(transaction=True) as pipe:
             pipe.delete(key)
             pipe.zadd(key, members)
             pipe.pexpire(key, self._ttl_ms)
             await pipe.execute()
 
-    async def add(self, users: Sequence[UserId], post_id: PostId) -> None:
-        if not users:
+    async def _add_to(self, keys: Sequence[str], post_id: PostId) -> None:
+        if not keys:
             return
         member = sortable_key(post_id)
         async with self._client.pipeline(transaction=False) as pipe:
-            for user in users:
-                await self._add(keys=[self._key(user)], args=[member, self._window, self._ttl_ms], client=pipe)
+            for key in keys:
+                await self._add(keys=[key], args=[member, self._window, self._ttl_ms], client=pipe)
             await pipe.execute()
 
-    async def remove(self, users: Sequence[UserId], post_id: PostId) -> None:
-        if not users:
+    async def _remove_from(self, keys: Sequence[str], post_id: PostId) -> None:
+        if not keys:
             return
         member = sortable_key(post_id)
         async with self._client.pipeline(transaction=False) as pipe:
-            for user in users:
-                pipe.zrem(self._key(user), member)
+            for key in keys:
+                pipe.zrem(key, member)
             await pipe.execute()
 
-    async def invalidate(self, user: UserId) -> None:
-        await self._client.delete(self._key(user))
+
+def _read_args(before: PostId | None, limit: int, ttl_ms: int) -> list[Any]:
+    return ["+" if before is None else f"({sortable_key(before)}", limit, ttl_ms]
+
+
+def _window(found: list[Any]) -> CachedFeed | None:
+    """A read script's reply as a cached window: its horizon member, then the page."""
+    if not found:
+        return None
+    horizon = from_sortable_key(_text(found[0])[len(_HORIZON) :])
+    entries = [from_sortable_key(_text(member)) for member in found[1:]]
+    return CachedFeed(entries=[entry for entry in entries if entry >= horizon], horizon=horizon)
 
 
 def _text(member: Any) -> str:

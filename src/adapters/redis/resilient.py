@@ -2,14 +2,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Collection, Sequence
 from typing import TypeVar
 
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from adapters.redis.cache import RedisFeedCache
-from feedcore.model import PostId, UserId
+from feedcore.model import Post, PostId, UserId
 from feedcore.ports import CachedFeed
 
 _log = logging.getLogger(__name__)
@@ -24,8 +24,9 @@ class ResilientFeedCache:
     While Redis fails, reads report every feed as not cached (the core then reads PostgreSQL) and
     writes are skipped, and no request waits for Redis: after one failure it is left alone until it
     answers again (asked every ``pause`` seconds, in the background). A process that saw Redis fail
-    may have skipped writes, so the moment Redis answers, it drops every cached feed, and only then
-    uses Redis again: each feed is rebuilt from PostgreSQL on its next read, none is left stale.
+    may have skipped writes (a post's tombstone among them), so the moment Redis answers, it drops
+    every key under its prefix, and only then uses Redis again: each feed, window and body is
+    rebuilt from PostgreSQL on its next read, none is left stale.
     """
 
     def __init__(
@@ -39,7 +40,7 @@ class ResilientFeedCache:
     ) -> None:
         self._cache = cache
         self._client = client
-        self._pattern = f"{prefix}feed:*"
+        self._pattern = f"{prefix}*"
         self._pause = pause
         self._on_fallback = on_fallback
         self._dirty = False
@@ -59,6 +60,34 @@ class ResilientFeedCache:
 
     async def invalidate(self, user: UserId) -> None:
         await self._guarded("invalidate", lambda: self._cache.invalidate(user), None)
+
+    async def read_unfanned(
+        self, authors: Collection[UserId], *, before: PostId | None, limit: int
+    ) -> dict[UserId, CachedFeed]:
+        return await self._guarded(
+            "read_unfanned", lambda: self._cache.read_unfanned(authors, before=before, limit=limit), {}
+        )
+
+    async def fill_unfanned(self, author: UserId, entries: Sequence[PostId], *, horizon: PostId) -> None:
+        await self._guarded("fill_unfanned", lambda: self._cache.fill_unfanned(author, entries, horizon=horizon), None)
+
+    async def add_unfanned(self, author: UserId, post_id: PostId) -> None:
+        await self._guarded("add_unfanned", lambda: self._cache.add_unfanned(author, post_id), None)
+
+    async def remove_unfanned(self, author: UserId, post_id: PostId) -> None:
+        await self._guarded("remove_unfanned", lambda: self._cache.remove_unfanned(author, post_id), None)
+
+    async def invalidate_unfanned(self, author: UserId) -> None:
+        await self._guarded("invalidate_unfanned", lambda: self._cache.invalidate_unfanned(author), None)
+
+    async def posts(self, post_ids: Collection[PostId]) -> dict[PostId, Post | None]:
+        return await self._guarded("posts", lambda: self._cache.posts(post_ids), {})
+
+    async def keep_posts(self, posts: Sequence[Post]) -> None:
+        await self._guarded("keep_posts", lambda: self._cache.keep_posts(posts), None)
+
+    async def forget_post(self, post_id: PostId) -> None:
+        await self._guarded("forget_post", lambda: self._cache.forget_post(post_id), None)
 
     async def _guarded(self, operation: str, action: Callable[[], Awaitable[T]], fallback: T) -> T:
         if self._dirty:
@@ -89,7 +118,7 @@ class ResilientFeedCache:
                 pipe.unlink(key)
             dropped = sum(await pipe.execute())
         self._dirty = False
-        _log.warning("Redis is back: dropped %d cached feeds that may have missed writes", dropped)
+        _log.warning("Redis is back: dropped %d cached keys that may have missed writes", dropped)
 
     def _fell_back(self, operation: str) -> None:
         if self._on_fallback is not None:

@@ -147,7 +147,14 @@ async def get_post(post_id: PostIdPath, services: ServicesDep) -> PostBody:
 )
 async def remove_post(post_id: PostIdPath, writer: WriterDep, services: ServicesDep) -> None:
     """Delete a post; only its author may."""
-    await delete_post(writer, parse_post_id(post_id), posts=services.posts, ids=services.ids, clock=services.clock)
+    await delete_post(
+        writer,
+        parse_post_id(post_id),
+        posts=services.posts,
+        ids=services.ids,
+        clock=services.clock,
+        cache=services.cache,
+    )
 
 
 @route("/posts/{post_id:str}", http_method=HttpMethod.OPTIONS, include_in_schema=False, status_code=204)
@@ -177,7 +184,14 @@ async def create_follow(data: JSONBody[NewFollow], writer: WriterDep, services: 
 )
 async def remove_follow(followee_id: UserIdPath, writer: WriterDep, services: ServicesDep) -> None:
     """Stop following a user; unfollowing again changes nothing."""
-    await unfollow(writer, parse_user_id(followee_id), graph=services.graph, ids=services.ids, clock=services.clock)
+    await unfollow(
+        writer,
+        parse_user_id(followee_id),
+        graph=services.graph,
+        ids=services.ids,
+        clock=services.clock,
+        cache=services.cache,
+    )
 
 
 @get(
