@@ -70,10 +70,10 @@ def _environment(settings: dict[str, str]) -> dict[str, str]:
 
 
 @contextmanager
-def feedcore_server(settings: dict[str, str]) -> Iterator[str]:
+def feedcore_server(settings: dict[str, str], *, workers: int = 1) -> Iterator[str]:
     """`feedcore serve` on a free port with exactly these FEEDCORE_* settings; yields its base URL."""
     port = free_port()
-    with feedcore("serve", {**settings, "FEEDCORE_PORT": str(port)}) as server:
+    with feedcore("serve", {**settings, "FEEDCORE_PORT": str(port)}, "--workers", str(workers)) as server:
         base = f"http://127.0.0.1:{port}"
         deadline = time.monotonic() + 30
         while True:
@@ -89,10 +89,12 @@ def feedcore_server(settings: dict[str, str]) -> Iterator[str]:
 
 
 @contextmanager
-def feedcore(command: str, settings: dict[str, str]) -> Iterator[subprocess.Popen[bytes]]:
+def feedcore(command: str, settings: dict[str, str], *arguments: str) -> Iterator[subprocess.Popen[bytes]]:
     """`feedcore COMMAND` with exactly these FEEDCORE_* settings, stopped with SIGINT at the end."""
     process = subprocess.Popen(
-        [str(ROOT / ".venv" / "bin" / "feedcore"), command], env=_environment(settings), stdout=subprocess.DEVNULL
+        [str(ROOT / ".venv" / "bin" / "feedcore"), command, *arguments],
+        env=_environment(settings),
+        stdout=subprocess.DEVNULL,
     )
     try:
         yield process

@@ -3,10 +3,11 @@
 `feedcore serve` and `feedcore process` run in a database, topics and Redis prefix of their own.
 --readers users follow 10 of 50 authors each and their feeds fill through the processor; wrk then
 reads `GET /feeds/{me}?limit=20` (20 hydrated posts) as every reader in turn, at 32 and 128
-connections. Beside it, in the same run, a bare Litestar endpoint doing one Redis read is the
-ceiling. Medians of --runs runs of --seconds each.
+connections, with one server process and then two. Beside it, in the same run, a bare Litestar
+endpoint doing one Redis read is the ceiling, with as many processes. Medians of --runs runs of
+--seconds each.
 
-Usage: python -m bench.read_redis [--readers 500] [--runs 3] [--seconds 10]
+Usage: python -m bench.read_redis [--readers 500] [--runs 3] [--seconds 10] [--workers 1,2]
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ import argparse
 import os
 import subprocess
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -88,6 +91,9 @@ def main() -> None:
     parser.add_argument("--readers", type=int, default=500)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--seconds", type=int, default=10)
+    parser.add_argument(
+        "--workers", type=lambda text: [int(n) for n in text.split(",")], default=[1, 2], help="e.g. 1,2"
+    )
     args = parser.parse_args()
     redis_url = service("FEEDCORE_REDIS_URL")
     with scratch_database() as (name, url):
@@ -106,48 +112,73 @@ def measure(name: str, url: str, settings: dict[str, str], redis_url: str, args:
         LUA % {"tokens": ", ".join(f'"{tokens.issue(UserId(f"reader-{n}"))}"' for n in range(args.readers))}
     )
     try:
-        with feedcore_server(settings) as base, feedcore("process", settings):
-            seed(base, url, args.readers)
-            for connections in (32, 128):
-                runs = [
-                    wrk(f"{base}/feeds", connections=connections, seconds=args.seconds, extra=["-s", str(script)])
-                    for _ in range(args.runs)
-                ]
+        with feedcore("process", settings):
+            for workers in args.workers:
+                with feedcore_server(settings, workers=workers) as base:
+                    if workers == args.workers[0]:
+                        seed(base, url, args.readers)
+                    for connections in (32, 128):
+                        runs = [
+                            wrk(
+                                f"{base}/feeds",
+                                connections=connections,
+                                seconds=args.seconds,
+                                extra=["-s", str(script)],
+                            )
+                            for _ in range(args.runs)
+                        ]
+                        report(
+                            f"GET /feeds/{{me}}?limit=20 over {args.readers} readers, PostgreSQL + Redis, "
+                            f"granian {workers} worker(s), wrk -t2 -c{connections}",
+                            runs,
+                        )
+        for workers in args.workers:
+            with ceiling_server(redis_url, workers) as base:
+                runs = [wrk(f"{base}/ceiling", connections=32, seconds=args.seconds) for _ in range(args.runs)]
                 report(
-                    f"GET /feeds/{{me}}?limit=20 over {args.readers} readers, PostgreSQL + Redis, "
-                    f"granian 1 worker, wrk -t2 -c{connections}",
-                    runs,
+                    f"ceiling: bare Litestar endpoint, one Redis GET, granian {workers} worker(s), wrk -t2 -c32", runs
                 )
-        port = free_port()
-        ceiling = subprocess.Popen(  # granian from this project's environment
-            [str(ROOT / ".venv" / "bin" / "granian"), "--interface", "asgi", "--port", str(port), "bench.ceiling:app"],
-            env={**os.environ, "BENCH_REDIS_URL": redis_url},
-            cwd=ROOT,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        try:
-            deadline = time.monotonic() + 30
-            while True:
-                try:
-                    httpx.get(f"http://127.0.0.1:{port}/ceiling").raise_for_status()
-                    break
-                except httpx.TransportError:
-                    if time.monotonic() > deadline:
-                        raise SystemExit("the ceiling endpoint did not start") from None
-                    time.sleep(0.1)
-            runs = [
-                wrk(f"http://127.0.0.1:{port}/ceiling", connections=32, seconds=args.seconds) for _ in range(args.runs)
-            ]
-            report("ceiling: bare Litestar endpoint, one Redis GET, granian 1 worker, wrk -t2 -c32", runs)
-        finally:
-            ceiling.terminate()
-            ceiling.wait(timeout=15)
     finally:
         script.unlink(missing_ok=True)
         with redis.Redis.from_url(redis_url) as client:
             for key in client.scan_iter(match=f"{name}:*"):
                 client.delete(key)
+
+
+@contextmanager
+def ceiling_server(redis_url: str, workers: int) -> Iterator[str]:
+    """The ceiling endpoint under granian from this project's environment; yields its base URL."""
+    port = free_port()
+    ceiling = subprocess.Popen(
+        [
+            str(ROOT / ".venv" / "bin" / "granian"),
+            "--interface",
+            "asgi",
+            "--port",
+            str(port),
+            "--workers",
+            str(workers),
+            "bench.ceiling:app",
+        ],
+        env={**os.environ, "BENCH_REDIS_URL": redis_url},
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                httpx.get(f"http://127.0.0.1:{port}/ceiling").raise_for_status()
+                break
+            except httpx.TransportError:
+                if time.monotonic() > deadline:
+                    raise SystemExit("the ceiling endpoint did not start") from None
+                time.sleep(0.1)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        ceiling.terminate()
+        ceiling.wait(timeout=15)
 
 
 if __name__ == "__main__":

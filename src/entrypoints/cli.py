@@ -50,10 +50,10 @@ def serve(host: str | None, port: int | None, workers: int) -> None:
     settings = _settings()
     host = host or settings.host
     port = settings.port if port is None else port
-    if workers > 1:
+    if workers > 1 and not (settings.database_url and (settings.kafka_bootstrap or settings.redis_url)):
         raise click.ClickException(
-            "feedcore serve runs exactly one worker: the embedded store and the in-process fan-out queue "
-            "live in one process, and post ids are unique per FEEDCORE_NODE_ID: drop --workers"
+            "--workers above 1 needs FEEDCORE_DATABASE_URL and FEEDCORE_KAFKA_BOOTSTRAP or FEEDCORE_REDIS_URL: "
+            "the embedded store, and a feed cache kept in one process, cannot be shared by several"
         )
     try:
         token_secret(settings, create=True)

@@ -26,6 +26,8 @@ from adapters.memory import (
     InMemorySocialGraph,
 )
 from adapters.postgres import (
+    LeasedIdGenerator,
+    NodeLease,
     PostgresFeedStore,
     PostgresFeedUnitOfWork,
     PostgresHealth,
@@ -157,6 +159,7 @@ class MemoryStorage(containers.DeclarativeContainer):
     unit_of_work = providers.Singleton(InMemoryFeedUnitOfWork, feeds, ledger)
     health = providers.Singleton(_AlwaysReady)
     cache = providers.Singleton(_feed_cache, settings, None)
+    ids = providers.Singleton(SnowflakeIdGenerator, clock, node=settings.provided.node_id)
     #: Exceptions that mean "the store is down, try later" rather than a bug.
     unavailable_errors: providers.Object[tuple[type[Exception], ...]] = providers.Object(())
 
@@ -193,6 +196,12 @@ class PostgresStorage(containers.DeclarativeContainer):
     health = providers.Singleton(PostgresHealth, pool)
     redis = providers.Resource(_redis, settings)
     cache = providers.Singleton(_feed_cache, settings, redis)
+    #: Servers sharing the database lease distinct node numbers; the lease is taken by ``serve``.
+    ids = providers.Singleton(
+        LeasedIdGenerator,
+        clock,
+        providers.Singleton(NodeLease, settings.provided.database_url, first=settings.provided.node_id),
+    )
     unavailable_errors: providers.Object[tuple[type[Exception], ...]] = providers.Object(
         (psycopg.OperationalError, PoolTimeout)
     )
@@ -207,7 +216,7 @@ class AppContainer(containers.DeclarativeContainer):
     storage = providers.DependenciesContainer()
 
     policies = providers.Singleton(lambda settings: settings.policies, settings)
-    ids = providers.Singleton(SnowflakeIdGenerator, clock, node=settings.provided.node_id)
+    ids = storage.ids
     registry = providers.Singleton(process_registry)
     tokens = providers.Singleton(Tokens, secret)
     rate_limiter = providers.Singleton(_rate_limiter, settings)

@@ -134,6 +134,8 @@ class _FeedRead:
         # Below what the materialised feed served, the followees' timelines take over. A cached
         # copy left behind by a processor that died before dropping it can reach below the store's
         # horizon: the timelines then start below the copy, so that nothing is served twice.
+        if self._cache_floor == 0:
+            return  # a copy complete to the feed's very beginning: nothing lies below it
         floor = await self._store_horizon()
         if self._cache_floor is not None:
             floor = min(floor, self._cache_floor)
@@ -170,6 +172,8 @@ class _FeedRead:
                     # The window moved under this read: the store serves all below what was served.
                     store_before = served[-1]
                     break
+        if store_before == 0:
+            return
         store_horizon = await self._store_horizon()
 
         async def fetch(below: PostId | None, limit: int) -> list[PostId]:

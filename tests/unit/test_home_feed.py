@@ -58,20 +58,62 @@ async def test_paging_is_stable_while_new_posts_arrive(world: World) -> None:
     assert second.next_cursor is None
 
 
-async def test_an_unfollow_hides_posts_before_it_is_processed(world: World) -> None:
+@pytest.mark.parametrize("read_before", [False, True], ids=["cold", "cached"])
+async def test_an_unfollow_hides_posts_before_it_is_processed(world: World, read_before: bool) -> None:
     await world.follow("ana", "bo")
     await world.publish("bo")
     await world.drain()
+    if read_before:
+        assert len((await world.feed("ana")).items) == 1
     await world.unfollow("ana", "bo")
     assert (await world.feed("ana")).items == []
 
 
-async def test_a_deletion_hides_the_post_before_it_is_processed(world: World) -> None:
+@pytest.mark.parametrize("read_before", [False, True], ids=["cold", "cached"])
+async def test_a_deletion_hides_the_post_before_it_is_processed(world: World, read_before: bool) -> None:
     await world.follow("ana", "bo")
     post = await world.publish("bo")
     await world.drain()
+    if read_before:
+        assert len((await world.feed("ana")).items) == 1
     await world.delete("bo", post.id)
     assert (await world.feed("ana")).items == []
+
+
+async def test_a_cached_page_needs_neither_the_post_store_nor_the_graph(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await world.follow("ana", "bo")
+    posts = [await world.publish(author) for author in ("bo", "ana", "bo")]
+    await world.drain()
+    assert ids((await world.feed("ana")).items) == ids(posts[::-1])  # the first read fills the cache
+
+    async def unreachable(*args: object, **kwargs: object) -> None:
+        raise AssertionError("a cached page went to the store")
+
+    monkeypatch.setattr(world.posts, "get_many", unreachable)
+    monkeypatch.setattr(world.graph, "followed_among", unreachable)
+    monkeypatch.setattr(world.feeds, "horizon", unreachable)
+    assert ids((await world.feed("ana")).items) == ids(posts[::-1])
+
+
+async def test_the_celebrity_merge_reads_the_cached_window_of_unfanned_posts(
+    small_world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for follower in ("ana", "cy", "di"):
+        await small_world.follow(follower, "star")
+    first = await small_world.publish("star")
+    await small_world.drain()
+    assert ids(await small_world.whole_feed("ana")) == [first.id]  # rebuilds the star's window
+    second = await small_world.publish("star")
+    await small_world.drain()  # the processor adds it to the window
+
+    async def unreachable(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the merge went to the post store")
+
+    monkeypatch.setattr(small_world.posts, "latest", unreachable)
+    monkeypatch.setattr(small_world.posts, "get_many", unreachable)
+    assert ids((await small_world.feed("ana")).items) == [second.id, first.id]
 
 
 async def test_a_celebrity_s_posts_merge_in_at_read_time(small_world: World) -> None:

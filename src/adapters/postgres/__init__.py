@@ -7,12 +7,16 @@ from adapters.postgres.feeds import (
     PostgresIdempotencyLedger,
 )
 from adapters.postgres.graph import PostgresSocialGraph
+from adapters.postgres.lease import LeasedIdGenerator, NodeLease, NodeLeaseUnavailable
 from adapters.postgres.migrations import migrate
 from adapters.postgres.outbox import PostgresOutbox
 from adapters.postgres.pool import connection_pool
 from adapters.postgres.posts import PostgresPostStore
 
 __all__ = [
+    "LeasedIdGenerator",
+    "NodeLease",
+    "NodeLeaseUnavailable",
     "PostgresFeedStore",
     "PostgresFeedUnitOfWork",
     "PostgresHealth",

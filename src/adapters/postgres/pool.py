@@ -1,9 +1,21 @@
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Final
 
 from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool
+
+CONNECTION_OPTIONS: Final[dict[str, Any]] = {
+    "autocommit": True,
+    # A server that vanishes without closing its connections (a cut network) is noticed in
+    # seconds rather than after the kernel's default of two hours or more.
+    "connect_timeout": 10,
+    "keepalives": 1,
+    "keepalives_idle": 10,
+    "keepalives_interval": 5,
+    "keepalives_count": 3,
+    "tcp_user_timeout": 30_000,
+}
 
 
 def connection_pool(
@@ -21,15 +33,5 @@ def connection_pool(
         max_size=max_size,
         timeout=timeout,
         open=False,
-        kwargs={
-            "autocommit": True,
-            # A server that vanishes without closing its connections (a cut network) is noticed in
-            # seconds rather than after the kernel's default of two hours or more.
-            "connect_timeout": 10,
-            "keepalives": 1,
-            "keepalives_idle": 10,
-            "keepalives_interval": 5,
-            "keepalives_count": 3,
-            "tcp_user_timeout": 30_000,
-        },
+        kwargs=CONNECTION_OPTIONS,
     )

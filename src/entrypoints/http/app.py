@@ -16,6 +16,7 @@ from litestar.exceptions import ClientException
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.spec import Components, SecurityScheme
 
+from adapters.postgres import LeasedIdGenerator
 from entrypoints.auth import token_secret
 from entrypoints.backbone import relay_to_kafka
 from entrypoints.container import Containers, Services, awaited, build_containers
@@ -118,11 +119,16 @@ def _run_in_process(built: Containers, settings: Settings, services: list[Servic
         await awaited(built.storage.init_resources())
         stop = asyncio.Event()
         worker: asyncio.Task[None] | None = None
+        leased: LeasedIdGenerator | None = None
         try:
             if settings.database_url and settings.migrate_on_start:
                 await migrate_database(settings)
             if not services:
                 services.append(await awaited(built.app.services()))
+            ids = await awaited(built.app.ids())
+            if isinstance(ids, LeasedIdGenerator):
+                await ids.start()
+                leased = ids
             outbox: WaitableOutbox = await awaited(built.storage.outbox())
             if settings.kafka_bootstrap:
                 worker = asyncio.create_task(relay_to_kafka(settings, outbox, stop))
@@ -135,6 +141,8 @@ def _run_in_process(built: Containers, settings: Settings, services: list[Servic
             if worker is not None:
                 with contextlib.suppress(asyncio.CancelledError):
                     await asyncio.wait_for(worker, timeout=5)
+            if leased is not None:
+                await leased.stop()
             await awaited(built.storage.shutdown_resources())
 
     return lifespan
