@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import secrets
+import time
 from datetime import UTC, datetime, timedelta
 
 import jwt
@@ -19,20 +21,34 @@ class InvalidToken(Exception):
 
 
 class Tokens:
-    def __init__(self, secret: str) -> None:
+    """Issues and verifies tokens.
+
+    A client sends the same token with every request until it expires, so the outcome of checking a
+    signature is remembered for the newest ``remembered`` tokens; the expiry is checked every time.
+    """
+
+    def __init__(self, secret: str, *, remembered: int = 65_536) -> None:
         if len(secret.encode()) < MIN_SECRET_BYTES:
             raise ConfigurationError(f"the token secret must be at least {MIN_SECRET_BYTES} bytes")
         self._secret = secret
+        # Only valid tokens are remembered: a failure raises, and lru_cache keeps no exceptions.
+        self._checked = functools.lru_cache(maxsize=remembered)(self._check)
 
     def issue(self, user: UserId, *, ttl: timedelta = timedelta(hours=24)) -> str:
         now = datetime.now(UTC)
         return jwt.encode({"sub": user, "iat": now, "exp": now + ttl}, self._secret, algorithm=ALGORITHM)
 
     def verify(self, token: str) -> UserId:
+        user, expires = self._checked(token)
+        if expires <= time.time():
+            raise InvalidToken("Signature has expired")
+        return user
+
+    def _check(self, token: str) -> tuple[UserId, float]:
         try:
             claims = jwt.decode(token, self._secret, algorithms=[ALGORITHM], options={"require": ["sub", "exp"]})
-            return parse_user_id(claims["sub"])
-        except (jwt.InvalidTokenError, InvalidUserId, TypeError) as error:
+            return parse_user_id(claims["sub"]), float(claims["exp"])
+        except (jwt.InvalidTokenError, InvalidUserId, TypeError, ValueError) as error:
             raise InvalidToken(str(error)) from None
 
 

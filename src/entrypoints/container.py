@@ -12,7 +12,7 @@ import psycopg
 from dependency_injector import containers, providers
 from prometheus_client import CollectorRegistry, PlatformCollector, ProcessCollector
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
-from redis.asyncio import Redis
+from redis.asyncio import BlockingConnectionPool, Redis
 
 from adapters.memory import (
     InMemoryEventBus,
@@ -117,11 +117,16 @@ async def _redis(settings: Settings) -> AsyncIterator[Redis | None]:
     if not settings.redis_url:
         yield None
         return
-    client: Redis = Redis.from_url(
+    # Blocking: a burst of requests beyond the pool waits its turn for a connection (up to the
+    # timeout) instead of failing at once, which would read as Redis being down.
+    pool = BlockingConnectionPool.from_url(
         settings.redis_url,
+        max_connections=settings.redis_pool_max,
+        timeout=settings.redis_timeout_seconds,
         socket_timeout=settings.redis_timeout_seconds,
         socket_connect_timeout=settings.redis_timeout_seconds,
     )
+    client = Redis.from_pool(pool)
     try:
         yield client
     finally:
