@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import inspect
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -135,6 +136,10 @@ def _run_in_process(built: Containers, settings: Settings, services: list[Servic
             else:
                 processor = await awaited(built.app.processor())
                 worker = asyncio.create_task(run_in_process_worker(outbox, built.app.bus(), processor, stop))
+            # What start-up made lives as long as the process: leave it out of every garbage
+            # collection from now on, which shortens the pauses requests wait out.
+            gc.collect()
+            gc.freeze()
             yield
         finally:
             stop.set()
