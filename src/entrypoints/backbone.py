@@ -25,9 +25,10 @@ from adapters.kafka import (
     purge_dead_letters,
     read_dead_letters,
 )
+from adapters.metrics import Metrics, process_registry
 from adapters.system import SystemClock
 from entrypoints.consumer import EventConsumer, RetryPolicy, log_retry
-from entrypoints.container import PostgresStorage, awaited, process_registry
+from entrypoints.container import PostgresStorage, awaited
 from entrypoints.settings import Settings
 from entrypoints.worker import Backoff, WaitableOutbox, run_relay
 from feedcore import FeedProcessor
@@ -69,7 +70,9 @@ def admin(settings: Settings) -> AIOKafkaAdminClient:
 
 
 @contextlib.asynccontextmanager
-async def started(make: Callable[[], Client], stop: asyncio.Event, *, what: str) -> AsyncIterator[Client | None]:
+async def started(
+    make: Callable[[], Client], stop: asyncio.Event, *, what: str, metrics: Metrics | None = None
+) -> AsyncIterator[Client | None]:
     """A client of ``make``'s, started once the broker answers (retrying with backoff), and stopped
     after; None when ``stop`` came first."""
     backoff = Backoff(stop, first=0.1)
@@ -79,6 +82,8 @@ async def started(make: Callable[[], Client], stop: asyncio.Event, *, what: str)
             await client.start()
         except KAFKA_UNAVAILABLE as error:
             await _close(client)
+            if metrics is not None:
+                metrics.retried(what, error)
             _log.warning("%s: Kafka unreachable (%r); retrying in %.1fs", what, error, backoff.next)
             await backoff.wait()
             continue
@@ -110,17 +115,19 @@ async def create_topics(settings: Settings, stop: asyncio.Event) -> None:
             _log.info("created topic %s", name)
 
 
-async def relay_to_kafka(settings: Settings, outbox: WaitableOutbox, stop: asyncio.Event) -> None:
+async def relay_to_kafka(
+    settings: Settings, outbox: WaitableOutbox, stop: asyncio.Event, metrics: Metrics | None = None
+) -> None:
     """The outbox relay on Kafka, until ``stop``; waits for the broker when it is away."""
     await create_topics(settings, stop)
-    async with started(lambda: producer(settings), stop, what="relay") as client:
+    async with started(lambda: producer(settings), stop, what="relay", metrics=metrics) as client:
         if client is not None:
-            await run_relay(outbox, KafkaEventPublisher(client, settings.kafka_topic).publish, stop)
+            await run_relay(outbox, KafkaEventPublisher(client, settings.kafka_topic).publish, stop, metrics)
 
 
 @contextlib.asynccontextmanager
-async def postgres_storage(settings: Settings) -> AsyncIterator[PostgresStorage]:
-    storage = PostgresStorage(settings=settings, clock=SystemClock())
+async def postgres_storage(settings: Settings, metrics: Metrics) -> AsyncIterator[PostgresStorage]:
+    storage = PostgresStorage(settings=settings, clock=SystemClock(), metrics=metrics)
     await awaited(storage.init_resources())
     try:
         yield storage
@@ -128,20 +135,30 @@ async def postgres_storage(settings: Settings) -> AsyncIterator[PostgresStorage]
         await awaited(storage.shutdown_resources())
 
 
+def serve_metrics(settings: Settings) -> Metrics:
+    """This process's metrics, served on ``FEEDCORE_METRICS_PORT`` when it is set."""
+    metrics = Metrics(process_registry())
+    if settings.metrics_port is not None:
+        start_http_server(settings.metrics_port, addr=settings.host, registry=metrics.registry)
+    return metrics
+
+
 async def relay(settings: Settings, stop: asyncio.Event) -> None:
     """`feedcore relay`: the outbox relay alone."""
-    async with postgres_storage(settings) as storage:
-        await relay_to_kafka(settings, await awaited(storage.outbox()), stop)
+    metrics = serve_metrics(settings)
+    async with postgres_storage(settings, metrics) as storage:
+        await relay_to_kafka(settings, await awaited(storage.outbox()), stop, metrics)
 
 
 async def process(settings: Settings, stop: asyncio.Event) -> None:
     """`feedcore process`: consume the main topic and apply every event, until ``stop``."""
-    set_on_retry_hooks([log_retry])
+    metrics = serve_metrics(settings)
+    set_on_retry_hooks([log_retry, lambda details: metrics.retried("processor", details.caused_by)])
     await create_topics(settings, stop)
     async with (
-        postgres_storage(settings) as storage,
-        started(lambda: producer(settings), stop, what="dead-letter producer") as dead_letter_producer,
-        started(lambda: consumer(settings), stop, what="processor") as group_member,
+        postgres_storage(settings, metrics) as storage,
+        started(lambda: producer(settings), stop, what="dead-letter producer", metrics=metrics) as dead_letter_producer,
+        started(lambda: consumer(settings), stop, what="processor", metrics=metrics) as group_member,
     ):
         if dead_letter_producer is None or group_member is None:
             return
@@ -152,6 +169,7 @@ async def process(settings: Settings, stop: asyncio.Event) -> None:
             unit_of_work=await awaited(storage.unit_of_work()),
             cache=await awaited(storage.cache()),
             policies=settings.policies,
+            telemetry=metrics,
         )
         events = EventConsumer(
             KafkaRecordSource(group_member),
@@ -159,11 +177,28 @@ async def process(settings: Settings, stop: asyncio.Event) -> None:
             KafkaDeadLetters(dead_letter_producer, settings.dead_letter_topic),
             transient=storage.unavailable_errors() + KAFKA_UNAVAILABLE,
             policy=RetryPolicy(max_attempts=settings.max_attempts, max_wait=settings.retry_max_seconds),
+            metrics=metrics,
         )
-        if settings.metrics_port is not None:
-            start_http_server(settings.metrics_port, addr=settings.host, registry=process_registry())
+        lag = asyncio.create_task(_report_lag(group_member, metrics, stop))
         _log.info("processing %s as group %s", settings.kafka_topic, settings.kafka_group)
-        await events.run(stop)
+        try:
+            await events.run(stop)
+        finally:
+            lag.cancel()
+
+
+async def _report_lag(member: AIOKafkaConsumer, metrics: Metrics, stop: asyncio.Event, *, every: float = 1.0) -> None:
+    """Keep ``feedcore_consumer_lag`` up to date: per assigned partition, the records between this
+    member's position and the end of the partition."""
+    while not stop.is_set():
+        with contextlib.suppress(*KAFKA_UNAVAILABLE):
+            assigned = list(member.assignment())
+            ends = await member.end_offsets(assigned) if assigned else {}
+            for partition, end in ends.items():
+                position = await member.position(partition)
+                metrics.consumer_lag.labels(str(partition.partition)).set(max(0, end - position))
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), every)
 
 
 def run_until_signalled(main: Callable[[asyncio.Event], Coroutine[Any, Any, None]], *, grace: float) -> None:

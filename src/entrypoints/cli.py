@@ -3,17 +3,22 @@
 from __future__ import annotations
 
 import asyncio
-import logging
+import contextlib
+import os
 import sys
-from collections.abc import Coroutine
+import tempfile
+from collections.abc import Coroutine, Iterator
 from datetime import timedelta
 from typing import Any, TypeVar
 
 import click
 import psycopg
+from prometheus_client import values
 
+from adapters.metrics import MULTIPROCESS_DIRECTORY
 from entrypoints import backbone
 from entrypoints.auth import Tokens, token_secret
+from entrypoints.logs import configure_logging, logging_config
 from entrypoints.migrations import migrate_database
 from entrypoints.settings import ConfigurationError, Settings
 from feedcore import InvalidUserId, parse_user_id
@@ -29,7 +34,7 @@ def _settings(*, serving: bool = True, kafka: bool = False) -> Settings:
         raise click.ClickException(str(error)) from None
     if kafka and not settings.kafka_bootstrap:
         raise click.ClickException("FEEDCORE_KAFKA_BOOTSTRAP (and FEEDCORE_DATABASE_URL) must be set for this command")
-    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging(settings)
     return settings
 
 
@@ -73,15 +78,31 @@ def serve(host: str | None, port: int | None, workers: int) -> None:
     if settings.jwt_secret is None:
         click.echo(f"Tokens are signed with the development secret in {settings.secret_file()}.")
     sys.stdout.flush()
-    Granian(
-        "entrypoints.http.app:create_service_app",
-        factory=True,
-        address=host,
-        port=port,
-        interface=Interfaces.ASGI,
-        workers=workers,
-        log_level=settings.log_level.lower(),  # type: ignore[arg-type]  # granian validates the name
-    ).serve()
+    with _shared_metrics(workers):
+        Granian(
+            "entrypoints.http.app:create_service_app",
+            factory=True,
+            address=host,
+            port=port,
+            interface=Interfaces.ASGI,
+            workers=workers,
+            log_level=settings.log_level.lower(),  # type: ignore[arg-type]  # granian validates the name
+            log_dictconfig=logging_config(settings),
+        ).serve()
+
+
+@contextlib.contextmanager
+def _shared_metrics(workers: int) -> Iterator[None]:
+    """With several workers, each keeps its metrics in a directory they share, so that /metrics,
+    whichever worker answers it, adds up all of them (prometheus-client's multiprocess mode)."""
+    if workers == 1 or os.environ.get(MULTIPROCESS_DIRECTORY):
+        yield
+        return
+    with tempfile.TemporaryDirectory(prefix="feedcore-metrics-") as directory:
+        os.environ[MULTIPROCESS_DIRECTORY] = directory
+        # prometheus-client chose how to keep values when it was imported, before the variable.
+        values.ValueClass = values.get_value_class()  # type: ignore[no-untyped-call]
+        yield
 
 
 @main.command()

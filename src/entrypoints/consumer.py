@@ -23,7 +23,9 @@ import stamina
 from stamina.instrumentation import RetryDetails
 
 from adapters.kafka import Record
-from feedcore.events import Event, decode_event
+from adapters.metrics import Metrics
+from entrypoints.logs import EVENT_ID
+from feedcore.events import Event, decode_event, event_type
 
 _log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -76,14 +78,17 @@ class EventConsumer:
     def __init__(
         self,
         source: RecordSource,
-        apply: Callable[[Sequence[Event]], Awaitable[object]],
+        apply: Callable[[Sequence[Event]], Awaitable[Sequence[Event]]],
         dead_letters: DeadLetters,
         *,
         transient: tuple[type[Exception], ...],
         policy: RetryPolicy | None = None,
         batch: int = 500,
+        metrics: Metrics | None = None,
     ) -> None:
+        """``apply`` returns the events it applied now: the others it had applied before."""
         self._source = source
+        self._metrics = metrics
         self._apply = apply
         self._dead_letters = dead_letters
         self._transient = transient
@@ -105,9 +110,14 @@ class EventConsumer:
             except (msgspec.DecodeError, msgspec.ValidationError) as error:
                 # The same bytes never decode on a later try.
                 await self._dead_letter(record, error, attempts=1)
+                if self._metrics is not None:
+                    self._metrics.dead_lettered("undecodable", "undecodable")
         if decoded:
+            events = [event for _, event in decoded]
             try:
-                await self._waiting_out(lambda: self._apply([event for _, event in decoded]))
+                applied = await self._waiting_out(lambda: self._apply(events))
+                if self._metrics is not None:
+                    self._metrics.processed(events, applied)
             except Exception:  # noqa: BLE001  # some event of the batch is at fault: find which
                 _log.warning("a batch of %d events failed; applying them one at a time", len(decoded))
                 for record, event in decoded:
@@ -117,12 +127,23 @@ class EventConsumer:
         return len(records)
 
     async def _apply_alone(self, record: Record, event: Event) -> None:
+        token = EVENT_ID.set(event.event_id)  # on this event's log lines
+        try:
+            await self._apply_with_retries(record, event)
+        finally:
+            EVENT_ID.reset(token)
+
+    async def _apply_with_retries(self, record: Record, event: Event) -> None:
         try:
             async for attempt in self._retrying(on=Exception, attempts=self._policy.max_attempts):
                 with attempt:
-                    await self._waiting_out(lambda: self._apply([event]))
+                    applied = await self._waiting_out(lambda: self._apply([event]))
+                    if self._metrics is not None:
+                        self._metrics.processed([event], applied)
         except Exception as error:  # noqa: BLE001  # a handler error that repeats is permanent, whatever it is
             await self._dead_letter(record, error, attempts=self._policy.max_attempts)
+            if self._metrics is not None:
+                self._metrics.dead_lettered(event_type(event), "failing")
 
     async def _dead_letter(self, record: Record, error: BaseException, *, attempts: int) -> None:
         _log.error(

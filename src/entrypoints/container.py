@@ -10,7 +10,6 @@ from typing import Any, Protocol, TypeVar
 
 import psycopg
 from dependency_injector import containers, providers
-from prometheus_client import CollectorRegistry, PlatformCollector, ProcessCollector
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 from redis.asyncio import BlockingConnectionPool, Redis
 
@@ -25,6 +24,7 @@ from adapters.memory import (
     InMemoryRateLimiter,
     InMemorySocialGraph,
 )
+from adapters.metrics import Metrics, process_registry
 from adapters.postgres import (
     LeasedIdGenerator,
     NodeLease,
@@ -87,7 +87,7 @@ class Services:
     policies: Policies
     tokens: Tokens
     rate_limiter: RateLimiter
-    registry: CollectorRegistry
+    metrics: Metrics
     health: Health
     rebuilds: Rebuilds
 
@@ -103,13 +103,18 @@ def _rate_limiter(settings: Settings) -> RateLimiter:
     return InMemoryRateLimiter(rate=settings.rate_limit_per_second, burst=settings.rate_limit_burst)
 
 
-def _feed_cache(settings: Settings, redis: Redis | None) -> FeedCache | None:
+def _feed_cache(settings: Settings, redis: Redis | None, metrics: Metrics) -> FeedCache | None:
     """Redis when configured (shared by every process). Else a cache in this process, but only when
     this process also applies the events (no Kafka): otherwise it would go stale."""
     policies = settings.policies
     if redis is not None:
         cache = RedisFeedCache(redis, prefix=settings.redis_prefix, window=policies.cache_window)
-        return ResilientFeedCache(cache, redis, prefix=settings.redis_prefix)
+        return ResilientFeedCache(
+            cache,
+            redis,
+            prefix=settings.redis_prefix,
+            on_fallback=lambda operation: metrics.fell_back("redis", operation),
+        )
     return None if settings.kafka_bootstrap else InMemoryFeedCache(window=policies.cache_window)
 
 
@@ -133,14 +138,6 @@ async def _redis(settings: Settings) -> AsyncIterator[Redis | None]:
         await client.aclose()
 
 
-def process_registry() -> CollectorRegistry:
-    """A registry of this process's own metrics (CPU, memory, file descriptors, Python)."""
-    registry = CollectorRegistry()
-    ProcessCollector(registry=registry)
-    PlatformCollector(registry=registry)
-    return registry
-
-
 def _ttl(settings: Settings) -> timedelta:
     return timedelta(hours=settings.idempotency_ttl_hours)
 
@@ -155,6 +152,7 @@ class MemoryStorage(containers.DeclarativeContainer):
 
     settings = providers.Dependency(instance_of=Settings)
     clock: providers.Dependency[Clock] = providers.Dependency()
+    metrics = providers.Dependency(instance_of=Metrics)
 
     outbox = providers.Singleton(InMemoryOutbox)
     posts = providers.Singleton(InMemoryPostStore, outbox, clock, key_ttl=providers.Callable(_ttl, settings))
@@ -163,7 +161,7 @@ class MemoryStorage(containers.DeclarativeContainer):
     ledger = providers.Singleton(InMemoryIdempotencyLedger)
     unit_of_work = providers.Singleton(InMemoryFeedUnitOfWork, feeds, ledger)
     health = providers.Singleton(_AlwaysReady)
-    cache = providers.Singleton(_feed_cache, settings, None)
+    cache = providers.Singleton(_feed_cache, settings, None, metrics)
     ids = providers.Singleton(SnowflakeIdGenerator, clock, node=settings.provided.node_id)
     #: Exceptions that mean "the store is down, try later" rather than a bug.
     unavailable_errors: providers.Object[tuple[type[Exception], ...]] = providers.Object(())
@@ -190,6 +188,7 @@ class PostgresStorage(containers.DeclarativeContainer):
 
     settings = providers.Dependency(instance_of=Settings)
     clock: providers.Dependency[Clock] = providers.Dependency()
+    metrics = providers.Dependency(instance_of=Metrics)
 
     pool = providers.Resource(_pool, settings)
     outbox = providers.Singleton(PostgresOutbox, pool)
@@ -200,7 +199,7 @@ class PostgresStorage(containers.DeclarativeContainer):
     unit_of_work = providers.Singleton(PostgresFeedUnitOfWork, pool)
     health = providers.Singleton(PostgresHealth, pool)
     redis = providers.Resource(_redis, settings)
-    cache = providers.Singleton(_feed_cache, settings, redis)
+    cache = providers.Singleton(_feed_cache, settings, redis, metrics)
     #: Servers sharing the database lease distinct node numbers; the lease is taken by ``serve``.
     ids = providers.Singleton(
         LeasedIdGenerator,
@@ -223,6 +222,7 @@ class AppContainer(containers.DeclarativeContainer):
     policies = providers.Singleton(lambda settings: settings.policies, settings)
     ids = storage.ids
     registry = providers.Singleton(process_registry)
+    metrics = providers.Singleton(Metrics, registry)
     tokens = providers.Singleton(Tokens, secret)
     rate_limiter = providers.Singleton(_rate_limiter, settings)
     cache = storage.cache
@@ -235,6 +235,7 @@ class AppContainer(containers.DeclarativeContainer):
         unit_of_work=storage.unit_of_work,
         cache=cache,
         policies=policies,
+        telemetry=metrics,
     )
 
     services = providers.Singleton(
@@ -248,7 +249,7 @@ class AppContainer(containers.DeclarativeContainer):
         policies=policies,
         tokens=tokens,
         rate_limiter=rate_limiter,
-        registry=registry,
+        metrics=metrics,
         health=storage.health,
         rebuilds=providers.Singleton(Rebuilds),
     )
@@ -265,9 +266,9 @@ def build_containers(settings: Settings, secret: str) -> Containers:
     settings.check()
     app = AppContainer(settings=settings, secret=secret)
     storage: MemoryStorage | PostgresStorage = (
-        PostgresStorage(settings=settings, clock=app.clock)
+        PostgresStorage(settings=settings, clock=app.clock, metrics=app.metrics)
         if settings.database_url
-        else MemoryStorage(settings=settings, clock=app.clock)
+        else MemoryStorage(settings=settings, clock=app.clock, metrics=app.metrics)
     )
     app.storage.override(storage)
     return Containers(app=app, storage=storage)

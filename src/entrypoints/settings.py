@@ -6,7 +6,7 @@ import os
 import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Final
+from typing import Annotated, Final, Literal
 
 import msgspec
 
@@ -72,7 +72,11 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     #: Followers written per fan-out statement.
     fanout_chunk: Positive = 1_000
     node_id: Annotated[int, msgspec.Meta(ge=0, le=1023)] = 0
-    log_level: str = "INFO"
+    log_level: Literal[
+        "CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG", "critical", "error", "warning", "info", "debug"
+    ] = "INFO"
+    #: ``json`` lines or readable ``text``; ``auto``: JSON unless embedded.
+    log_format: Literal["auto", "json", "text"] = "auto"
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:

@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from typing import Any, Protocol
 
 from adapters.memory import InMemoryEventBus
+from adapters.metrics import Metrics
 from feedcore import Event, FeedProcessor, Outbox
 
 _log = logging.getLogger(__name__)
@@ -16,6 +18,8 @@ _BATCH = 500
 _IDLE_WAIT = 0.5
 _FIRST_BACKOFF = 0.05
 _MAX_BACKOFF = 5.0
+#: How often the outbox backlog gauge is brought up to date.
+_BACKLOG_EVERY = 1.0
 
 
 class WaitableOutbox(Outbox, Protocol):
@@ -23,9 +27,16 @@ class WaitableOutbox(Outbox, Protocol):
         """Return once there may be new events, or after ``max_wait`` seconds."""
         ...
 
+    async def backlog(self) -> int:
+        """How many events wait in the outbox."""
+        ...
+
 
 async def run_relay(
-    outbox: WaitableOutbox, publish: Callable[[Sequence[Event]], Awaitable[None]], stop: asyncio.Event
+    outbox: WaitableOutbox,
+    publish: Callable[[Sequence[Event]], Awaitable[None]],
+    stop: asyncio.Event,
+    metrics: Metrics | None = None,
 ) -> None:
     """Relay the outbox with ``publish`` until ``stop``: batch after batch while rows wait.
 
@@ -33,28 +44,59 @@ async def run_relay(
     a backoff, for as long as the failure lasts: the rows are durable, so nothing is lost meanwhile.
     """
 
-    async def step() -> bool:
-        return await outbox.relay(publish, limit=_BATCH) > 0
+    async def timed(events: Sequence[Event]) -> None:
+        started = time.perf_counter()
+        await publish(events)
+        if metrics is not None:
+            metrics.relay_publish.observe(time.perf_counter() - started)
+            metrics.relayed.inc(len(events))
 
-    await _loop(step, outbox, stop, name="outbox relay")
+    async def step() -> bool:
+        return await outbox.relay(timed, limit=_BATCH) > 0
+
+    watcher = asyncio.create_task(_watch_backlog(outbox, metrics, stop)) if metrics is not None else None
+    try:
+        await _loop(step, outbox, stop, name="outbox relay", metrics=metrics)
+    finally:
+        if watcher is not None:
+            watcher.cancel()
+
+
+async def _watch_backlog(outbox: WaitableOutbox, metrics: Metrics, stop: asyncio.Event) -> None:
+    while not stop.is_set():
+        try:
+            metrics.outbox_backlog.set(await outbox.backlog())
+        except Exception:  # noqa: BLE001  # the store being away is the relay loop's to report
+            _log.debug("the outbox backlog could not be read", exc_info=True)
+        await _first_of(asyncio.sleep(_BACKLOG_EVERY), stop.wait())
 
 
 async def run_in_process_worker(
-    outbox: WaitableOutbox, bus: InMemoryEventBus, processor: FeedProcessor, stop: asyncio.Event
+    outbox: WaitableOutbox,
+    bus: InMemoryEventBus,
+    processor: FeedProcessor,
+    stop: asyncio.Event,
+    metrics: Metrics | None = None,
 ) -> None:
     """Relay the outbox to an in-memory bus and apply what it delivers, in this process, until ``stop``."""
 
     async def step() -> bool:
         try:
             relayed = await outbox.relay(bus.publish, limit=_BATCH)
-            applied = await processor.process_batch(bus, max_events=_BATCH, max_wait=0)
+            deliveries = await bus.receive(max_events=_BATCH, max_wait=0)
+            if deliveries:
+                events = [delivery.event for delivery in deliveries]
+                fresh = await processor.apply_all(events)
+                await bus.commit(deliveries)
+                if metrics is not None:
+                    metrics.processed(events, fresh)
         except Exception:
             # Nothing of the failed batch was committed: restart from the last commit.
             bus.rewind()
             raise
-        return bool(relayed or applied)
+        return bool(relayed or deliveries)
 
-    await _loop(step, outbox, stop, name="in-process worker")
+    await _loop(step, outbox, stop, name="in-process worker", metrics=metrics)
 
 
 class Backoff:
@@ -75,12 +117,21 @@ class Backoff:
         self.next = self._first
 
 
-async def _loop(step: Callable[[], Awaitable[bool]], outbox: WaitableOutbox, stop: asyncio.Event, *, name: str) -> None:
+async def _loop(
+    step: Callable[[], Awaitable[bool]],
+    outbox: WaitableOutbox,
+    stop: asyncio.Event,
+    *,
+    name: str,
+    metrics: Metrics | None,
+) -> None:
     backoff = Backoff(stop)
     while not stop.is_set():
         try:
             busy = await step()
-        except Exception:  # noqa: BLE001  # the loop outlives any one failure, and logs it
+        except Exception as error:  # noqa: BLE001  # the loop outlives any one failure, and logs it
+            if metrics is not None:
+                metrics.retried(name, error)
             _log.exception("%s failed; retrying in %.2fs", name, backoff.next)
             await backoff.wait()
             continue

@@ -45,6 +45,7 @@ from feedcore.model import (
 )
 from feedcore.policies import Policies
 from feedcore.ports import (
+    NO_TELEMETRY,
     CachedFeed,
     Clock,
     Delivery,
@@ -59,9 +60,11 @@ from feedcore.ports import (
     IdempotencyLedger,
     IdempotencyRecord,
     IdGenerator,
+    NoTelemetry,
     Outbox,
     PostStore,
     SocialGraph,
+    Telemetry,
 )
 from feedcore.posts import delete_post, publish_post, read_author_timeline, read_post, read_profile
 from feedcore.processing import FeedProcessor
@@ -130,4 +133,7 @@ __all__ = [
     "read_post",
     "read_profile",
     "unfollow",
+    "NO_TELEMETRY",
+    "NoTelemetry",
+    "Telemetry",
 ]

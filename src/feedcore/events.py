@@ -73,3 +73,8 @@ def encode_event(event: Event) -> bytes:
 def decode_event(data: bytes) -> Event:
     """Decode and validate one event; raises ``msgspec.DecodeError`` (or ``ValidationError``)."""
     return _decoder.decode(data)
+
+
+def event_type(event: Event) -> str:
+    """The event's ``type`` on the wire, e.g. ``"post_published"``."""
+    return str(event.__struct_config__.tag)

@@ -26,7 +26,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Hash
 from feedcore.errors import Forbidden
 from feedcore.model import Page, Post, PostId, UserId, decode_post_cursor
 from feedcore.policies import Policies
-from feedcore.ports import CachedFeed, FeedCache, FeedReader, PostStore, SocialGraph
+from feedcore.ports import NO_TELEMETRY, CachedFeed, FeedCache, FeedReader, PostStore, SocialGraph, Telemetry
 from feedcore.posts import page_of_posts
 
 _FOLLOWING_PAGE = 1_000
@@ -46,6 +46,7 @@ async def read_home_feed(
     cache: FeedCache | None,
     policies: Policies,
     rebuilds: Rebuilds | None = None,
+    telemetry: Telemetry = NO_TELEMETRY,
 ) -> Page[Post]:
     """One page of ``owner``'s home feed; only the owner may read it.
 
@@ -57,7 +58,14 @@ async def read_home_feed(
     size = policies.page_size(limit)
     before = decode_post_cursor(cursor) if cursor is not None else None
     reader = _FeedRead(
-        owner, posts=posts, graph=graph, feeds=feeds, cache=cache, policies=policies, rebuilds=rebuilds or Rebuilds()
+        owner,
+        posts=posts,
+        graph=graph,
+        feeds=feeds,
+        cache=cache,
+        policies=policies,
+        rebuilds=rebuilds or Rebuilds(),
+        telemetry=telemetry,
     )
     return page_of_posts(await reader.visible(before, size + 1), size)
 
@@ -97,8 +105,10 @@ class _FeedRead:
         cache: FeedCache | None,
         policies: Policies,
         rebuilds: Rebuilds,
+        telemetry: Telemetry,
     ) -> None:
         self._owner = owner
+        self._telemetry = telemetry
         self._rebuilds = rebuilds
         self._posts = posts
         self._graph = graph
@@ -187,6 +197,7 @@ class _FeedRead:
         if self._cache is None:
             return None
         cached = await self._cache.read(self._owner, before=before, limit=batch + 1)
+        self._telemetry.cache_lookups("feed", hits=int(cached is not None), misses=int(cached is None))
         if cached is None:
             cache, store_horizon = self._cache, await self._store_horizon()
             await self._rebuilds.once(("feed", self._owner), lambda: self._rebuild_cache(cache, store_horizon))
@@ -199,6 +210,7 @@ class _FeedRead:
         horizon = entries[-1] if len(entries) == window else store_horizon
         visible = [post.id for post in await self._keep_visible(entries)]
         await cache.fill(self._owner, visible, horizon=horizon)
+        self._telemetry.cache_rebuilt("feed")
         # The processor may have changed the store between that read and the fill, and left the
         # cache alone because the feed was not cached yet: then the copy may lack the change, and
         # it is dropped (this read is served by the store). Changes after this second look reach
@@ -249,6 +261,7 @@ class _FeedRead:
         cache = self._cache
         windows = await cache.read_unfanned(authors, before=before, limit=limit)
         cold = [author for author in authors if author not in windows]
+        self._telemetry.cache_lookups("unfanned", hits=len(windows), misses=len(cold))
         for author in cold:
             await self._rebuilds.once(("unfanned", author), functools.partial(self._rebuild_unfanned, cache, author))
         if cold:
@@ -265,6 +278,7 @@ class _FeedRead:
         horizon = found[-1].id if len(found) == window else PostId(0)
         await cache.keep_posts(found)
         await cache.fill_unfanned(author, [post.id for post in found], horizon=horizon)
+        self._telemetry.cache_rebuilt("unfanned")
         # As for feeds: a post the processor applied meanwhile may be missing from the copy.
         if await newest() != found:
             await cache.invalidate_unfanned(author)
@@ -321,6 +335,7 @@ class _FeedRead:
             cached = await self._cache.posts(post_ids)
             self._loaded.update((post_id, post) for post_id, post in cached.items() if post is not None)
             missing = [post_id for post_id in post_ids if post_id not in cached]
+            self._telemetry.cache_lookups("post", hits=len(cached), misses=len(missing))
         if missing:
             found = await self._posts.get_many(missing)
             self._loaded.update(found)

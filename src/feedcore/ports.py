@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Collection, Sequence
 from contextlib import AbstractAsyncContextManager
 from datetime import datetime
-from typing import Protocol
+from typing import Final, Protocol
 
 import msgspec
 
@@ -310,3 +310,49 @@ class EventBus(Protocol):
     async def commit(self, deliveries: Sequence[Delivery]) -> None:
         """Mark ``deliveries`` consumed; uncommitted ones are delivered again after a restart."""
         ...
+
+
+class Telemetry(Protocol):
+    """What the core reports as it works, for metrics. Every method is cheap and never fails."""
+
+    def post_published(self, *, replayed: bool) -> None:
+        """A post was published, or a request repeated under its Idempotency-Key was answered."""
+        ...
+
+    def cache_lookups(self, kind: str, *, hits: int, misses: int) -> None:
+        """Lookups in the feed cache: ``kind`` is "feed", "unfanned" or "post"."""
+        ...
+
+    def cache_rebuilt(self, kind: str) -> None:
+        """A cold ``kind`` ("feed" or "unfanned") window was rebuilt from the store."""
+        ...
+
+    def fanned_out(self, *, entries: int, seconds: float) -> None:
+        """One post was written into ``entries`` feeds in the store, taking ``seconds``."""
+        ...
+
+    def reached_feeds(self, post: Post) -> None:
+        """``post`` is now in its audience's feeds (store and cache): the end of its journey."""
+        ...
+
+
+class NoTelemetry:
+    """Telemetry that goes nowhere: the default of every use case."""
+
+    def post_published(self, *, replayed: bool) -> None:
+        pass
+
+    def cache_lookups(self, kind: str, *, hits: int, misses: int) -> None:
+        pass
+
+    def cache_rebuilt(self, kind: str) -> None:
+        pass
+
+    def fanned_out(self, *, entries: int, seconds: float) -> None:
+        pass
+
+    def reached_feeds(self, post: Post) -> None:
+        pass
+
+
+NO_TELEMETRY: Final = NoTelemetry()

@@ -16,7 +16,16 @@ from feedcore.errors import (
 from feedcore.events import PostDeleted, PostPublished
 from feedcore.model import Page, Post, PostId, Profile, UserId, decode_post_cursor, encode_post_cursor, validate_content
 from feedcore.policies import Policies
-from feedcore.ports import Clock, FeedCache, IdempotencyClaim, IdGenerator, PostStore, SocialGraph
+from feedcore.ports import (
+    NO_TELEMETRY,
+    Clock,
+    FeedCache,
+    IdempotencyClaim,
+    IdGenerator,
+    PostStore,
+    SocialGraph,
+    Telemetry,
+)
 
 IDEMPOTENCY_KEY_PATTERN: Final = r"^[\x21-\x7e]{1,255}$"
 _IDEMPOTENCY_KEY_RE: Final = re.compile(IDEMPOTENCY_KEY_PATTERN)
@@ -32,6 +41,7 @@ async def publish_post(
     ids: IdGenerator,
     clock: Clock,
     policies: Policies,
+    telemetry: Telemetry = NO_TELEMETRY,
 ) -> Post:
     """Store a new post and its ``PostPublished`` event; followers' feeds get it asynchronously.
 
@@ -60,11 +70,13 @@ async def publish_post(
     event = PostPublished(event_id=str(ids.next_id()), occurred_at=now, post_id=post.id, author_id=author)
     existing = await posts.publish(post, event, claim=claim)
     if existing is None or claim is None:
+        telemetry.post_published(replayed=False)
         return post
     if existing.fingerprint != claim.fingerprint:
         raise IdempotencyKeyReused("this Idempotency-Key was used with another request")
     if existing.post is None:
         raise IdempotencyKeyInFlight("a request with this Idempotency-Key is still in progress")
+    telemetry.post_published(replayed=True)
     return existing.post
 
 

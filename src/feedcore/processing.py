@@ -13,12 +13,22 @@ work, and the cache update, which is idempotent, is derived again from the event
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator, Mapping, Sequence
 
 from feedcore.events import Event, PostDeleted, PostPublished, UserFollowed, UserUnfollowed
 from feedcore.model import Post, PostId, UserId
 from feedcore.policies import Policies
-from feedcore.ports import EventBus, FeedCache, FeedStore, FeedUnitOfWork, PostStore, SocialGraph
+from feedcore.ports import (
+    NO_TELEMETRY,
+    EventBus,
+    FeedCache,
+    FeedStore,
+    FeedUnitOfWork,
+    PostStore,
+    SocialGraph,
+    Telemetry,
+)
 
 
 class FeedProcessor:
@@ -33,8 +43,10 @@ class FeedProcessor:
         unit_of_work: FeedUnitOfWork,
         cache: FeedCache | None,
         policies: Policies,
+        telemetry: Telemetry = NO_TELEMETRY,
     ) -> None:
         self._consumer = consumer
+        self._telemetry = telemetry
         self._posts = posts
         self._graph = graph
         self._unit_of_work = unit_of_work
@@ -71,6 +83,9 @@ class FeedProcessor:
         if self._cache is not None:
             for event in events:
                 await self._apply_to_cache(self._cache, event, touched.get(event.event_id), posts)
+        for event in fresh:
+            if isinstance(event, PostPublished) and (post := posts.get(PostId(event.post_id))) is not None:
+                self._telemetry.reached_feeds(post)
         return fresh
 
     async def process_batch(self, bus: EventBus, *, max_events: int = 500, max_wait: float = 1.0) -> int:
@@ -138,10 +153,12 @@ class FeedProcessor:
     async def _fan_out(self, feeds: FeedStore, post: Post | None) -> list[UserId]:
         if post is None or not post.fan_out:
             return []
+        started = time.perf_counter()
         recipients: list[UserId] = []
         async for chunk in self._audience_chunks(post.author_id):
             await feeds.add(chunk, post.id, post.author_id)
             recipients += chunk
+        self._telemetry.fanned_out(entries=len(recipients), seconds=time.perf_counter() - started)
         return recipients
 
     async def backfill_followee(self, feeds: FeedStore, follower: UserId, followee: UserId) -> list[UserId]:

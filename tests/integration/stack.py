@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import signal
 import socket
@@ -22,6 +23,7 @@ import httpx
 import psycopg
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
+from prometheus_client.parser import text_string_to_metric_families
 from psycopg import sql
 from psycopg.conninfo import make_conninfo
 
@@ -224,3 +226,34 @@ async def _delete_topics(bootstrap: str, topic: str) -> None:
         return  # a broker the test stopped for good; its topics went with it
     finally:
         await admin.close()
+
+
+class Scrape(dict[str, float]):
+    """A Prometheus endpoint's samples, keyed ``name{label="value",...}`` (labels sorted), and the
+    families it declares (a family with labels has no sample until something moves it)."""
+
+    families: set[str]
+
+
+def scrape(url: str) -> Scrape:
+    response = httpx.get(url, timeout=10)
+    assert response.status_code == 200, response.text
+    samples = Scrape()
+    samples.families = set()
+    for family in text_string_to_metric_families(response.text):
+        samples.families.add(family.name)
+        for sample in family.samples:
+            labels = ",".join(f'{name}="{value}"' for name, value in sorted(sample.labels.items()))
+            samples[f"{sample.name}{{{labels}}}" if labels else sample.name] = sample.value
+    return samples
+
+
+def log_records(output: str) -> list[dict[str, Any]]:
+    """The JSON log lines among a process's output (the real mode's log format), decoded."""
+    records = []
+    for line in output.splitlines():
+        if line.startswith("{"):
+            record = json.loads(line)
+            assert isinstance(record, dict), line
+            records.append(record)
+    return records

@@ -10,8 +10,10 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import psycopg
+from prometheus_client import CollectorRegistry
 
 from adapters.kafka import KafkaDeadLetters, KafkaRecordSource
+from adapters.metrics import Metrics
 from entrypoints.backbone import (
     CONSUMER,
     consumer,
@@ -129,8 +131,9 @@ async def test_poison_goes_to_the_dead_letter_topic_and_a_replay_after_the_fix_a
         settings = Settings.from_env(stack.environment())
         await create_topics(settings, asyncio.Event())
         broken: set[str] = set()
+        metrics = Metrics(CollectorRegistry())
         async with (
-            postgres_storage(settings) as storage,
+            postgres_storage(settings, metrics) as storage,
             started(lambda: producer(settings), asyncio.Event(), what="test") as kafka_producer,
             started(lambda: consumer(settings), asyncio.Event(), what="test") as member,
         ):
@@ -157,6 +160,7 @@ async def test_poison_goes_to_the_dead_letter_topic_and_a_replay_after_the_fix_a
                 KafkaDeadLetters(kafka_producer, settings.dead_letter_topic),
                 transient=storage.unavailable_errors(),
                 policy=RetryPolicy(max_attempts=3, first_wait=0.01, max_wait=0.05),
+                metrics=metrics,
             )
             with stack.client("ana") as ana, stack.client("bo") as bo:
                 assert ana.post("/follow", json={"followee_id": "bo"}).status_code == 204
@@ -183,6 +187,11 @@ async def test_poison_goes_to_the_dead_letter_topic_and_a_replay_after_the_fix_a
             assert bug.original_partition == poison.original_partition
             assert bug.original_offset < poison.original_offset
             assert f"handler bug on post {first}" in bug.error_message
+            dead = metrics.registry.get_sample_value
+            assert dead("feedcore_dead_letters_total", {"reason": "failing"}) == 1
+            assert dead("feedcore_dead_letters_total", {"reason": "undecodable"}) == 1
+            assert dead("feedcore_events_processed_total", {"type": "post_published", "outcome": "dead_lettered"}) == 1
+            assert (dead("feedcore_events_processed_total", {"type": "post_published", "outcome": "applied"}) or 0) >= 1
 
             listed = feedcore(stack, "dlq", "list")
             for expected in (bug.id, poison.id, "RuntimeError", "DecodeError"):

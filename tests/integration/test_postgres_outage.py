@@ -16,15 +16,13 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from entrypoints.backbone import dead_letters
 from entrypoints.settings import Settings
-from tests.integration.stack import Stack, isolated_stack, wait_until
+from tests.integration.stack import Stack, free_port, isolated_stack, log_records, scrape, wait_until
 from tests.integration.tcp_proxy import TcpProxy
 
 POSTS_DURING_OUTAGE = 20
 OUTAGE_SECONDS = 4.0
 #: What the processor's connection pool (psycopg_pool) logs each time it fails to reconnect.
 POOL_CANNOT_CONNECT = "error connecting in 'pool-"
-#: What the processor logs when it schedules the first retry of a transient failure (entrypoints.consumer.log_retry).
-RETRY_SCHEDULED = "entrypoints.consumer: retry 1 in"
 #: What the processor logs when it sets a record aside (entrypoints/consumer.py).
 DEAD_LETTERING = "dead-lettering"
 
@@ -41,10 +39,12 @@ def entries_of(stack: Stack, user: str) -> int:
 def test_postgres_unreachable_for_a_few_seconds_while_events_flow_dead_letters_nothing_and_applies_all_after(
     tmp_path: Path,
 ) -> None:
+    metrics_port = free_port()
     with isolated_stack(tmp_path) as stack, TcpProxy(*server_address(stack.database_url)) as proxy:
         server = stack.serve()
         processor = stack.spawn(
             "process",
+            FEEDCORE_METRICS_PORT=str(metrics_port),
             FEEDCORE_DATABASE_URL=make_conninfo(stack.database_url, host="127.0.0.1", port=proxy.port),
             # Shorter than the outage: waits for a connection end in PoolTimeout as well as the
             # OperationalError of the connections the cut dropped; both must be waited out.
@@ -86,7 +86,16 @@ def test_postgres_unreachable_for_a_few_seconds_while_events_flow_dead_letters_n
         assert asyncio.run(dead_letters(Settings.from_env(stack.environment()))) == []
         output = processor.output()
         assert POOL_CANNOT_CONNECT in output, f"no sign the processor noticed the outage:\n{output}"
-        assert RETRY_SCHEDULED in output, f"no retry was scheduled during the outage:\n{output}"
+        # Structured: the first retry of a transient failure (entrypoints.consumer.log_retry).
+        retries = [
+            record
+            for record in log_records(output)
+            if record["logger"] == "entrypoints.consumer" and record["message"].startswith("retry 1 in")
+        ]
+        assert retries, f"no retry was scheduled during the outage:\n{output}"
+        assert {"time", "level", "service"} <= set(retries[0])
+        retried = scrape(f"http://127.0.0.1:{metrics_port}/metrics")
+        assert sum(value for name, value in retried.items() if name.startswith("feedcore_retries_total{")) >= 1
         assert DEAD_LETTERING not in output, output
 
         assert processor.popen.poll() is None, f"the processor exited:\n{output}"

@@ -13,7 +13,7 @@ from urllib.parse import urlsplit
 import redis
 
 from tests.integration.conftest import service_url
-from tests.integration.stack import isolated_stack, wait_until
+from tests.integration.stack import isolated_stack, scrape, wait_until
 from tests.integration.tcp_proxy import TcpProxy
 
 POSTS_DURING_OUTAGE = 5
@@ -55,6 +55,8 @@ def test_redis_down_reads_fall_back_and_no_cached_feed_is_left_stale(tmp_path: P
                 started = time.monotonic()
                 assert stack.feed_ids("ana") == posted[::-1]
                 assert time.monotonic() - started < 1.0, "a read waited for Redis"
+                fallbacks = scrape(f"{stack.base_url}/metrics")
+                assert fallbacks['feedcore_fallbacks_total{dependency="redis",operation="read"}'] >= 1
                 # Redis itself still holds the copy from before the outage, without the new posts.
                 assert cached_ids(direct, key) == posted[:1]
 

@@ -7,6 +7,7 @@ services and their wiring, the settings the services are given, the ports they p
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any, Final
 
@@ -14,6 +15,7 @@ import msgspec
 import pytest
 import yaml
 
+from adapters.metrics import Metrics, process_registry
 from entrypoints.settings import PREFIX, Settings
 
 ROOT: Final = Path(__file__).parents[2]
@@ -274,3 +276,47 @@ def test_the_port_reader_sees_ports_open_to_every_address() -> None:
         (ALL_INTERFACES, "6"),
         (None, "7"),
     ]
+
+
+def test_grafana_is_given_a_dashboard_whose_every_query_names_exported_families() -> None:
+    provisioning = DOCKER / "grafana" / "provisioning"
+    (provider,) = load_yaml(provisioning / "dashboards" / "feedcore.yml")["providers"]
+    assert provider["options"]["path"] == "/etc/grafana/provisioning/dashboards"  # where compose mounts it
+    dashboard = json.loads((provisioning / "dashboards" / "feedcore.json").read_text(encoding="utf-8"))
+    (source,) = load_yaml(provisioning / "datasources" / "prometheus.yml")["datasources"]
+
+    exported = {
+        sample.name
+        for family in Metrics(process_registry()).registry.collect()
+        for sample in [*family.samples, *_declared(family)]
+    }
+    queried = {
+        name
+        for panel in dashboard["panels"]
+        for target in panel["targets"]
+        for name in re.findall(r"\b(?:feedcore|process)_[a-z_]+\b", target["expr"])
+    }
+    assert queried, "the dashboard queries nothing"
+    assert queried <= exported, queried - exported
+    assert {panel["datasource"]["uid"] for panel in dashboard["panels"]} == {source["uid"]}
+    # A panel for each figure the service exports.
+    families = {name.removesuffix("_total").removesuffix("_bucket") for name in queried}
+    assert {family.name for family in Metrics(process_registry()).registry.collect()} - families <= {
+        "process_virtual_memory_bytes",
+        "process_start_time_seconds",
+        "process_cpu_seconds",
+        "process_open_fds",
+        "process_max_fds",
+        "python_info",
+    }
+
+
+def _declared(family: Any) -> list[Any]:
+    """The sample names a family will have once it moves (labelled families have none before)."""
+    suffixes = {"counter": ["_total"], "histogram": ["_bucket", "_count", "_sum"], "gauge": [""]}
+    return [_Named(family.name + suffix) for suffix in suffixes.get(family.type, [""])]
+
+
+class _Named:
+    def __init__(self, name: str) -> None:
+        self.name = name

@@ -669,7 +669,7 @@ def test_a_repeat_while_the_first_is_in_flight_is_a_409(tmp_path: Path, monkeypa
         return IdempotencyRecord(fingerprint=hashlib.sha256(b"slow").hexdigest(), post=None)
 
     monkeypatch.setattr(services.posts, "publish", held_by_another_request)
-    with TestClient(create_app(services, max_body_bytes=settings.max_body_bytes)) as client:
+    with TestClient(create_app(services, max_body_bytes=settings.max_body_bytes, metrics=services.metrics)) as client:
         api = Api(client)
 
         repeat = publish_keyed(api, "ana", "slow", "key-1")

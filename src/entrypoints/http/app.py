@@ -17,13 +17,16 @@ from litestar.exceptions import ClientException
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.spec import Components, SecurityScheme
 
+from adapters.metrics import Metrics
 from adapters.postgres import LeasedIdGenerator
 from entrypoints.auth import token_secret
 from entrypoints.backbone import relay_to_kafka
 from entrypoints.container import Containers, Services, awaited, build_containers
+from entrypoints.http.observability import observed
 from entrypoints.http.problems import EXCEPTION_HANDLERS, on_unavailable
 from entrypoints.http.routes import ROUTES, reject_unknown_query
 from entrypoints.http.schemas import REQUEST_BODIES
+from entrypoints.logs import configure_logging
 from entrypoints.migrations import migrate_database
 from entrypoints.settings import Settings
 from entrypoints.worker import WaitableOutbox, run_in_process_worker
@@ -48,17 +51,26 @@ def create_app(
     services: Services | Callable[[], Services],
     *,
     max_body_bytes: int,
+    metrics: Metrics,
     lifespan: list[Lifespan] | None = None,
     unavailable_errors: tuple[type[Exception], ...] = (),
 ) -> Litestar:
     """The API over ``services``, or over what a callable returns once the lifespan has built it."""
     current = services if callable(services) else lambda: services
+
+    def unavailable(request: Request[Any, Any, Any], error: Exception) -> Any:
+        metrics.fell_back("postgres", "request")
+        return on_unavailable(request, error)
+
     handlers: dict[int | type[Exception], Any] = {
         **EXCEPTION_HANDLERS,
-        **dict.fromkeys(unavailable_errors, on_unavailable),
+        **dict.fromkeys(unavailable_errors, unavailable),
     }
     app = Litestar(
         route_handlers=ROUTES,
+        middleware=[observed(metrics)],
+        # Logging is the process's to configure (see entrypoints.logs), not the framework's.
+        logging_config=None,
         dependencies={"services": Provide(current, use_cache=True, sync_to_thread=False)},
         exception_handlers=handlers,
         request_max_body_size=max_body_bytes,
@@ -97,12 +109,14 @@ def create_service_app(settings: Settings | None = None) -> Litestar:
     graph, feeds and idempotency in PostgreSQL.
     """
     settings = settings or Settings.from_env()
+    configure_logging(settings)
     built = build_containers(settings, token_secret(settings, create=settings.embedded))
     # In-memory storage needs no start-up: its services exist at once, lifespan or not.
     services: list[Services] = [] if settings.database_url else [_resolved(built.app.services())]
     return create_app(
         lambda: services[0],
         max_body_bytes=settings.max_body_bytes,
+        metrics=built.app.metrics(),
         lifespan=[_run_in_process(built, settings, services)],
         unavailable_errors=built.storage.unavailable_errors(),
     )
@@ -131,11 +145,12 @@ def _run_in_process(built: Containers, settings: Settings, services: list[Servic
                 await ids.start()
                 leased = ids
             outbox: WaitableOutbox = await awaited(built.storage.outbox())
+            metrics = built.app.metrics()
             if settings.kafka_bootstrap:
-                worker = asyncio.create_task(relay_to_kafka(settings, outbox, stop))
+                worker = asyncio.create_task(relay_to_kafka(settings, outbox, stop, metrics))
             else:
                 processor = await awaited(built.app.processor())
-                worker = asyncio.create_task(run_in_process_worker(outbox, built.app.bus(), processor, stop))
+                worker = asyncio.create_task(run_in_process_worker(outbox, built.app.bus(), processor, stop, metrics))
             # What start-up made lives as long as the process: leave it out of every garbage
             # collection from now on, which shortens the pauses requests wait out.
             gc.collect()

@@ -16,7 +16,6 @@ from litestar.exceptions import (
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import HeaderParameter, JSONBody, Parameter
 from litestar.status_codes import HTTP_201_CREATED, HTTP_204_NO_CONTENT
-from prometheus_client import generate_latest
 
 from entrypoints.auth import InvalidToken
 from entrypoints.container import Services
@@ -128,6 +127,7 @@ async def create_post(
         ids=services.ids,
         clock=services.clock,
         policies=services.policies,
+        telemetry=services.metrics,
     )
     return PostBody.of(created)
 
@@ -212,6 +212,7 @@ async def get_feed(
         cache=services.cache,
         policies=services.policies,
         rebuilds=services.rebuilds,
+        telemetry=services.metrics,
     )
     return PostPage.of(page)
 
@@ -273,7 +274,7 @@ async def readyz(services: ServicesDep) -> Health:
 @get("/metrics", media_type="text/plain; version=0.0.4")
 async def metrics(services: ServicesDep) -> Response[bytes]:
     """Prometheus metrics in the text exposition format."""
-    return Response(generate_latest(services.registry), media_type="text/plain; version=0.0.4")
+    return Response(services.metrics.exposition(), media_type="text/plain; version=0.0.4")
 
 
 ROUTES: Final = [

@@ -1,0 +1,120 @@
+"""Every metric family exists and moves when its event happens: an end-to-end run on the real
+stack (API + relay + processor on PostgreSQL, Kafka and Redis), scraped as Prometheus would."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from pathlib import Path
+
+from aiokafka import AIOKafkaProducer
+
+from tests.integration.conftest import service_url
+from tests.integration.stack import Scrape, Stack, free_port, isolated_stack, scrape, wait_until
+
+#: What each process exports (the HTTP API also runs a relay; `feedcore process` applies events).
+API_FAMILIES = (
+    "feedcore_http_requests",
+    "feedcore_http_request_duration_seconds",
+    "feedcore_posts_created",
+    "feedcore_idempotent_replays",
+    "feedcore_outbox_backlog",
+    "feedcore_relay_publish_seconds",
+    "feedcore_relayed_events",
+    "feedcore_cache_lookups",
+    "feedcore_cache_rebuilds",
+    "feedcore_fallbacks",
+    "feedcore_retries",
+)
+PROCESSOR_FAMILIES = (
+    "feedcore_events_processed",
+    "feedcore_fanout_entries",
+    "feedcore_fanout_duration_seconds",
+    "feedcore_post_to_feed_seconds",
+    "feedcore_consumer_lag",
+    "feedcore_dead_letters",
+    "feedcore_retries",
+    "feedcore_fallbacks",
+    "process_resident_memory_bytes",
+)
+POSTS = 5
+
+
+async def test_every_family_moves_when_its_event_happens(tmp_path: Path) -> None:
+    processor_port, relay_port = free_port(), free_port()
+    redis = {"FEEDCORE_REDIS_URL": service_url("FEEDCORE_REDIS_URL"), "FEEDCORE_REDIS_PREFIX": f"{uuid.uuid4().hex}:"}
+    with isolated_stack(tmp_path, **redis) as stack:
+        stack.serve()
+        stack.spawn("relay", FEEDCORE_METRICS_PORT=str(relay_port))
+        stack.spawn("process", FEEDCORE_METRICS_PORT=str(processor_port))
+        processor_metrics = f"http://127.0.0.1:{processor_port}/metrics"
+        posted = publish_and_read(stack)
+        await send_poison(stack)
+        wait_until(
+            lambda: scrape(processor_metrics).get('feedcore_dead_letters_total{reason="undecodable"}') == 1,
+            timeout=30,
+            what="the poison in the dead-letter topic",
+        )
+        # Everything taken: the lag of each of the stack's 4 partitions drops to 0 (it is sampled).
+        wait_until(lambda: list(lags(scrape(processor_metrics)).values()) == [0] * 4, timeout=30, what="no lag")
+
+        api = scrape(f"{stack.base_url}/metrics")
+        processor = scrape(processor_metrics)
+        relay = scrape(f"http://127.0.0.1:{relay_port}/metrics")
+
+    assert set(API_FAMILIES) <= api.families, set(API_FAMILIES) - api.families
+    assert set(PROCESSOR_FAMILIES) <= processor.families, set(PROCESSOR_FAMILIES) - processor.families
+
+    assert api["feedcore_posts_created_total"] == POSTS + 1
+    assert api["feedcore_idempotent_replays_total"] == 1
+    assert api['feedcore_http_requests_total{method="POST",route="/posts",status="201"}'] == POSTS + 2
+    assert api['feedcore_http_requests_total{method="POST",route="/follow",status="204"}'] == 1
+    assert api['feedcore_http_request_duration_seconds_count{method="GET",route="/feeds/{user_id}"}'] >= 2
+    assert api['feedcore_cache_lookups_total{kind="feed",result="miss"}'] >= 1
+    assert api['feedcore_cache_lookups_total{kind="feed",result="hit"}'] >= 1
+    assert api['feedcore_cache_lookups_total{kind="post",result="hit"}'] >= 1
+    assert api['feedcore_cache_rebuilds_total{kind="feed"}'] >= 1
+    assert api["feedcore_outbox_backlog"] == 0
+    # Two relays share the outbox: between them, every event left it once.
+    relayed = api["feedcore_relayed_events_total"] + relay["feedcore_relayed_events_total"]
+    assert relayed >= POSTS + 2  # the follow and the posts
+    assert api["feedcore_relay_publish_seconds_count"] + relay["feedcore_relay_publish_seconds_count"] >= 1
+
+    applied = processor['feedcore_events_processed_total{outcome="applied",type="post_published"}']
+    assert applied == POSTS + 1
+    assert processor['feedcore_events_processed_total{outcome="applied",type="user_followed"}'] == 1
+    assert processor['feedcore_events_processed_total{outcome="dead_lettered",type="undecodable"}'] == 1
+    assert processor["feedcore_fanout_entries_total"] == 2 * (POSTS + 1)  # the author's feed and ana's
+    assert processor["feedcore_fanout_duration_seconds_count"] == POSTS + 1
+    assert processor["feedcore_post_to_feed_seconds_count"] == POSTS + 1
+    assert sorted(lags(processor)) == [f'feedcore_consumer_lag{{partition="{n}"}}' for n in range(4)]
+    assert len(posted) == POSTS
+
+
+def lags(samples: Scrape) -> dict[str, float]:
+    return {name: value for name, value in samples.items() if name.startswith("feedcore_consumer_lag{")}
+
+
+def publish_and_read(stack: Stack) -> list[str]:
+    with stack.client("ana") as ana, stack.client("bo") as bo:
+        assert ana.post("/follow", json={"followee_id": "bo"}).status_code == 204
+        posted = [bo.post("/posts", json={"content": f"post {n}"}).json()["id"] for n in range(POSTS)]
+        keyed = {"Idempotency-Key": "once"}
+        first = bo.post("/posts", json={"content": "sent twice"}, headers=keyed)
+        again = bo.post("/posts", json={"content": "sent twice"}, headers=keyed)
+        assert first.status_code == again.status_code == 201
+        assert first.json() == again.json()
+        everything = {*posted, first.json()["id"]}
+        wait_until(lambda: everything <= set(stack.feed_ids("ana")), timeout=30, what="the posts in ana's feed")
+        assert set(stack.feed_ids("ana")) == everything  # a read from the cached copy
+        return posted
+
+
+async def send_poison(stack: Stack) -> None:
+    producer = AIOKafkaProducer(bootstrap_servers=stack.settings["FEEDCORE_KAFKA_BOOTSTRAP"])
+    await producer.start()
+    try:
+        await producer.send_and_wait(stack.settings["FEEDCORE_KAFKA_TOPIC"], b"\xff not an event", key=b"bo")
+    finally:
+        await producer.stop()
+    await asyncio.sleep(0)
