@@ -137,8 +137,8 @@ class Stack:
         self.processes.append(process)
         return process
 
-    def serve(self, **overrides: str) -> Process:
-        process = self.spawn("serve", **overrides)
+    def serve(self, *arguments: str, **overrides: str) -> Process:
+        process = self.spawn("serve", *arguments, **overrides)
 
         def healthy() -> bool:
             if process.popen.poll() is not None:

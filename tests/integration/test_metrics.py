@@ -7,10 +7,13 @@ import asyncio
 import uuid
 from pathlib import Path
 
+import httpx
 from aiokafka import AIOKafkaProducer
 
+from entrypoints.auth import Tokens
+from feedcore import UserId
 from tests.integration.conftest import service_url
-from tests.integration.stack import Scrape, Stack, free_port, isolated_stack, scrape, wait_until
+from tests.integration.stack import SECRET, Scrape, Stack, free_port, isolated_stack, scrape, wait_until
 
 #: What each process exports (the HTTP API also runs a relay; `feedcore process` applies events).
 API_FAMILIES = (
@@ -118,3 +121,21 @@ async def send_poison(stack: Stack) -> None:
     finally:
         await producer.stop()
     await asyncio.sleep(0)
+
+
+def test_two_server_workers_lease_two_node_numbers_and_report_the_sum_of_both(tmp_path: Path) -> None:
+    with isolated_stack(tmp_path) as stack:
+        stack.serve("--workers", "2")
+        token = {"Authorization": f"Bearer {Tokens(SECRET).issue(UserId('bo'))}"}
+        for number in range(20):  # a connection each: granian hands them to either worker
+            created = httpx.post(f"{stack.base_url}/posts", json={"content": f"post {number}"}, headers=token)
+            assert created.status_code == 201, created.text
+        # Whichever worker answers a scrape, it reports what both did.
+        for _ in range(6):
+            assert scrape(f"{stack.base_url}/metrics")["feedcore_posts_created_total"] == 20
+        leased = stack.query(
+            "SELECT objid FROM pg_locks WHERE locktype = 'advisory' AND classid = %s AND granted "
+            "AND database = (SELECT oid FROM pg_database WHERE datname = current_database())",
+            0x6E6F6465,
+        )
+        assert len(leased) == 2, leased  # a node number each
