@@ -19,7 +19,7 @@ REQUEST_ID: Final[ContextVar[str | None]] = ContextVar("request_id", default=Non
 EVENT_ID: Final[ContextVar[str | None]] = ContextVar("event_id", default=None)
 
 _TEXT: Final = "%(asctime)s %(levelname)s %(name)s: %(message)s%(context)s"
-_JSON_FIELDS: Final = "%(asctime)s %(levelname)s %(name)s %(message)s"
+_JSON_FIELDS: Final = "%(levelname)s %(name)s %(message)s"
 
 
 class ContextFilter(logging.Filter):
@@ -47,7 +47,8 @@ def logging_config(settings: Settings) -> dict[str, Any]:
         {
             "()": "pythonjsonlogger.json.JsonFormatter",
             "fmt": _JSON_FIELDS,
-            "rename_fields": {"asctime": "time", "levelname": "level", "name": "logger"},
+            "timestamp": "time",  # ISO 8601, in UTC
+            "rename_fields": {"levelname": "level", "name": "logger"},
             "static_fields": {"service": "feedcore"},
             "reserved_attrs": [*_RESERVED, "context"],
         }
