@@ -1,7 +1,7 @@
 """The event path end to end: post committed -> visible in a follower's feed, and the processor's pace.
 
-Runs `feedcore serve` (API and outbox relay) and `feedcore process` on PostgreSQL and Kafka (make
-bench starts them), in a database and topics of their own, made and dropped here.
+Runs `feedcore serve` (API and outbox relay) and `feedcore process` on PostgreSQL, Kafka and Redis
+(make bench starts them), in a database, topics and Redis prefix of their own, made and dropped here.
 
 1. Latency at a steady rate: 50 authors, 20 followers each, plus a watcher who follows them all.
    Once the processor has applied a first post, posts are sent at --rate posts/s for --warmup
@@ -29,7 +29,7 @@ import msgspec
 import psycopg
 from psycopg import sql
 
-from bench.harness import backbone_settings, feedcore, feedcore_server, scratch_database
+from bench.harness import backbone_settings, feedcore, feedcore_server, scratch_database, scratch_prefix, service
 from entrypoints.auth import Tokens
 from feedcore import UserId
 
@@ -224,9 +224,14 @@ def main() -> None:
     parser.add_argument("--burst", type=int, default=30)
     parser.add_argument("--warmup", type=float, default=2, help="seconds at the rate before counting")
     args = parser.parse_args()
-    with scratch_database() as (name, url):
+    redis_url = service("FEEDCORE_REDIS_URL")
+    with scratch_database() as (name, url), scratch_prefix(redis_url, name) as prefix:
         settings = {
             **backbone_settings(name, url, SECRET),
+            # The processor writes every event through to Redis as well: the post's body, and
+            # each follower's feed where it is cached (none is here: nobody reads).
+            "FEEDCORE_REDIS_URL": redis_url,
+            "FEEDCORE_REDIS_PREFIX": prefix,
             # Above the big authors' 10,002 followers: every post here is fanned out.
             "FEEDCORE_CELEBRITY_THRESHOLD": "100000",
         }

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import httpx
 import psycopg
+import redis
 from psycopg import sql
 from psycopg.conninfo import make_conninfo
 
@@ -141,3 +142,15 @@ def report(title: str, runs: list[Run]) -> None:
         f"median of {len(runs)}: {statistics.median(r.rate for r in runs):.0f} req/s, "
         f"p50 {statistics.median(r.p50 for r in runs):.2f} ms, p99 {statistics.median(r.p99 for r in runs):.2f} ms"
     )
+
+
+@contextmanager
+def scratch_prefix(redis_url: str, name: str) -> Iterator[str]:
+    """A Redis key prefix of this run's own; its keys are deleted afterwards."""
+    prefix = f"{name}:"
+    try:
+        yield prefix
+    finally:
+        with redis.Redis.from_url(redis_url) as client:
+            for key in client.scan_iter(match=f"{prefix}*", count=1_000):
+                client.delete(key)

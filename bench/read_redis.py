@@ -22,7 +22,6 @@ from pathlib import Path
 
 import httpx
 import psycopg
-import redis
 
 from bench.harness import (
     ROOT,
@@ -32,6 +31,7 @@ from bench.harness import (
     free_port,
     report,
     scratch_database,
+    scratch_prefix,
     service,
     wrk,
 )
@@ -96,11 +96,11 @@ def main() -> None:
     )
     args = parser.parse_args()
     redis_url = service("FEEDCORE_REDIS_URL")
-    with scratch_database() as (name, url):
+    with scratch_database() as (name, url), scratch_prefix(redis_url, name) as prefix:
         settings = {
             **backbone_settings(name, url, SECRET),
             "FEEDCORE_REDIS_URL": redis_url,
-            "FEEDCORE_REDIS_PREFIX": f"{name}:",
+            "FEEDCORE_REDIS_PREFIX": prefix,
         }
         measure(name, url, settings, redis_url, args)
 
@@ -140,9 +140,6 @@ def measure(name: str, url: str, settings: dict[str, str], redis_url: str, args:
                 )
     finally:
         script.unlink(missing_ok=True)
-        with redis.Redis.from_url(redis_url) as client:
-            for key in client.scan_iter(match=f"{name}:*"):
-                client.delete(key)
 
 
 @contextmanager

@@ -81,6 +81,8 @@ class FeedProcessor:
                 await tx.ledger.mark(self._consumer, [event.event_id for event in fresh])
                 await tx.commit()
         if self._cache is not None:
+            if posts:
+                await self._cache.keep_posts(list(posts.values()))  # before any deletion's tombstone
             for event in events:
                 await self._apply_to_cache(self._cache, event, touched.get(event.event_id), posts)
         for event in fresh:
@@ -123,9 +125,10 @@ class FeedProcessor:
                 post = posts.get(PostId(post_id))
                 if touched is None or post is None:
                     post = (await self._posts.get_many((PostId(post_id),))).get(PostId(post_id))
+                    if post is not None:
+                        await cache.keep_posts([post])
                 if post is None:
                     return
-                await cache.keep_posts([post])
                 if not post.fan_out:
                     await cache.add_unfanned(UserId(author), post.id)
                     return

@@ -67,6 +67,12 @@ class RedisFeedCache:
         {prefix}feed:{user}         a user's feed (the user is the hash tag)
         {prefix}unfanned:{author}   an author's posts that were not fanned out
         {prefix}post:{id}           a post's body (msgspec JSON), or "-" once it is deleted
+        {prefix}cached              every user whose feed was ever cached (a set)
+
+    The set lets fan-out skip, in one command, the followers whose feeds are not cached (most of
+    them, as most users are not reading at any moment) rather than ask Redis about each. A user
+    joins it before their feed is first filled, and never leaves it: a member whose feed has since
+    expired costs one no-op script per post.
 
     Bodies are read with one MGET: on a cluster, use a client that splits it by slot.
     """
@@ -101,17 +107,28 @@ class RedisFeedCache:
     def _post_key(self, post_id: PostId) -> str:
         return f"{self._prefix}post:{post_id}"
 
+    @property
+    def _registry(self) -> str:
+        return f"{self._prefix}cached"
+
+    async def _cached_among(self, users: Sequence[UserId]) -> list[UserId]:
+        if not users:
+            return []
+        flags = await self._client.smismember(self._registry, list(users))
+        return [user for user, flag in zip(users, flags, strict=True) if flag]
+
     async def read(self, user: UserId, *, before: PostId | None, limit: int) -> CachedFeed | None:
         return _window(await self._read(keys=[self._key(user)], args=_read_args(before, limit, self._ttl_ms)))
 
     async def fill(self, user: UserId, entries: Sequence[PostId], *, horizon: PostId) -> None:
+        await self._client.sadd(self._registry, user)  # first: see the class
         await self._fill(self._key(user), entries, horizon)
 
     async def add(self, users: Sequence[UserId], post_id: PostId) -> None:
-        await self._add_to([self._key(user) for user in users], post_id)
+        await self._add_to([self._key(user) for user in await self._cached_among(users)], post_id)
 
     async def remove(self, users: Sequence[UserId], post_id: PostId) -> None:
-        await self._remove_from([self._key(user) for user in users], post_id)
+        await self._remove_from([self._key(user) for user in await self._cached_among(users)], post_id)
 
     async def invalidate(self, user: UserId) -> None:
         await self._client.delete(self._key(user))
