@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 from collections.abc import Awaitable, Callable, Collection, Sequence
 from typing import TypeVar
@@ -99,7 +100,8 @@ class ResilientFeedCache:
             _log.warning("Redis unavailable (%r): feeds are read from PostgreSQL until it is back", error)
             self._dirty = True
             if self._recovery is None or self._recovery.done():
-                self._recovery = asyncio.create_task(self._recover())
+                # A context of its own: the request that saw the failure is not the recovery's.
+                self._recovery = asyncio.create_task(self._recover(), context=contextvars.Context())
             self._fell_back(operation)
             return fallback
 
