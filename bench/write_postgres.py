@@ -5,7 +5,10 @@ on); 100 authors write in turn, every request with a key of its own. The in-proc
 runs beside the API, as it does in this mode. Needs FEEDCORE_DATABASE_URL (make bench starts the
 services); works in a database of its own, made and dropped here.
 
-Usage: python bench/write_postgres.py [--connections 32] [--runs 5] [--seconds 10]
+With --workers above 1 the servers relay to Kafka instead (several workers need the backbone), and
+each worker's relay publishes what it stored.
+
+Usage: python bench/write_postgres.py [--connections 32] [--runs 5] [--seconds 10] [--workers 1]
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ from pathlib import Path
 
 import psycopg
 
-from bench.harness import feedcore_server, report, scratch_database, wrk
+from bench.harness import backbone_settings, feedcore_server, report, scratch_database, wrk
 from entrypoints.auth import Tokens
 from feedcore import UserId
 
@@ -48,10 +51,11 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--seconds", type=int, default=10)
+    parser.add_argument("--workers", type=int, default=1)
     args = parser.parse_args()
     tokens = Tokens(SECRET)
     quoted = ", ".join(f'"{tokens.issue(UserId(f"writer-{n}"))}"' for n in range(AUTHORS))
-    with scratch_database() as (_, url), tempfile.TemporaryDirectory() as scratch:
+    with scratch_database() as (name, url), tempfile.TemporaryDirectory() as scratch:
         with psycopg.connect(url) as connection:
             fsync = connection.execute("SHOW fsync").fetchone()
         settings = {
@@ -61,8 +65,9 @@ def main() -> None:
             "FEEDCORE_RATE_LIMIT_PER_SECOND": "0",
             "FEEDCORE_DATABASE_POOL_MAX": "16",
             "FEEDCORE_DEV_SECRET_FILE": f"{scratch}/unused",
+            **(backbone_settings(name, url, SECRET) if args.workers > 1 else {}),
         }
-        with feedcore_server(settings) as base:
+        with feedcore_server(settings, workers=args.workers) as base:
             runs = []
             for run in range(args.runs):
                 script = Path(scratch) / f"post-{run}.lua"
@@ -76,7 +81,8 @@ def main() -> None:
                     )
                 )
     report(
-        f"POST /posts with Idempotency-Key, PostgreSQL (fsync={fsync[0] if fsync else '?'}), granian 1 worker, "
+        f"POST /posts with Idempotency-Key, PostgreSQL (fsync={fsync[0] if fsync else '?'}), "
+        f"granian {args.workers} worker(s){', relaying to Kafka' if args.workers > 1 else ''}, "
         f"wrk -t2 -c{args.connections}",
         runs,
     )
