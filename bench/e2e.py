@@ -13,7 +13,7 @@ Runs `feedcore serve` (API and outbox relay) and `feedcore process` on PostgreSQ
 2. Sustained fan-out: --burst posts by authors with 10,000 followers each, published back to back;
    feed entries per second from the first post's 201 until every entry is in place.
 
-Usage: python -m bench.e2e [--rate 500] [--seconds 20] [--warmup 2] [--runs 3] [--burst 30]
+Usage: python -m bench.e2e [--rate 500] [--seconds 20] [--warmup 2] [--runs 3] [--burst 30] [--chunk N]
 """
 
 from __future__ import annotations
@@ -223,6 +223,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--burst", type=int, default=30)
     parser.add_argument("--warmup", type=float, default=2, help="seconds at the rate before counting")
+    parser.add_argument("--chunk", type=int, default=None, help="FEEDCORE_FANOUT_CHUNK for the processor")
     args = parser.parse_args()
     redis_url = service("FEEDCORE_REDIS_URL")
     with scratch_database() as (name, url), scratch_prefix(redis_url, name) as prefix:
@@ -234,6 +235,7 @@ def main() -> None:
             "FEEDCORE_REDIS_PREFIX": prefix,
             # Above the big authors' 10,002 followers: every post here is fanned out.
             "FEEDCORE_CELEBRITY_THRESHOLD": "100000",
+            **({"FEEDCORE_FANOUT_CHUNK": str(args.chunk)} if args.chunk else {}),
         }
         with feedcore_server(settings) as base:
             follow_everyone(url, [f"author-{n}" for n in range(AUTHORS)], FOLLOWERS)
