@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import signal
 
 import psycopg
 import pytest
@@ -63,3 +64,60 @@ async def test_ids_are_refused_until_the_lease_is_taken_then_carry_its_number(da
     finally:
         await ids.stop()
         await blocker.release()
+
+
+async def holder_of(database_url: str, node: int) -> int | None:
+    """The backend pid holding ``node``'s lease, if any."""
+    async with await psycopg.AsyncConnection.connect(database_url, autocommit=True) as connection:
+        cursor = await connection.execute(
+            "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND classid = %s AND objid = %s AND granted",
+            (0x6E6F6465, node),
+        )
+        row = await cursor.fetchone()
+        return int(row[0]) if row else None
+
+
+async def cut(database_url: str, pid: int) -> None:
+    async with await psycopg.AsyncConnection.connect(database_url, autocommit=True) as connection:
+        await connection.execute("SELECT pg_terminate_backend(%s)", (pid,))
+
+
+async def test_a_lease_whose_connection_drops_is_taken_again(database_url: str) -> None:
+    lease = NodeLease(database_url, first=500, check_every=0.05)
+    try:
+        assert await lease.acquire() == 500
+        first = await holder_of(database_url, 500)
+        assert first is not None
+        await cut(database_url, first)
+        for _ in range(100):
+            again = await holder_of(database_url, 500)
+            if again not in (None, first):
+                break
+            await asyncio.sleep(0.05)
+        assert again not in (None, first), "the lease was not taken again"
+    finally:
+        await lease.release()
+    assert await holder_of(database_url, 500) is None
+
+
+async def test_a_process_whose_number_was_taken_meanwhile_stops_itself(
+    database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    signals: list[int] = []
+    monkeypatch.setattr("adapters.postgres.lease.os.kill", lambda pid, signum: signals.append(signum))
+    lease = NodeLease(database_url, first=600, check_every=0.3)
+    taker = NodeLease(database_url, first=600)
+    try:
+        assert await lease.acquire() == 600
+        holder = await holder_of(database_url, 600)
+        assert holder is not None
+        await cut(database_url, holder)
+        assert await taker.acquire() == 600  # before the lease notices: another process has it now
+        for _ in range(100):
+            if signals:
+                break
+            await asyncio.sleep(0.05)
+        assert signals == [signal.SIGTERM]
+    finally:
+        await lease.release()
+        await taker.release()
