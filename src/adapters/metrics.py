@@ -9,7 +9,7 @@ whichever worker answers ``/metrics`` adds up all of them.
 from __future__ import annotations
 
 import os
-from collections.abc import Collection, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Final
 
@@ -151,12 +151,11 @@ class Metrics:
 
     # --- the rest --------------------------------------------------------------------------------
 
-    def processed(self, events: Sequence[Event], applied: Collection[Event]) -> None:
-        """A batch was applied: ``applied`` are those of ``events`` not applied before."""
-        fresh = {event.event_id for event in applied}
+    def events_applied(self, events: Sequence[Event], fresh: Sequence[Event]) -> None:
+        applied = {event.event_id for event in fresh}
         for event in events:
-            outcome = "applied" if event.event_id in fresh else "duplicate"
-            fresh.discard(event.event_id)  # a repeat within the batch is a duplicate
+            outcome = "applied" if event.event_id in applied else "duplicate"
+            applied.discard(event.event_id)  # a repeat within the batch is a duplicate
             self.events_processed.labels(event_type(event), outcome).inc()
 
     def dead_lettered(self, event_type: str, reason: str) -> None:

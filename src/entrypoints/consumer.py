@@ -78,7 +78,7 @@ class EventConsumer:
     def __init__(
         self,
         source: RecordSource,
-        apply: Callable[[Sequence[Event]], Awaitable[Sequence[Event]]],
+        apply: Callable[[Sequence[Event]], Awaitable[object]],
         dead_letters: DeadLetters,
         *,
         transient: tuple[type[Exception], ...],
@@ -86,7 +86,6 @@ class EventConsumer:
         batch: int = 500,
         metrics: Metrics | None = None,
     ) -> None:
-        """``apply`` returns the events it applied now: the others it had applied before."""
         self._source = source
         self._metrics = metrics
         self._apply = apply
@@ -109,15 +108,10 @@ class EventConsumer:
                 decoded.append((record, decode_event(record.value or b"")))
             except (msgspec.DecodeError, msgspec.ValidationError) as error:
                 # The same bytes never decode on a later try.
-                await self._dead_letter(record, error, attempts=1)
-                if self._metrics is not None:
-                    self._metrics.dead_lettered("undecodable", "undecodable")
+                await self._dead_letter(record, error, attempts=1, event=None)
         if decoded:
-            events = [event for _, event in decoded]
             try:
-                applied = await self._waiting_out(lambda: self._apply(events))
-                if self._metrics is not None:
-                    self._metrics.processed(events, applied)
+                await self._waiting_out(lambda: self._apply([event for _, event in decoded]))
             except Exception:  # noqa: BLE001  # some event of the batch is at fault: find which
                 _log.warning("a batch of %d events failed; applying them one at a time", len(decoded))
                 for record, event in decoded:
@@ -137,15 +131,12 @@ class EventConsumer:
         try:
             async for attempt in self._retrying(on=Exception, attempts=self._policy.max_attempts):
                 with attempt:
-                    applied = await self._waiting_out(lambda: self._apply([event]))
-                    if self._metrics is not None:
-                        self._metrics.processed([event], applied)
+                    await self._waiting_out(lambda: self._apply([event]))
         except Exception as error:  # noqa: BLE001  # a handler error that repeats is permanent, whatever it is
-            await self._dead_letter(record, error, attempts=self._policy.max_attempts)
-            if self._metrics is not None:
-                self._metrics.dead_lettered(event_type(event), "failing")
+            await self._dead_letter(record, error, attempts=self._policy.max_attempts, event=event)
 
-    async def _dead_letter(self, record: Record, error: BaseException, *, attempts: int) -> None:
+    async def _dead_letter(self, record: Record, error: BaseException, *, attempts: int, event: Event | None) -> None:
+        """Set ``record`` aside; ``event`` is what it decoded to, None when it did not decode."""
         _log.error(
             "dead-lettering %s[%d]@%d after %d attempt(s): %r",
             record.topic,
@@ -158,6 +149,11 @@ class EventConsumer:
         await self._waiting_out(
             lambda: self._dead_letters.send(record, error=error, attempts=attempts, failed_at=failed_at)
         )
+        if self._metrics is not None:
+            if event is None:
+                self._metrics.dead_lettered("undecodable", "undecodable")
+            else:
+                self._metrics.dead_lettered(event_type(event), "failing")
 
     async def _waiting_out(self, action: Callable[[], Awaitable[T]]) -> T:
         """Run ``action`` until it returns, retrying transient failures for as long as they last."""

@@ -83,18 +83,12 @@ async def run_in_process_worker(
     async def step() -> bool:
         try:
             relayed = await outbox.relay(bus.publish, limit=_BATCH)
-            deliveries = await bus.receive(max_events=_BATCH, max_wait=0)
-            if deliveries:
-                events = [delivery.event for delivery in deliveries]
-                fresh = await processor.apply_all(events)
-                await bus.commit(deliveries)
-                if metrics is not None:
-                    metrics.processed(events, fresh)
+            applied = await processor.process_batch(bus, max_events=_BATCH, max_wait=0)
         except Exception:
             # Nothing of the failed batch was committed: restart from the last commit.
             bus.rewind()
             raise
-        return bool(relayed or deliveries)
+        return bool(relayed or applied)
 
     await _loop(step, outbox, stop, name="in-process worker", metrics=metrics)
 

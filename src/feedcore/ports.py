@@ -335,6 +335,10 @@ class Telemetry(Protocol):
         """``post`` is now in its audience's feeds (store and cache): the end of its journey."""
         ...
 
+    def events_applied(self, events: Sequence[Event], fresh: Sequence[Event]) -> None:
+        """A batch was applied: ``fresh`` are those of ``events`` not applied before."""
+        ...
+
 
 class NoTelemetry:
     """Telemetry that goes nowhere: the default of every use case."""
@@ -352,6 +356,9 @@ class NoTelemetry:
         pass
 
     def reached_feeds(self, post: Post) -> None:
+        pass
+
+    def events_applied(self, events: Sequence[Event], fresh: Sequence[Event]) -> None:
         pass
 
 

@@ -88,6 +88,7 @@ class FeedProcessor:
         for event in fresh:
             if isinstance(event, PostPublished) and (post := posts.get(PostId(event.post_id))) is not None:
                 self._telemetry.reached_feeds(post)
+        self._telemetry.events_applied(events, fresh)
         return fresh
 
     async def process_batch(self, bus: EventBus, *, max_events: int = 500, max_wait: float = 1.0) -> int:

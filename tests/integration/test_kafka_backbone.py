@@ -146,6 +146,7 @@ async def test_poison_goes_to_the_dead_letter_topic_and_a_replay_after_the_fix_a
                 unit_of_work=await awaited(storage.unit_of_work()),
                 cache=None,
                 policies=settings.policies,
+                telemetry=metrics,
             )
 
             async def apply(events: Sequence[Event]) -> list[Event]:

@@ -58,8 +58,16 @@ async def test_every_family_moves_when_its_event_happens(tmp_path: Path) -> None
             timeout=30,
             what="the poison in the dead-letter topic",
         )
-        # Everything taken: the lag of each of the stack's 4 partitions drops to 0 (it is sampled).
-        wait_until(lambda: list(lags(scrape(processor_metrics)).values()) == [0] * 4, timeout=30, what="no lag")
+        # Everything taken and applied: the lag of each of the stack's 4 partitions drops to 0 (it
+        # is sampled), and the follow is counted (its partition is not the posts').
+        wait_until(
+            lambda: (
+                list(lags(taken := scrape(processor_metrics)).values()) == [0] * 4
+                and taken.get('feedcore_events_processed_total{outcome="applied",type="user_followed"}') == 1
+            ),
+            timeout=30,
+            what="no lag",
+        )
 
         api = scrape(f"{stack.base_url}/metrics")
         processor = scrape(processor_metrics)

@@ -71,7 +71,7 @@ class Handler:
         self.failures = dict(failures or {})
         self.calls: list[str] = []
 
-    async def __call__(self, events: Sequence[Event]) -> Sequence[Event]:
+    async def __call__(self, events: Sequence[Event]) -> None:
         """All of ``events`` or none, like the processor's transaction."""
         self.calls += [event.event_id for event in events]
         for event in events:
@@ -80,7 +80,6 @@ class Handler:
                 self.failures[event.event_id] = (left - 1, error)
                 raise error
         self.source.log += [f"apply {event.event_id}" for event in events]
-        return events
 
 
 def consumer(source: FakeSource, handler: Handler, dead: FakeDeadLetters) -> EventConsumer:
