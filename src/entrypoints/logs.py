@@ -11,6 +11,8 @@ import logging.config
 from contextvars import ContextVar
 from typing import Any, Final
 
+from pythonjsonlogger.core import RESERVED_ATTRS
+
 from entrypoints.settings import Settings
 
 #: The id of the HTTP request being answered, where there is one.
@@ -50,7 +52,8 @@ def logging_config(settings: Settings) -> dict[str, Any]:
             "timestamp": "time",  # ISO 8601, in UTC
             "rename_fields": {"levelname": "level", "name": "logger"},
             "static_fields": {"service": "feedcore"},
-            "reserved_attrs": [*_RESERVED, "context"],
+            # ``context`` is the text lines' rendering of the ids, which JSON carries as fields.
+            "reserved_attrs": [*RESERVED_ATTRS, "context"],
         }
         if json_logs(settings)
         else {"format": _TEXT}
@@ -72,31 +75,3 @@ def logging_config(settings: Settings) -> dict[str, Any]:
 
 def configure_logging(settings: Settings) -> None:
     logging.config.dictConfig(logging_config(settings))
-
-
-# What a LogRecord always has: left out of the JSON unless named in the format.
-_RESERVED: Final = [
-    "args",
-    "asctime",
-    "created",
-    "exc_info",
-    "exc_text",
-    "filename",
-    "funcName",
-    "levelname",
-    "levelno",
-    "lineno",
-    "module",
-    "msecs",
-    "message",
-    "msg",
-    "name",
-    "pathname",
-    "process",
-    "processName",
-    "relativeCreated",
-    "stack_info",
-    "thread",
-    "threadName",
-    "taskName",
-]

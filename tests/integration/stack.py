@@ -23,13 +23,13 @@ import httpx
 import psycopg
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
-from prometheus_client.parser import text_string_to_metric_families
 from psycopg import sql
 from psycopg.conninfo import make_conninfo
 
 from entrypoints.auth import Tokens
 from feedcore import UserId
 from tests.integration.conftest import SERVICE_VARIABLES, service_url
+from tests.prometheus import Scrape, parse
 
 ROOT = Path(__file__).parents[2]
 SECRET = "stack-" + "s" * 40
@@ -228,24 +228,11 @@ async def _delete_topics(bootstrap: str, topic: str) -> None:
         await admin.close()
 
 
-class Scrape(dict[str, float]):
-    """A Prometheus endpoint's samples, keyed ``name{label="value",...}`` (labels sorted), and the
-    families it declares (a family with labels has no sample until something moves it)."""
-
-    families: set[str]
-
-
 def scrape(url: str) -> Scrape:
+    """What a Prometheus endpoint serves now."""
     response = httpx.get(url, timeout=10)
     assert response.status_code == 200, response.text
-    samples = Scrape()
-    samples.families = set()
-    for family in text_string_to_metric_families(response.text):
-        samples.families.add(family.name)
-        for sample in family.samples:
-            labels = ",".join(f'{name}="{value}"' for name, value in sorted(sample.labels.items()))
-            samples[f"{sample.name}{{{labels}}}" if labels else sample.name] = sample.value
-    return samples
+    return parse(response.text)
 
 
 def log_records(output: str) -> list[dict[str, Any]]:

@@ -13,7 +13,8 @@ from aiokafka import AIOKafkaProducer
 from entrypoints.auth import Tokens
 from feedcore import UserId
 from tests.integration.conftest import service_url
-from tests.integration.stack import SECRET, Scrape, Stack, free_port, isolated_stack, scrape, wait_until
+from tests.integration.stack import SECRET, Stack, free_port, isolated_stack, scrape, wait_until
+from tests.prometheus import Scrape
 
 #: What each process exports (the HTTP API also runs a relay; `feedcore process` applies events).
 API_FAMILIES = (

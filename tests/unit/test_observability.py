@@ -10,11 +10,11 @@ from pathlib import Path
 import pytest
 from litestar import Litestar
 from litestar.testing import TestClient
-from prometheus_client.parser import text_string_to_metric_families
 
 from entrypoints.container import embedded_container
 from entrypoints.http.app import create_app, create_service_app
 from entrypoints.logs import EVENT_ID, REQUEST_ID, ContextFilter, logging_config
+from tests.prometheus import Scrape, parse
 from tests.unit.test_http_api import SECRET, Api, make_settings
 
 
@@ -24,14 +24,8 @@ def api(tmp_path: Path) -> Iterator[Api]:
         yield Api(client)
 
 
-def samples(api: Api | TestClient[Litestar]) -> dict[str, float]:
-    text = api.request("GET", "/metrics").text
-    found: dict[str, float] = {}
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            labels = ",".join(f'{name}="{value}"' for name, value in sorted(sample.labels.items()))
-            found[f"{sample.name}{{{labels}}}" if labels else sample.name] = sample.value
-    return found
+def samples(api: Api | TestClient[Litestar]) -> Scrape:
+    return parse(api.request("GET", "/metrics").text)
 
 
 def test_a_post_moves_the_posts_counter_and_after_fan_out_the_end_to_end_histogram(api: Api) -> None:
