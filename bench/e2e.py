@@ -29,7 +29,7 @@ import msgspec
 import psycopg
 from psycopg import sql
 
-from bench.harness import backbone_settings, feedcore, feedcore_server, scratch_database, scratch_prefix, service
+from bench.harness import backbone_settings, feedcore, feedcore_server, scratch_cache, scratch_database
 from entrypoints.auth import Tokens
 from feedcore import UserId
 
@@ -225,14 +225,12 @@ def main() -> None:
     parser.add_argument("--warmup", type=float, default=2, help="seconds at the rate before counting")
     parser.add_argument("--chunk", type=int, default=None, help="FEEDCORE_FANOUT_CHUNK for the processor")
     args = parser.parse_args()
-    redis_url = service("FEEDCORE_REDIS_URL")
-    with scratch_database() as (name, url), scratch_prefix(redis_url, name) as prefix:
+    with scratch_database() as (name, url), scratch_cache(name) as cache:
         settings = {
             **backbone_settings(name, url, SECRET),
             # The processor writes every event through to Redis as well: the post's body, and
             # each follower's feed where it is cached (none is here: nobody reads).
-            "FEEDCORE_REDIS_URL": redis_url,
-            "FEEDCORE_REDIS_PREFIX": prefix,
+            **cache,
             # Above the big authors' 10,002 followers: every post here is fanned out.
             "FEEDCORE_CELEBRITY_THRESHOLD": "100000",
             **({"FEEDCORE_FANOUT_CHUNK": str(args.chunk)} if args.chunk else {}),

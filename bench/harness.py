@@ -145,11 +145,12 @@ def report(title: str, runs: list[Run]) -> None:
 
 
 @contextmanager
-def scratch_prefix(redis_url: str, name: str) -> Iterator[str]:
-    """A Redis key prefix of this run's own; its keys are deleted afterwards."""
-    prefix = f"{name}:"
+def scratch_cache(name: str) -> Iterator[dict[str, str]]:
+    """The settings of a Redis feed cache under a key prefix of this run's own, on the Redis of the
+    services; the prefix's keys are deleted afterwards."""
+    redis_url, prefix = service("FEEDCORE_REDIS_URL"), f"{name}:"
     try:
-        yield prefix
+        yield {"FEEDCORE_REDIS_URL": redis_url, "FEEDCORE_REDIS_PREFIX": prefix}
     finally:
         with redis.Redis.from_url(redis_url) as client:
             for key in client.scan_iter(match=f"{prefix}*", count=1_000):

@@ -30,9 +30,8 @@ from bench.harness import (
     feedcore_server,
     free_port,
     report,
+    scratch_cache,
     scratch_database,
-    scratch_prefix,
-    service,
     wrk,
 )
 from entrypoints.auth import Tokens
@@ -95,14 +94,8 @@ def main() -> None:
         "--workers", type=lambda text: [int(n) for n in text.split(",")], default=[1, 2], help="e.g. 1,2"
     )
     args = parser.parse_args()
-    redis_url = service("FEEDCORE_REDIS_URL")
-    with scratch_database() as (name, url), scratch_prefix(redis_url, name) as prefix:
-        settings = {
-            **backbone_settings(name, url, SECRET),
-            "FEEDCORE_REDIS_URL": redis_url,
-            "FEEDCORE_REDIS_PREFIX": prefix,
-        }
-        measure(name, url, settings, redis_url, args)
+    with scratch_database() as (name, url), scratch_cache(name) as cache:
+        measure(name, url, {**backbone_settings(name, url, SECRET), **cache}, cache["FEEDCORE_REDIS_URL"], args)
 
 
 def measure(name: str, url: str, settings: dict[str, str], redis_url: str, args: argparse.Namespace) -> None:

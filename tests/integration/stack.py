@@ -155,6 +155,17 @@ class Stack:
         token = Tokens(SECRET).issue(UserId(user))
         return httpx.Client(base_url=self.base_url, headers={"Authorization": f"Bearer {token}"}, timeout=10)
 
+    def first_post_in_feed(self, follower: str, author: str) -> str:
+        """``follower`` follows ``author``, who posts once; returns the post's id once it is in the
+        follower's feed (the whole event path works before a test breaks part of it)."""
+        with self.client(follower) as reader, self.client(author) as writer:
+            assert reader.post("/follow", json={"followee_id": author}).status_code == 204
+            created = writer.post("/posts", json={"content": "before the outage"})
+        assert created.status_code == 201, created.text
+        post_id = str(created.json()["id"])
+        wait_until(lambda: post_id in self.feed_ids(follower), timeout=30, what=f"the first post in {follower}'s feed")
+        return post_id
+
     def feed_ids(self, user: str) -> list[str]:
         """The ids of the first 100 posts of ``user``'s home feed, as the user reads it."""
         with self.client(user) as client:

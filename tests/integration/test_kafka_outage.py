@@ -43,12 +43,8 @@ def test_posts_are_accepted_while_kafka_is_down_and_relayed_once_it_is_back(
     with isolated_stack(tmp_path, FEEDCORE_KAFKA_BOOTSTRAP=private_kafka.url()) as stack:
         server = stack.serve()
         processor = stack.spawn("process")
-        with stack.client("ana") as ana, stack.client("bo") as bo:
-            assert ana.post("/follow", json={"followee_id": "bo"}).status_code == 204
-            created = bo.post("/posts", json={"content": "before the outage"})
-            assert created.status_code == 201, created.text
-            posted = [created.json()["id"]]
-            wait_until(lambda: posted[0] in stack.feed_ids("ana"), timeout=30, what="the first post in ana's feed")
+        with stack.client("bo") as bo:
+            posted = [stack.first_post_in_feed("ana", "bo")]
 
             failures_before = server.output().count(RELAY_GAVE_UP)
             private_kafka.down()

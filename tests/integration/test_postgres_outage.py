@@ -53,12 +53,8 @@ def test_postgres_unreachable_for_a_few_seconds_while_events_flow_dead_letters_n
             # permanent would be dead-lettered within the outage, not retried past its end by luck.
             FEEDCORE_MAX_ATTEMPTS="2",
         )
-        with stack.client("ana") as ana, stack.client("bo") as bo:
-            assert ana.post("/follow", json={"followee_id": "bo"}).status_code == 204
-            created = bo.post("/posts", json={"content": "before the outage"})
-            assert created.status_code == 201, created.text
-            posted = [created.json()["id"]]
-            wait_until(lambda: posted[0] in stack.feed_ids("ana"), timeout=30, what="the first post in ana's feed")
+        with stack.client("bo") as bo:
+            posted = [stack.first_post_in_feed("ana", "bo")]
 
             proxy.cut()
             cut_at = time.monotonic()

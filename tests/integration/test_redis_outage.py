@@ -34,10 +34,8 @@ def test_redis_down_reads_fall_back_and_no_cached_feed_is_left_stale(tmp_path: P
         server = stack.serve(**through_proxy)
         processor = stack.spawn("process", **through_proxy)
         try:
-            with stack.client("ana") as ana, stack.client("bo") as bo:
-                assert ana.post("/follow", json={"followee_id": "bo"}).status_code == 204
-                posted = [bo.post("/posts", json={"content": "before the outage"}).json()["id"]]
-                wait_until(lambda: posted[0] in stack.feed_ids("ana"), timeout=30, what="the first post")
+            with stack.client("bo") as bo:
+                posted = [stack.first_post_in_feed("ana", "bo")]
                 # That read cached ana's feed in Redis; the processor writes through to it.
                 assert cached_ids(direct, key) == posted
 
