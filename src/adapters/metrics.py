@@ -57,7 +57,7 @@ class Metrics:
         )
         self.outbox_backlog = Gauge(
             "feedcore_outbox_backlog",
-            "Events in the outbox not yet published to the event bus.",
+            "Events in the outbox not yet published to the event bus (counted up to 100,000).",
             registry=registry,
             multiprocess_mode="max",
         )

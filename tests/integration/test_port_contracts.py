@@ -692,6 +692,14 @@ class TestOutbox:
 
         assert collector.batches == [appended[0:2], appended[2:4], appended[4:5]]
 
+    async def test_the_backlog_counts_what_waits_up_to_a_limit(self, ports: Adapters) -> None:
+        await publish_all(ports, [post(number) for number in (1, 2, 3)])
+
+        assert await ports.outbox.backlog() == 3
+        assert await ports.outbox.backlog(at_most=2) == 2
+        assert await ports.outbox.relay(Collector(), limit=1) == 1
+        assert await ports.outbox.backlog(at_most=10) == 2
+
     async def test_a_failed_publish_leaves_the_events(self, ports: Adapters) -> None:
         posts = [post(number) for number in (1, 2, 3)]
         await publish_all(ports, posts)

@@ -49,7 +49,7 @@ from feedcore import (
 
 
 class Outbox(feedcore.Outbox, Protocol):
-    async def backlog(self) -> int: ...
+    async def backlog(self, *, at_most: int | None = None) -> int: ...
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -25,9 +25,9 @@ class InMemoryOutbox:
     def __len__(self) -> int:
         return len(self._events)
 
-    async def backlog(self) -> int:
-        """How many events wait to be published."""
-        return len(self._events)
+    async def backlog(self, *, at_most: int | None = None) -> int:
+        """How many events wait to be published, counted up to ``at_most`` (None: all)."""
+        return len(self._events) if at_most is None else min(len(self._events), at_most)
 
     def append(self, event: Event) -> None:
         self._events[next(self._sequence)] = event

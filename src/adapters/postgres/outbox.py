@@ -37,8 +37,11 @@ class PostgresOutbox:
 
     poll_interval = 0.01
 
-    async def backlog(self) -> int:
+    async def backlog(self, *, at_most: int | None = None) -> int:
+        """Rows waiting, counted up to ``at_most``: a full count scans them all (0.1 s a million)."""
         async with self._pool.connection() as connection:
-            cursor = await connection.execute("SELECT count(*) FROM outbox")
+            cursor = await connection.execute(
+                "SELECT count(*) FROM (SELECT FROM outbox LIMIT %s) AS waiting", (at_most,)
+            )
             row = await cursor.fetchone()
             return int(row[0]) if row is not None else 0
