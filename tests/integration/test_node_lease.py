@@ -43,12 +43,14 @@ async def test_a_lease_wraps_round_and_says_when_every_number_is_held(database_u
             await blocker.execute("SELECT pg_advisory_lock(%s, %s)", (0x6E6F6465, node))
         with pytest.raises(NodeLeaseUnavailable):
             await NodeLease(database_url).acquire()
+        # Released now rather than when the server process notices the closed session.
+        await blocker.execute("SELECT pg_advisory_unlock_all()")
 
 
 async def test_ids_are_refused_until_the_lease_is_taken_then_carry_its_number(database_url: str) -> None:
     clock = ManualClock()
     blocker = NodeLease(database_url, first=42)
-    await blocker.acquire()
+    assert await blocker.acquire() == 42
     ids = LeasedIdGenerator(clock, NodeLease(database_url, first=42))
     try:
         with pytest.raises(psycopg.OperationalError):

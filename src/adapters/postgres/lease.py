@@ -61,7 +61,11 @@ class NodeLease:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._watch
         if self._connection is not None:
-            await self._connection.close()  # the lock goes with the session
+            # Unlocked before closing: a closed session's locks go only once its server process
+            # has noticed and exited, so a lease taken just after would still find the number held.
+            with contextlib.suppress(psycopg.Error):
+                await self._connection.execute("SELECT pg_advisory_unlock(%s, %s)", (_NAMESPACE, self.node))
+            await self._connection.close()
             self._connection = None
 
     async def _connect(self) -> AsyncConnection[Any]:
