@@ -37,7 +37,7 @@ from adapters.postgres import (
     PostgresSocialGraph,
     connection_pool,
 )
-from adapters.redis import RedisFeedCache, ResilientFeedCache
+from adapters.redis import HiredisPackedConnection, RedisFeedCache, ResilientFeedCache
 from adapters.system import SystemClock
 from entrypoints.auth import Tokens
 from entrypoints.settings import Settings
@@ -130,6 +130,7 @@ async def _redis(settings: Settings) -> AsyncIterator[Redis | None]:
         timeout=settings.redis_timeout_seconds,
         socket_timeout=settings.redis_timeout_seconds,
         socket_connect_timeout=settings.redis_timeout_seconds,
+        connection_class=HiredisPackedConnection,
     )
     client = Redis.from_pool(pool)
     try:

@@ -30,6 +30,7 @@ from adapters.postgres import (
     PostgresSocialGraph,
     connection_pool,
 )
+from adapters.redis import HiredisPackedConnection
 from tests.unit.world import Adapters
 
 SERVICE_VARIABLES = ("FEEDCORE_DATABASE_URL", "FEEDCORE_REDIS_URL", "FEEDCORE_KAFKA_BOOTSTRAP")
@@ -77,7 +78,7 @@ def redis_prefix() -> str:
 @pytest.fixture
 async def redis_client(redis_prefix: str) -> AsyncIterator[aioredis.Redis]:
     """A client whose test keys all start with ``redis_prefix``; they are deleted afterwards."""
-    client = aioredis.Redis.from_url(service_url("FEEDCORE_REDIS_URL"))
+    client = aioredis.Redis.from_url(service_url("FEEDCORE_REDIS_URL"), connection_class=HiredisPackedConnection)
     try:
         await client.ping()
     except aioredis.RedisError as error:

@@ -14,7 +14,7 @@ from hypothesis.stateful import run_state_machine_as_test
 from psycopg_pool import AsyncConnectionPool
 
 from adapters.postgres import connection_pool, migrate
-from adapters.redis import RedisFeedCache
+from adapters.redis import HiredisPackedConnection, RedisFeedCache
 from feedcore import Clock, FeedCache
 from tests.integration.conftest import TABLES, postgres_adapters, service_url
 from tests.unit.test_feed_invariant import POLICIES, FeedMachine
@@ -63,7 +63,9 @@ def test_the_feed_invariant_holds_on_postgres_and_redis(database_url: str, redis
 
     PostgresFeedMachine.shared_loop = loop
     PostgresFeedMachine.pool = loop.run_until_complete(open_pool())
-    PostgresFeedMachine.redis = aioredis.Redis.from_url(service_url("FEEDCORE_REDIS_URL"))
+    PostgresFeedMachine.redis = aioredis.Redis.from_url(
+        service_url("FEEDCORE_REDIS_URL"), connection_class=HiredisPackedConnection
+    )
     PostgresFeedMachine.redis_prefix = f"{redis_prefix}machine:"
     try:
         run_state_machine_as_test(
