@@ -21,7 +21,7 @@ names = st.sampled_from(["SMISMEMBER", "MGET", "EVALSHA", "SET", "CLIENT SETNAME
 
 
 @given(names, arguments)
-def test_hiredis_packs_every_command_as_redis_py_does(name: str, args: list[object]) -> None:
+def test_hiredis_packs_every_command_as_redis_py_does(name: str, args: list[str | bytes | int | float]) -> None:
     packed = HiredisPackedConnection().pack_command(name, *args)
     assert b"".join(packed) == b"".join(Connection().pack_command(name, *args))
 

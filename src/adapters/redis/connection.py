@@ -21,5 +21,6 @@ class HiredisPackedConnection(Connection):
 
     def pack_command(self, *args: Any) -> list[bytes]:
         if HIREDIS_AVAILABLE and not any(isinstance(arg, memoryview) for arg in args):
-            return self._serializer.pack(*args)
+            packed: list[bytes] = self._serializer.pack(*args)
+            return packed
         return super().pack_command(*args)
