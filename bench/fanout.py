@@ -5,7 +5,7 @@ own, made and dropped here. Reports feed entries written per second through the 
 transaction per event, chunks of FEEDCORE fan-out size), and in the same run the raw insert rates
 of a plain psycopg script: COPY, and INSERT ... SELECT unnest ... ON CONFLICT DO NOTHING.
 
-Usage: python bench/fanout.py [--runs 3] [--sizes 1000 10000 100000]
+Usage: python -m bench.fanout [--runs 3] [--sizes 1000 10000 100000]
 """
 
 from __future__ import annotations

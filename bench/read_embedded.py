@@ -1,6 +1,6 @@
 """Home-feed read benchmark on the embedded server: wrk, 20-post pages, several runs, medians.
 
-Usage: python bench/read_embedded.py [--connections 32] [--runs 5] [--seconds 10]
+Usage: python -m bench.read_embedded [--connections 32] [--runs 5] [--seconds 10]
 """
 
 from __future__ import annotations

@@ -8,7 +8,7 @@ services); works in a database of its own, made and dropped here.
 With --workers above 1 the servers relay to Kafka instead (several workers need the backbone), and
 each worker's relay publishes what it stored.
 
-Usage: python bench/write_postgres.py [--connections 32] [--runs 5] [--seconds 10] [--workers 1]
+Usage: python -m bench.write_postgres [--connections 32] [--runs 5] [--seconds 10] [--workers 1]
 """
 
 from __future__ import annotations
