@@ -160,7 +160,7 @@ class MemoryStorage(containers.DeclarativeContainer):
     graph = providers.Singleton(InMemorySocialGraph, outbox)
     feeds = providers.Singleton(InMemoryFeedStore)
     ledger = providers.Singleton(InMemoryIdempotencyLedger)
-    unit_of_work = providers.Singleton(InMemoryFeedUnitOfWork, feeds, ledger)
+    unit_of_work = providers.Singleton(InMemoryFeedUnitOfWork, feeds, graph, ledger)
     health = providers.Singleton(_AlwaysReady)
     cache = providers.Singleton(_feed_cache, settings, None, metrics)
     ids = providers.Singleton(SnowflakeIdGenerator, clock, node=settings.provided.node_id)

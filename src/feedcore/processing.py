@@ -150,18 +150,21 @@ class FeedProcessor:
                 if touched is None or touched:
                     await cache.invalidate(UserId(follower))
 
-    async def fan_out_post(self, feeds: FeedStore, post_id: PostId) -> list[UserId]:
-        """Write a post into its author's feed and each current follower's, a chunk at a time."""
-        return await self._fan_out(feeds, (await self._posts.get_many((post_id,))).get(post_id))
-
     async def _fan_out(self, feeds: FeedStore, post: Post | None) -> list[UserId]:
+        """Write a post into its author's feed and each current follower's, a chunk at a time."""
         if post is None or not post.fan_out:
             return []
         started = time.perf_counter()
-        recipients: list[UserId] = []
-        async for chunk in self._audience_chunks(post.author_id):
-            await feeds.add(chunk, post.id, post.author_id)
+        author, limit = post.author_id, self._policies.fanout_chunk
+        await feeds.add((author,), post.id, author)
+        recipients = [author]
+        after: UserId | None = None
+        while True:
+            chunk = await feeds.add_for_followers(author, post.id, after=after, limit=limit)
             recipients += chunk
+            if len(chunk) < limit:
+                break
+            after = chunk[-1]
         self._telemetry.fanned_out(entries=len(recipients), seconds=time.perf_counter() - started)
         return recipients
 

@@ -482,6 +482,31 @@ class TestFeedStore:
         }
         assert entries == {ANA: [7, 5], BOB: [5], DEE: [5], CID: []}
 
+    async def test_add_for_followers_pages_the_followers_as_the_graph_stands(self, ports: Adapters) -> None:
+        star = UserId("star")
+        fans = [UserId(raw) for raw in ("B", "a", "_", "9", "Z-z", "a0", "-")]
+        for fan in [*fans, ANA]:
+            await ports.graph.follow(fan, star, followed(fan, star))
+        await ports.graph.unfollow(ANA, star, unfollowed(ANA, star))
+        await ports.graph.follow(star, BOB, followed(star, BOB))  # whom the star follows is no audience
+        async with ports.unit_of_work.begin() as transaction:
+            await transaction.feeds.add([fans[0]], PostId(5), star)  # already there: stays once
+            pages: list[list[UserId]] = []
+            after: UserId | None = None
+            while page := await transaction.feeds.add_for_followers(star, PostId(5), after=after, limit=3):
+                pages.append(page)
+                after = page[-1]
+            assert await transaction.feeds.add_for_followers(star, PostId(6), after=UserId("a"), limit=9) == ["a0"]
+            await transaction.commit()
+
+        in_order = sorted(fans)
+        assert pages == [in_order[0:3], in_order[3:6], in_order[6:]]
+        for fan in fans:
+            expected = [6, 5] if fan == "a0" else [5]
+            assert await ports.feeds.entries(fan, before=None, floor=PostId(0), limit=10) == expected, fan
+        for outsider in (ANA, BOB, star):
+            assert await ports.feeds.entries(outsider, before=None, floor=PostId(0), limit=10) == []
+
     async def test_entries_page_newest_first(self, ports: Adapters) -> None:
         numbers = [3, 2**53 + 1, 9, 1, 15, 12, 2**53, 6]
         async with ports.unit_of_work.begin() as transaction:

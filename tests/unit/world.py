@@ -67,13 +67,14 @@ class Adapters:
 def memory_adapters(clock: Clock) -> Adapters:
     outbox = InMemoryOutbox()
     feeds = InMemoryFeedStore()
+    graph = InMemorySocialGraph(outbox)
     ledger = InMemoryIdempotencyLedger()
     return Adapters(
         posts=InMemoryPostStore(outbox, clock),
-        graph=InMemorySocialGraph(outbox),
+        graph=graph,
         feeds=feeds,
         ledger=ledger,
-        unit_of_work=InMemoryFeedUnitOfWork(feeds, ledger),
+        unit_of_work=InMemoryFeedUnitOfWork(feeds, graph, ledger),
         outbox=outbox,
     )
 

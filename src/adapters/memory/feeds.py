@@ -6,6 +6,7 @@ from contextlib import asynccontextmanager
 
 from adapters.memory._sorted import SortedKeys
 from feedcore.model import Post, PostId, UserId
+from feedcore.ports import SocialGraph
 
 
 class InMemoryFeedStore:
@@ -100,8 +101,9 @@ Staged = list[Callable[[], None]]
 class _StagedFeedStore:
     """Reads the committed state; holds writes back until the transaction commits."""
 
-    def __init__(self, base: InMemoryFeedStore, staged: Staged) -> None:
+    def __init__(self, base: InMemoryFeedStore, graph: SocialGraph, staged: Staged) -> None:
         self._base = base
+        self._graph = graph
         self._staged = staged
 
     async def entries(self, user: UserId, *, before: PostId | None, floor: PostId, limit: int) -> list[PostId]:
@@ -113,6 +115,13 @@ class _StagedFeedStore:
     async def add(self, users: Sequence[UserId], post_id: PostId, author_id: UserId) -> None:
         users = list(users)
         self._staged.append(lambda: self._base.add_now(users, post_id, author_id))
+
+    async def add_for_followers(
+        self, author_id: UserId, post_id: PostId, *, after: UserId | None, limit: int
+    ) -> list[UserId]:
+        followers = await self._graph.followers(author_id, after=after, limit=limit)
+        await self.add(followers, post_id, author_id)
+        return followers
 
     async def remove_post(self, post_id: PostId) -> list[UserId]:
         self._staged.append(lambda: self._base.remove_post_now(post_id))
@@ -140,9 +149,9 @@ class _StagedLedger:
 
 
 class _InMemoryFeedTransaction:
-    def __init__(self, feeds: InMemoryFeedStore, ledger: InMemoryIdempotencyLedger) -> None:
+    def __init__(self, feeds: InMemoryFeedStore, graph: SocialGraph, ledger: InMemoryIdempotencyLedger) -> None:
         self._staged: Staged = []
-        self._feeds = _StagedFeedStore(feeds, self._staged)
+        self._feeds = _StagedFeedStore(feeds, graph, self._staged)
         self._ledger = _StagedLedger(ledger, self._staged)
 
     @property
@@ -162,10 +171,13 @@ class _InMemoryFeedTransaction:
 
 
 class InMemoryFeedUnitOfWork:
-    def __init__(self, feeds: InMemoryFeedStore, ledger: InMemoryIdempotencyLedger) -> None:
+    """Transactions over ``feeds`` and ``ledger``; fan-out reads its followers from ``graph``."""
+
+    def __init__(self, feeds: InMemoryFeedStore, graph: SocialGraph, ledger: InMemoryIdempotencyLedger) -> None:
         self._feeds = feeds
+        self._graph = graph
         self._ledger = ledger
 
     @asynccontextmanager
     async def begin(self) -> AsyncIterator[_InMemoryFeedTransaction]:
-        yield _InMemoryFeedTransaction(self._feeds, self._ledger)
+        yield _InMemoryFeedTransaction(self._feeds, self._graph, self._ledger)

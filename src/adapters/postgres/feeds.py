@@ -70,6 +70,21 @@ class _TransactionFeedStore:
             (list(users), post_id, author_id),
         )
 
+    async def add_for_followers(
+        self, author_id: UserId, post_id: PostId, *, after: UserId | None, limit: int
+    ) -> list[UserId]:
+        # One statement: the followers never leave the server on their way into the feeds. The
+        # CTE, read twice, is evaluated once, so the rows added are the followers returned.
+        cursor = await self._connection.execute(
+            "WITH audience AS (SELECT follower_id FROM follows WHERE followee_id = %(author)s "
+            "AND follower_id > %(after)s ORDER BY follower_id LIMIT %(limit)s), "
+            "added AS (INSERT INTO feed_entries (user_id, post_id, author_id) "
+            "SELECT follower_id, %(post)s, %(author)s FROM audience ON CONFLICT DO NOTHING) "
+            "SELECT follower_id FROM audience ORDER BY follower_id",
+            {"author": author_id, "after": after or "", "limit": limit, "post": post_id},
+        )
+        return [row[0] for row in await cursor.fetchall()]
+
     async def remove_post(self, post_id: PostId) -> list[UserId]:
         cursor = await self._connection.execute(
             "DELETE FROM feed_entries WHERE post_id = %s RETURNING user_id", (post_id,)
