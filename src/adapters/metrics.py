@@ -120,6 +120,12 @@ class Metrics:
             ["kind"],
             registry=registry,
         )
+        self.pruned = Counter(
+            "feedcore_pruned_rows",
+            "Rows deleted once expired, by table (idempotency_keys, processed_events).",
+            ["table"],
+            registry=registry,
+        )
         self.fallbacks = Counter(
             "feedcore_fallbacks",
             "Work done without a dependency that was unavailable, by dependency and operation "

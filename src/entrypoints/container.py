@@ -34,6 +34,7 @@ from adapters.postgres import (
     PostgresIdempotencyLedger,
     PostgresOutbox,
     PostgresPostStore,
+    PostgresRetention,
     PostgresSocialGraph,
     connection_pool,
 )
@@ -143,6 +144,12 @@ def _ttl(settings: Settings) -> timedelta:
     return timedelta(hours=settings.idempotency_ttl_hours)
 
 
+def _retention(pool: AsyncConnectionPool[Any], settings: Settings) -> PostgresRetention:
+    return PostgresRetention(
+        pool, key_ttl=_ttl(settings), ledger_retention=timedelta(hours=settings.ledger_retention_hours)
+    )
+
+
 class _AlwaysReady:
     async def ready(self) -> bool:
         return True
@@ -164,6 +171,8 @@ class MemoryStorage(containers.DeclarativeContainer):
     health = providers.Singleton(_AlwaysReady)
     cache = providers.Singleton(_feed_cache, settings, None, metrics)
     ids = providers.Singleton(SnowflakeIdGenerator, clock, node=settings.provided.node_id)
+    #: Nothing to prune: the in-memory stores forget by themselves.
+    retention: providers.Object[PostgresRetention | None] = providers.Object(None)
     #: Exceptions that mean "the store is down, try later" rather than a bug.
     unavailable_errors: providers.Object[tuple[type[Exception], ...]] = providers.Object(())
 
@@ -199,6 +208,7 @@ class PostgresStorage(containers.DeclarativeContainer):
     ledger = providers.Singleton(PostgresIdempotencyLedger, pool)
     unit_of_work = providers.Singleton(PostgresFeedUnitOfWork, pool)
     health = providers.Singleton(PostgresHealth, pool)
+    retention = providers.Singleton(_retention, pool, settings)
     redis = providers.Resource(_redis, settings)
     cache = providers.Singleton(_feed_cache, settings, redis, metrics)
     #: Servers sharing the database lease distinct node numbers; the lease is taken by ``serve``.

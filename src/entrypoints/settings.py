@@ -66,6 +66,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     rate_limit_burst: Positive = 40
     max_body_bytes: Positive = 64 * 1024
     idempotency_ttl_hours: Annotated[int, msgspec.Meta(ge=24)] = 24
+    #: How long the processor's ledger remembers an applied event: a week, Kafka's default retention.
+    ledger_retention_hours: Positive = 168
+    #: How often each server deletes expired Idempotency-Keys and ledger marks, in seconds.
+    prune_every_seconds: Annotated[float, msgspec.Meta(gt=0)] = 60.0
     celebrity_threshold: Annotated[int, msgspec.Meta(ge=0)] = 10_000
     backfill_limit: Positive = 200
     cache_window: Positive = 800

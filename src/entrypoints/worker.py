@@ -1,5 +1,5 @@
-"""Background loops of the service: the outbox relay, and the in-process fan-out worker that
-stands in for the Kafka backbone when there is none."""
+"""Background loops of the service: the outbox relay, the in-process fan-out worker that stands
+in for the Kafka backbone when there is none, and the pruning of expired rows."""
 
 from __future__ import annotations
 
@@ -71,6 +71,29 @@ async def _watch_backlog(outbox: WaitableOutbox, metrics: Metrics, stop: asyncio
         except Exception:  # noqa: BLE001  # the store being away is the relay loop's to report
             _log.debug("the outbox backlog could not be read", exc_info=True)
         await _first_of(asyncio.sleep(_BACKLOG_EVERY), stop.wait())
+
+
+class Retention(Protocol):
+    async def prune(self) -> dict[str, int]:
+        """Delete expired rows; returns how many went, per table."""
+        ...
+
+
+async def run_retention(retention: Retention, stop: asyncio.Event, metrics: Metrics | None, *, every: float) -> None:
+    """Delete expired rows now and every ``every`` seconds until ``stop``; a pass that fails (the
+    store is away) is made again at the next."""
+    while not stop.is_set():
+        try:
+            pruned = await retention.prune()
+        except Exception as error:  # noqa: BLE001  # requests report the store being away; this waits
+            _log.warning("expired rows could not be pruned (%r); trying again in %.0fs", error, every)
+        else:
+            for table, rows in pruned.items():
+                if rows:
+                    _log.info("pruned %d expired rows from %s", rows, table)
+                    if metrics is not None:
+                        metrics.pruned.labels(table).inc(rows)
+        await _first_of(asyncio.sleep(every), stop.wait())
 
 
 async def run_in_process_worker(

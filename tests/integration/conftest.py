@@ -17,7 +17,7 @@ import psycopg
 import pytest
 import redis.asyncio as aioredis
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from psycopg import sql
+from psycopg import AsyncConnection, sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg_pool import AsyncConnectionPool
 
@@ -29,6 +29,7 @@ from adapters.postgres import (
     PostgresPostStore,
     PostgresSocialGraph,
     connection_pool,
+    migrate,
 )
 from adapters.redis import HiredisPackedConnection
 from tests.unit.world import Adapters
@@ -58,6 +59,18 @@ def database_url() -> Iterator[str]:
     yield make_conninfo(server, dbname=name)
     with psycopg.connect(server, autocommit=True) as admin:
         admin.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+@pytest.fixture(scope="session")
+def migrated_database(database_url: str) -> str:
+    """This session's database with the schema applied, once."""
+
+    async def run() -> None:
+        async with await AsyncConnection.connect(database_url) as connection:
+            await migrate(connection)
+
+    asyncio.run(run())
+    return database_url
 
 
 @pytest.fixture

@@ -29,6 +29,7 @@ API_FAMILIES = (
     "feedcore_cache_rebuilds",
     "feedcore_fallbacks",
     "feedcore_retries",
+    "feedcore_pruned_rows",
 )
 PROCESSOR_FAMILIES = (
     "feedcore_events_processed",
@@ -47,7 +48,7 @@ POSTS = 5
 async def test_every_family_moves_when_its_event_happens(tmp_path: Path) -> None:
     processor_port, relay_port = free_port(), free_port()
     redis = {"FEEDCORE_REDIS_URL": service_url("FEEDCORE_REDIS_URL"), "FEEDCORE_REDIS_PREFIX": f"{uuid.uuid4().hex}:"}
-    with isolated_stack(tmp_path, **redis) as stack:
+    with isolated_stack(tmp_path, FEEDCORE_PRUNE_EVERY_SECONDS="0.2", **redis) as stack:
         stack.serve()
         stack.spawn("relay", FEEDCORE_METRICS_PORT=str(relay_port))
         stack.spawn("process", FEEDCORE_METRICS_PORT=str(processor_port))
@@ -70,6 +71,18 @@ async def test_every_family_moves_when_its_event_happens(tmp_path: Path) -> None
             what="no lag",
         )
 
+        # The key and every ledger mark age past their retention; the server's next pass deletes them.
+        assert len(stack.query("UPDATE idempotency_keys SET created_at = now() - interval '25 hours' RETURNING 1")) == 1
+        marks = stack.query("UPDATE processed_events SET processed_at = now() - interval '8 days' RETURNING 1")
+        assert len(marks) == POSTS + 2  # the follow and the posts
+        wait_until(
+            lambda: scrape(f"{stack.base_url}/metrics").get('feedcore_pruned_rows_total{table="processed_events"}'),
+            timeout=10,
+            what="the expired rows pruned",
+        )
+        assert stack.scalar("SELECT count(*) FROM idempotency_keys") == 0
+        assert stack.scalar("SELECT count(*) FROM processed_events") == 0
+
         api = scrape(f"{stack.base_url}/metrics")
         processor = scrape(processor_metrics)
         relay = scrape(f"http://127.0.0.1:{relay_port}/metrics")
@@ -87,6 +100,8 @@ async def test_every_family_moves_when_its_event_happens(tmp_path: Path) -> None
     assert api['feedcore_cache_lookups_total{kind="post",result="hit"}'] >= 1
     assert api['feedcore_cache_rebuilds_total{kind="feed"}'] >= 1
     assert api["feedcore_outbox_backlog"] == 0
+    assert api['feedcore_pruned_rows_total{table="idempotency_keys"}'] == 1
+    assert api['feedcore_pruned_rows_total{table="processed_events"}'] == POSTS + 2
     # Two relays share the outbox: between them, every event left it once.
     relayed = api["feedcore_relayed_events_total"] + relay["feedcore_relayed_events_total"]
     assert relayed >= POSTS + 2  # the follow and the posts

@@ -14,11 +14,10 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
 import pytest
-from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool
 
 from adapters.memory import ManualClock
-from adapters.postgres import connection_pool, migrate
+from adapters.postgres import connection_pool
 from feedcore.events import Event, PostDeleted, PostPublished, UserFollowed, UserUnfollowed
 from feedcore.model import MAX_POST_ID, Post, PostId, UserId
 from feedcore.ports import (
@@ -41,18 +40,6 @@ DEE: Final = UserId("dee")
 
 
 # --- the adapters under test --------------------------------------------------------------------
-
-
-@pytest.fixture(scope="session")
-def migrated_database(database_url: str) -> str:
-    """This session's database with the schema applied, once."""
-
-    async def run() -> None:
-        async with await AsyncConnection.connect(database_url) as connection:
-            await migrate(connection)
-
-    asyncio.run(run())
-    return database_url
 
 
 @pytest.fixture(params=["memory", "postgres"])

@@ -12,6 +12,7 @@ from adapters.postgres.migrations import migrate
 from adapters.postgres.outbox import PostgresOutbox
 from adapters.postgres.pool import connection_pool
 from adapters.postgres.posts import PostgresPostStore
+from adapters.postgres.retention import PostgresRetention
 
 __all__ = [
     "LeasedIdGenerator",
@@ -23,6 +24,7 @@ __all__ = [
     "PostgresIdempotencyLedger",
     "PostgresOutbox",
     "PostgresPostStore",
+    "PostgresRetention",
     "PostgresSocialGraph",
     "connection_pool",
     "migrate",

@@ -29,7 +29,7 @@ from entrypoints.http.schemas import REQUEST_BODIES
 from entrypoints.logs import configure_logging
 from entrypoints.migrations import migrate_database
 from entrypoints.settings import Settings
-from entrypoints.worker import WaitableOutbox, run_in_process_worker
+from entrypoints.worker import WaitableOutbox, run_in_process_worker, run_retention
 
 _log = logging.getLogger(__name__)
 
@@ -133,7 +133,7 @@ def _run_in_process(built: Containers, settings: Settings, services: list[Servic
     async def lifespan(_: Litestar) -> AsyncIterator[None]:
         await awaited(built.storage.init_resources())
         stop = asyncio.Event()
-        worker: asyncio.Task[None] | None = None
+        workers: list[asyncio.Task[None]] = []
         leased: LeasedIdGenerator | None = None
         try:
             if settings.database_url and settings.migrate_on_start:
@@ -147,10 +147,15 @@ def _run_in_process(built: Containers, settings: Settings, services: list[Servic
             outbox: WaitableOutbox = await awaited(built.storage.outbox())
             metrics = built.app.metrics()
             if settings.kafka_bootstrap:
-                worker = asyncio.create_task(relay_to_kafka(settings, outbox, stop, metrics))
+                workers.append(asyncio.create_task(relay_to_kafka(settings, outbox, stop, metrics)))
             else:
                 processor = await awaited(built.app.processor())
-                worker = asyncio.create_task(run_in_process_worker(outbox, built.app.bus(), processor, stop, metrics))
+                bus = built.app.bus()
+                workers.append(asyncio.create_task(run_in_process_worker(outbox, bus, processor, stop, metrics)))
+            retention = await awaited(built.storage.retention())
+            if retention is not None:
+                pruning = run_retention(retention, stop, metrics, every=settings.prune_every_seconds)
+                workers.append(asyncio.create_task(pruning))
             # What start-up made lives as long as the process: leave it out of every garbage
             # collection from now on, which shortens the pauses requests wait out.
             gc.collect()
@@ -158,7 +163,7 @@ def _run_in_process(built: Containers, settings: Settings, services: list[Servic
             yield
         finally:
             stop.set()
-            if worker is not None:
+            for worker in workers:
                 with contextlib.suppress(asyncio.CancelledError):
                     await asyncio.wait_for(worker, timeout=5)
             if leased is not None:
