@@ -156,3 +156,28 @@ async def test_unfanned_windows_are_kept_per_author_apart_from_feeds(cache: Feed
     assert await cache.read_unfanned([ANA, BOB], before=None, limit=10) == {
         BOB: CachedFeed(entries=[], horizon=PostId(2))
     }
+
+
+async def test_redis_sends_its_scripts_by_sha_and_loads_them_again_when_lost(
+    redis_client: aioredis.Redis, redis_prefix: str
+) -> None:
+    cache = RedisFeedCache(redis_client, prefix=redis_prefix, window=WINDOW)
+    for user in (ANA, BOB):
+        await cache.fill(user, ids(1), horizon=PostId(0))
+        await cache.fill_unfanned(user, ids(2), horizon=PostId(0))
+    await redis_client.script_flush()  # as a restarted Redis would have lost them
+
+    await cache.add([ANA, BOB], PostId(5))
+    asked = await script_exists_calls(redis_client)
+    await cache.add([ANA, BOB], PostId(6))
+    unfanned = await cache.read_unfanned([ANA, BOB], before=None, limit=10)
+
+    assert await script_exists_calls(redis_client) == asked  # no round trip to ask first
+    assert unfanned == {user: CachedFeed(entries=ids(2), horizon=PostId(0)) for user in (ANA, BOB)}
+    for user in (ANA, BOB):
+        assert await cache.read(user, before=None, limit=10) == CachedFeed(entries=ids(6, 5, 1), horizon=PostId(0))
+
+
+async def script_exists_calls(client: aioredis.Redis) -> int:
+    stats = await client.info("commandstats")
+    return int(stats.get("cmdstat_script|exists", {}).get("calls", 0))

@@ -6,6 +6,8 @@ from typing import Any, Final
 
 import msgspec
 from redis.asyncio import Redis
+from redis.commands.core import AsyncScript
+from redis.exceptions import NoScriptError
 
 from feedcore.model import Post, PostId, UserId, from_sortable_key, sortable_key
 from feedcore.ports import CachedFeed
@@ -141,10 +143,7 @@ class RedisFeedCache:
         if len(ordered) == 1:
             replies = [await self._read(keys=[self._unfanned_key(ordered[0])], args=args)]
         else:
-            async with self._client.pipeline(transaction=False) as pipe:
-                for author in ordered:
-                    await self._read(keys=[self._unfanned_key(author)], args=args, client=pipe)
-                replies = await pipe.execute()
+            replies = await self._each(self._read, [self._unfanned_key(author) for author in ordered], args)
         found = {author: _window(reply) for author, reply in zip(ordered, replies, strict=True)}
         return {author: cached for author, cached in found.items() if cached is not None}
 
@@ -200,11 +199,26 @@ class RedisFeedCache:
     async def _add_to(self, keys: Sequence[str], post_id: PostId) -> None:
         if not keys:
             return
-        member = sortable_key(post_id)
+        await self._each(self._add, keys, [sortable_key(post_id), self._window, self._ttl_ms])
+
+    async def _each(self, script: AsyncScript, keys: Sequence[str], args: list[Any]) -> list[Any]:
+        """``script`` on each of ``keys`` with the same ``args``, in one pipeline of EVALSHAs.
+
+        redis-py's own pipelined scripts ask SCRIPT EXISTS first, one round trip more per
+        pipeline; here a script Redis has lost (a restart, SCRIPT FLUSH) is loaded and the whole
+        pipeline sent again, which the scripts allow: each one run twice leaves what it left once.
+        """
+        try:
+            return await self._evalsha_each(script.sha, keys, args)
+        except NoScriptError:
+            await self._client.script_load(script.script)
+            return await self._evalsha_each(script.sha, keys, args)
+
+    async def _evalsha_each(self, sha: str, keys: Sequence[str], args: list[Any]) -> list[Any]:
         async with self._client.pipeline(transaction=False) as pipe:
             for key in keys:
-                await self._add(keys=[key], args=[member, self._window, self._ttl_ms], client=pipe)
-            await pipe.execute()
+                pipe.evalsha(sha, 1, key, *args)
+            return list(await pipe.execute())
 
     async def _remove_from(self, keys: Sequence[str], post_id: PostId) -> None:
         if not keys:
