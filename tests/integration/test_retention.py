@@ -52,7 +52,7 @@ async def left(pool: AsyncConnectionPool[Any]) -> tuple[list[str], list[str]]:
     return [row[0] for row in keys], [row[0] for row in marks]
 
 
-async def test_only_what_has_expired_goes_a_batch_at_a_time(pool: AsyncConnectionPool[Any]) -> None:
+async def test_only_what_has_expired_goes_a_few_batches_a_pass(pool: AsyncConnectionPool[Any]) -> None:
     hour, day = timedelta(hours=1), timedelta(days=1)
     await aged(
         pool,
@@ -61,9 +61,11 @@ async def test_only_what_has_expired_goes_a_batch_at_a_time(pool: AsyncConnectio
         marks={f"old-{n}": 7 * day + n * hour + timedelta(seconds=1) for n in range(3)}
         | {"live-1": 6 * day, "live-2": timedelta(0)},
     )
-    retention = PostgresRetention(pool, key_ttl=KEY_TTL, ledger_retention=LEDGER_RETENTION, batch=2)
+    retention = PostgresRetention(pool, key_ttl=KEY_TTL, ledger_retention=LEDGER_RETENTION, batch=2, batches=2)
 
-    assert await retention.prune() == {"idempotency_keys": 5, "processed_events": 3}
+    assert await retention.prune() == {"idempotency_keys": 4, "processed_events": 3}
+    assert await left(pool) == (["live-1", "live-2", "old-0"], ["live-1", "live-2"])  # the youngest is left
+    assert await retention.prune() == {"idempotency_keys": 1, "processed_events": 0}
     assert await left(pool) == (["live-1", "live-2"], ["live-1", "live-2"])
     assert await retention.prune() == {"idempotency_keys": 0, "processed_events": 0}
 

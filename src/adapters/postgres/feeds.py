@@ -74,9 +74,9 @@ class _TransactionFeedStore:
         self, author_id: UserId, post_id: PostId, *, after: UserId | None, limit: int
     ) -> list[UserId]:
         # One statement: the followers never leave the server on their way into the feeds. The
-        # CTE, read twice, is evaluated once, so the rows added are the followers returned.
+        # audience is materialised, read once, so the rows added are the followers returned.
         cursor = await self._connection.execute(
-            "WITH audience AS (SELECT follower_id FROM follows WHERE followee_id = %(author)s "
+            "WITH audience AS MATERIALIZED (SELECT follower_id FROM follows WHERE followee_id = %(author)s "
             "AND follower_id > %(after)s ORDER BY follower_id LIMIT %(limit)s), "
             "added AS (INSERT INTO feed_entries (user_id, post_id, author_id) "
             "SELECT follower_id, %(post)s, %(author)s FROM audience ON CONFLICT DO NOTHING) "

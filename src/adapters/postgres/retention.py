@@ -22,7 +22,9 @@ class PostgresRetention:
     rewound to its topic's start still skips what it applied.
 
     Rows go ``batch`` at a time, oldest first, each batch in a transaction of its own that skips
-    rows locked by a request: several servers can prune at once, and none waits on another.
+    rows locked by a request: several servers can prune at once, and none waits on another. A pass
+    stops after ``batches`` of them per table, so that a long backlog (a first deployment on an old
+    database) is worked off over several passes rather than in one long burst of deletes.
     """
 
     def __init__(
@@ -32,10 +34,12 @@ class PostgresRetention:
         key_ttl: timedelta,
         ledger_retention: timedelta,
         batch: int = 5_000,
+        batches: int = 100,
     ) -> None:
         self._pool = pool
         self._kept = {"idempotency_keys": key_ttl, "processed_events": ledger_retention}
         self._batch = batch
+        self._batches = batches
 
     async def prune(self) -> dict[str, int]:
         """Delete what has expired; returns how many rows went, per table."""
@@ -48,10 +52,11 @@ class PostgresRetention:
             "FOR UPDATE SKIP LOCKED))"
         ).format(table=sql.Identifier(table), written=sql.Identifier(_AGED[table]))
         deleted = 0
-        while True:
+        for _ in range(self._batches):
             async with self._pool.connection() as connection:
                 cursor = await connection.execute(statement, (self._kept[table], self._batch))
             rows: int = cursor.rowcount
             deleted += rows
             if rows < self._batch:
-                return deleted
+                break
+        return deleted

@@ -164,7 +164,8 @@ def _run_in_process(built: Containers, settings: Settings, services: list[Servic
         finally:
             stop.set()
             for worker in workers:
-                with contextlib.suppress(asyncio.CancelledError):
+                # A batch not finished in time is cancelled: its transaction rolls back.
+                with contextlib.suppress(asyncio.CancelledError, TimeoutError):
                     await asyncio.wait_for(worker, timeout=5)
             if leased is not None:
                 await leased.stop()
