@@ -177,14 +177,16 @@ class FeedStore(FeedReader, Protocol):
         """Put one post into the feeds of ``users``; a post already there stays once."""
         ...
 
-    async def add_for_followers(
+    async def add_to_audience(
         self, author_id: UserId, post_id: PostId, *, after: UserId | None, limit: int
     ) -> list[UserId]:
         """Put one of ``author_id``'s posts into the feeds of their next ``limit`` followers as the
-        graph stands, in ascending id order strictly after ``after``; returns those followers.
+        graph stands, in ascending id order strictly after ``after``, and with the first chunk
+        (``after`` None) into the author's own; returns those followers.
 
-        The same as reading ``SocialGraph.followers`` and passing them to :meth:`add`, with no
-        round trip of the followers between the graph and the store where they live together.
+        The same as reading ``SocialGraph.followers`` and passing them, and the author, to
+        :meth:`add`, with no round trip of the followers between the graph and the store where
+        they live together.
         """
         ...
 

@@ -156,11 +156,10 @@ class FeedProcessor:
             return []
         started = time.perf_counter()
         author, limit = post.author_id, self._policies.fanout_chunk
-        await feeds.add((author,), post.id, author)
         recipients = [author]
         after: UserId | None = None
         while True:
-            chunk = await feeds.add_for_followers(author, post.id, after=after, limit=limit)
+            chunk = await feeds.add_to_audience(author, post.id, after=after, limit=limit)
             recipients += chunk
             if len(chunk) < limit:
                 break

@@ -469,7 +469,7 @@ class TestFeedStore:
         }
         assert entries == {ANA: [7, 5], BOB: [5], DEE: [5], CID: []}
 
-    async def test_add_for_followers_pages_the_followers_as_the_graph_stands(self, ports: Adapters) -> None:
+    async def test_add_to_audience_pages_the_followers_and_adds_the_author_first(self, ports: Adapters) -> None:
         star = UserId("star")
         fans = [UserId(raw) for raw in ("B", "a", "_", "9", "Z-z", "a0", "-")]
         for fan in [*fans, ANA]:
@@ -480,10 +480,11 @@ class TestFeedStore:
             await transaction.feeds.add([fans[0]], PostId(5), star)  # already there: stays once
             pages: list[list[UserId]] = []
             after: UserId | None = None
-            while page := await transaction.feeds.add_for_followers(star, PostId(5), after=after, limit=3):
+            while page := await transaction.feeds.add_to_audience(star, PostId(5), after=after, limit=3):
                 pages.append(page)
                 after = page[-1]
-            assert await transaction.feeds.add_for_followers(star, PostId(6), after=UserId("a"), limit=9) == ["a0"]
+            assert await transaction.feeds.add_to_audience(star, PostId(6), after=UserId("a"), limit=9) == ["a0"]
+            assert await transaction.feeds.add_to_audience(DEE, PostId(8), after=None, limit=3) == []  # no followers
             await transaction.commit()
 
         in_order = sorted(fans)
@@ -491,7 +492,10 @@ class TestFeedStore:
         for fan in fans:
             expected = [6, 5] if fan == "a0" else [5]
             assert await ports.feeds.entries(fan, before=None, floor=PostId(0), limit=10) == expected, fan
-        for outsider in (ANA, BOB, star):
+        # The author's own feed comes with the first chunk only.
+        assert await ports.feeds.entries(star, before=None, floor=PostId(0), limit=10) == [5]
+        assert await ports.feeds.entries(DEE, before=None, floor=PostId(0), limit=10) == [8]
+        for outsider in (ANA, BOB):
             assert await ports.feeds.entries(outsider, before=None, floor=PostId(0), limit=10) == []
 
     async def test_entries_page_newest_first(self, ports: Adapters) -> None:

@@ -116,11 +116,11 @@ class _StagedFeedStore:
         users = list(users)
         self._staged.append(lambda: self._base.add_now(users, post_id, author_id))
 
-    async def add_for_followers(
+    async def add_to_audience(
         self, author_id: UserId, post_id: PostId, *, after: UserId | None, limit: int
     ) -> list[UserId]:
         followers = await self._graph.followers(author_id, after=after, limit=limit)
-        await self.add(followers, post_id, author_id)
+        await self.add([author_id, *followers] if after is None else followers, post_id, author_id)
         return followers
 
     async def remove_post(self, post_id: PostId) -> list[UserId]:

@@ -70,18 +70,20 @@ class _TransactionFeedStore:
             (list(users), post_id, author_id),
         )
 
-    async def add_for_followers(
+    async def add_to_audience(
         self, author_id: UserId, post_id: PostId, *, after: UserId | None, limit: int
     ) -> list[UserId]:
-        # One statement: the followers never leave the server on their way into the feeds. The
-        # audience is materialised, read once, so the rows added are the followers returned.
+        # One statement per chunk, the author's own feed riding with the first: the followers
+        # never leave the server on their way into the feeds. The audience is materialised, read
+        # once, so the rows added are the followers returned.
         cursor = await self._connection.execute(
             "WITH audience AS MATERIALIZED (SELECT follower_id FROM follows WHERE followee_id = %(author)s "
             "AND follower_id > %(after)s ORDER BY follower_id LIMIT %(limit)s), "
             "added AS (INSERT INTO feed_entries (user_id, post_id, author_id) "
-            "SELECT follower_id, %(post)s, %(author)s FROM audience ON CONFLICT DO NOTHING) "
+            "SELECT follower_id, %(post)s, %(author)s FROM audience "
+            "UNION ALL SELECT %(author)s, %(post)s, %(author)s WHERE %(first)s ON CONFLICT DO NOTHING) "
             "SELECT follower_id FROM audience ORDER BY follower_id",
-            {"author": author_id, "after": after or "", "limit": limit, "post": post_id},
+            {"author": author_id, "after": after or "", "limit": limit, "post": post_id, "first": after is None},
         )
         return [row[0] for row in await cursor.fetchall()]
 
