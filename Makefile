@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed
 
-.PHONY: help install run test lint unit format bench bench-fanout bench-e2e bench-read clean up down infra-up infra-down infra-status
+.PHONY: help install run test lint unit format bench bench-fanout bench-e2e bench-read bench-merge clean up down infra-up infra-down infra-status
 
 help:
 	@echo "make run      run feedcore embedded on 127.0.0.1:8000 (nothing is persisted)"
@@ -20,6 +20,7 @@ help:
 	@echo "make bench-fanout  fan-out into PostgreSQL at 1k/10k/100k followers, beside raw insert rates"
 	@echo "make bench-e2e     post -> follower's feed latency through Kafka at 500 posts/s; processor pace"
 	@echo "make bench-read    feed reads on PostgreSQL + Redis at 32 and 128 connections, beside a one-Redis-read ceiling"
+	@echo "make bench-merge   what merging celebrities' posts at read time adds to a feed read"
 	@echo "make up       the whole stack in Docker (docker/compose.yaml; needs a Docker engine and FEEDCORE_JWT_SECRET)"
 	@echo "make down     stop the Docker stack (its volumes are kept)"
 
@@ -77,7 +78,8 @@ bench: install
 	$(PY) -m bench.write_postgres --connections 32; \
 	$(PY) -m bench.fanout; \
 	$(PY) -m bench.e2e; \
-	$(PY) -m bench.read_redis
+	$(PY) -m bench.read_redis; \
+	$(PY) -m bench.merge
 
 bench-fanout: install
 	@$(BENCH_SERVICES); $(PY) -m bench.fanout
@@ -88,6 +90,10 @@ bench-e2e: install
 bench-read: install
 	@command -v wrk >/dev/null || (apt-get install -y -qq wrk || (apt-get update -qq && apt-get install -y -qq wrk))
 	@$(BENCH_SERVICES); $(PY) -m bench.read_redis
+
+bench-merge: install
+	@command -v wrk >/dev/null || (apt-get install -y -qq wrk || (apt-get update -qq && apt-get install -y -qq wrk))
+	@$(BENCH_SERVICES); $(PY) -m bench.merge
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis .import_linter_cache

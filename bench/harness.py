@@ -130,7 +130,8 @@ def _millis(label: str, output: str) -> float:
 def wrk(url: str, *, connections: int, seconds: int, extra: Sequence[str] = ()) -> Run:
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is not installed (Debian: apt-get install wrk)")
-    command = ["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--latency", *extra, url]
+    threads = min(2, connections)  # wrk refuses fewer connections than threads
+    command = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "--latency", *extra, url]
     return Run(subprocess.run(command, capture_output=True, text=True, check=True).stdout)
 
 
