@@ -105,8 +105,9 @@ def seed(base: str, url: str, readers: int) -> None:
                 raise SystemExit(f"the readers' feeds hold {row} of {expected} entries")
             time.sleep(0.2)
         unfanned = connection.execute("SELECT count(*) FROM posts WHERE NOT fan_out").fetchone()
-        if unfanned != (CELEBRITIES * POSTS_PER_AUTHOR,):
-            raise SystemExit(f"{unfanned} posts were left to the merge, not the celebrities' {CELEBRITIES * 12}")
+        celebrities_posts = CELEBRITIES * POSTS_PER_AUTHOR
+        if unfanned != (celebrities_posts,):
+            raise SystemExit(f"{unfanned} posts were left to the merge, not the celebrities' {celebrities_posts}")
 
 
 def main() -> None:
