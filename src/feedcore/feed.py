@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import hashlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Hashable, Sequence
 
 from feedcore.errors import Forbidden
@@ -225,7 +226,7 @@ class _FeedRead:
         async def fetch(before: PostId | None, limit: int) -> list[PostId]:
             nonlocal authors
             if authors is None:
-                authors = await self._followed(await self._posts.unfanned_authors())
+                authors = await self._followed_unfanned()
             if not authors:
                 return []
             return await self._unfanned(authors, before=before, floor=await self._store_horizon(), limit=limit)
@@ -311,6 +312,23 @@ class _FeedRead:
             self._visible_authors[post.author_id] = True
         return [post.id for post in found]
 
+    async def _followed_unfanned(self) -> set[UserId]:
+        """The unfanned authors the owner sees. The graph is asked once per owner and set of
+        unfanned authors: the answer is kept in the cache under a digest of that set, and dropped
+        with the owner's cached feed, which follows and unfollows drop."""
+        unfanned = await self._posts.unfanned_authors()
+        if not unfanned or self._cache is None:
+            return await self._followed(unfanned)
+        digest = _digest(unfanned)
+        kept = await self._cache.read_followed_unfanned(self._owner, digest=digest)
+        if kept is None:
+            followed = await self._followed(unfanned)
+            await self._cache.keep_followed_unfanned(self._owner, digest=digest, authors=followed)
+            return followed
+        for author in unfanned:
+            self._visible_authors.setdefault(author, author in kept)
+        return {author for author in unfanned if self._visible_authors[author]}
+
     async def _followed(self, authors: Collection[UserId]) -> set[UserId]:
         """Those of ``authors`` whose posts the owner sees: the owner and whom the owner follows."""
         unknown = {author for author in authors if author not in self._visible_authors}
@@ -376,3 +394,9 @@ async def _merge_descending(*streams: AsyncIterator[PostId]) -> AsyncIterator[Po
         if post_id != last:
             yield post_id
             last = post_id
+
+
+@functools.lru_cache(maxsize=8)
+def _digest(authors: frozenset[UserId]) -> str:
+    """A digest of a set of authors, the same in every process (built-in hashes of text are not)."""
+    return hashlib.blake2b("\n".join(sorted(authors)).encode(), digest_size=16).hexdigest()

@@ -261,7 +261,20 @@ class FeedCache(Protocol):
         ...
 
     async def invalidate(self, user: UserId) -> None:
-        """Forget ``user``'s cached feed; the next read rebuilds it."""
+        """Forget ``user``'s cached feed, and the unfanned authors kept as followed by ``user``; the
+        next read rebuilds both."""
+        ...
+
+    # Which of the unfanned authors a user follows, so that a read need not ask the graph each
+    # time: kept under a digest of the set of all unfanned authors it was worked out from, and
+    # dropped with the user's feed (which follows and unfollows drop).
+
+    async def read_followed_unfanned(self, user: UserId, *, digest: str) -> frozenset[UserId] | None:
+        """The unfanned authors ``user`` follows, if kept for ``digest``; else None."""
+        ...
+
+    async def keep_followed_unfanned(self, user: UserId, *, digest: str, authors: Collection[UserId]) -> None:
+        """Keep ``authors`` as the unfanned authors ``user`` follows, worked out for ``digest``."""
         ...
 
     # The same kind of window over each author's posts that were not fanned out, which readers

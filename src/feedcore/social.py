@@ -11,14 +11,27 @@ from feedcore.policies import Policies
 from feedcore.ports import Clock, FeedCache, IdGenerator, SocialGraph
 
 
-async def follow(follower: UserId, followee: UserId, *, graph: SocialGraph, ids: IdGenerator, clock: Clock) -> None:
-    """Make ``follower`` follow ``followee``; following again changes nothing."""
+async def follow(
+    follower: UserId,
+    followee: UserId,
+    *,
+    graph: SocialGraph,
+    ids: IdGenerator,
+    clock: Clock,
+    cache: FeedCache | None = None,
+) -> None:
+    """Make ``follower`` follow ``followee``; following again changes nothing.
+
+    The follower's cached feed is dropped at once, with the unfanned authors kept as followed, so
+    that a followee whose posts are merged at read time shows at once, as it did before any cache.
+    """
     if follower == followee:
         raise SelfFollow("a user cannot follow themselves")
     event = UserFollowed(
         event_id=str(ids.next_id()), occurred_at=clock.now(), follower_id=follower, followee_id=followee
     )
-    await graph.follow(follower, followee, event)
+    if await graph.follow(follower, followee, event) and cache is not None:
+        await cache.invalidate(follower)
 
 
 async def unfollow(

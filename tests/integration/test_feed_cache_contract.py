@@ -181,3 +181,19 @@ async def test_redis_sends_its_scripts_by_sha_and_loads_them_again_when_lost(
 async def script_exists_calls(client: aioredis.Redis) -> int:
     stats = await client.info("commandstats")
     return int(stats.get("cmdstat_script|exists", {}).get("calls", 0))
+
+
+async def test_followed_unfanned_authors_are_kept_per_digest_and_dropped_with_the_feed(cache: FeedCache) -> None:
+    cy = UserId("cy")
+    assert await cache.read_followed_unfanned(ANA, digest="d1") is None
+    await cache.keep_followed_unfanned(ANA, digest="d1", authors=[BOB, cy])
+    await cache.keep_followed_unfanned(BOB, digest="d1", authors=[])
+
+    assert await cache.read_followed_unfanned(ANA, digest="d1") == frozenset({BOB, cy})
+    assert await cache.read_followed_unfanned(BOB, digest="d1") == frozenset()
+    assert await cache.read_followed_unfanned(ANA, digest="d2") is None  # kept for another set of authors
+
+    await cache.invalidate(ANA)
+
+    assert await cache.read_followed_unfanned(ANA, digest="d1") is None
+    assert await cache.read_followed_unfanned(BOB, digest="d1") == frozenset()

@@ -96,6 +96,12 @@ class _CrashingCache:
     async def invalidate_unfanned(self, author: UserId) -> None:
         await self._cache.invalidate_unfanned(author)
 
+    async def read_followed_unfanned(self, user: UserId, *, digest: str) -> frozenset[UserId] | None:
+        return await self._cache.read_followed_unfanned(user, digest=digest)
+
+    async def keep_followed_unfanned(self, user: UserId, *, digest: str, authors: Collection[UserId]) -> None:
+        await self._cache.keep_followed_unfanned(user, digest=digest, authors=authors)
+
     async def posts(self, post_ids: Collection[PostId]) -> dict[PostId, Post | None]:
         return await self._cache.posts(post_ids)
 

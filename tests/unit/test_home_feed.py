@@ -116,6 +116,48 @@ async def test_the_celebrity_merge_reads_the_cached_window_of_unfanned_posts(
     assert ids((await small_world.feed("ana")).items) == [second.id, first.id]
 
 
+async def test_the_celebrities_a_reader_follows_are_asked_of_the_graph_once(
+    small_world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for follower in ("ana", "cy", "di"):
+        await small_world.follow(follower, "star")
+    for follower in ("cy", "di", "ed"):
+        await small_world.follow(follower, "nova")  # a celebrity ana does not follow
+    posts = [await small_world.publish(author) for author in ("star", "nova", "star")]
+    await small_world.drain()
+    assert ids(await small_world.whole_feed("ana")) == [posts[2].id, posts[0].id]
+
+    async def unreachable(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the read asked the graph again")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(small_world.graph, "followed_among", unreachable)
+        assert ids(await small_world.whole_feed("ana")) == [posts[2].id, posts[0].id]
+    # A new celebrity changes the set of unfanned authors: the graph is asked again.
+    for follower in ("ana", "cy", "di"):
+        await small_world.follow(follower, "zed")
+    await small_world.drain()
+    newest = await small_world.publish("zed")
+    await small_world.drain()
+    assert ids(await small_world.whole_feed("ana")) == [newest.id, posts[2].id, posts[0].id]
+
+
+@pytest.mark.parametrize("read_before", [False, True])
+async def test_following_and_unfollowing_a_celebrity_show_at_once(small_world: World, read_before: bool) -> None:
+    for follower in ("cy", "di", "ed"):
+        await small_world.follow(follower, "star")
+    star = await small_world.publish("star")
+    await small_world.drain()
+    if read_before:
+        assert ids(await small_world.whole_feed("ana")) == []  # keeps that ana follows no celebrity
+    await small_world.follow("ana", "star")
+    assert ids(await small_world.whole_feed("ana")) == [star.id]  # before the follow is processed
+    await small_world.drain()
+    assert ids(await small_world.whole_feed("ana")) == [star.id]
+    await small_world.unfollow("ana", "star")
+    assert ids(await small_world.whole_feed("ana")) == []
+
+
 async def test_a_celebrity_s_posts_merge_in_at_read_time(small_world: World) -> None:
     for follower in ("ana", "cy", "di"):
         await small_world.follow(follower, "star")

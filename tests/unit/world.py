@@ -137,7 +137,9 @@ class World:
         )
 
     async def follow(self, follower: str, followee: str) -> None:
-        await follow(UserId(follower), UserId(followee), graph=self.graph, ids=self.ids, clock=self.clock)
+        await follow(
+            UserId(follower), UserId(followee), graph=self.graph, ids=self.ids, clock=self.clock, cache=self.cache
+        )
 
     async def unfollow(self, follower: str, followee: str) -> None:
         await unfollow(

@@ -75,6 +75,8 @@ class InMemoryFeedCache:
         self._unfanned = _Windows(size=window, max_owners=max_users)
         self._max_posts = max_posts
         self._posts: OrderedDict[PostId, Post | None] = OrderedDict()
+        self._max_users = max_users
+        self._followed: OrderedDict[UserId, tuple[str, frozenset[UserId]]] = OrderedDict()
 
     async def read(self, user: UserId, *, before: PostId | None, limit: int) -> CachedFeed | None:
         return self._feeds.read(user, before=before, limit=limit)
@@ -92,6 +94,20 @@ class InMemoryFeedCache:
 
     async def invalidate(self, user: UserId) -> None:
         self._feeds.invalidate(user)
+        self._followed.pop(user, None)
+
+    async def read_followed_unfanned(self, user: UserId, *, digest: str) -> frozenset[UserId] | None:
+        kept = self._followed.get(user)
+        if kept is None or kept[0] != digest:
+            return None
+        self._followed.move_to_end(user)
+        return kept[1]
+
+    async def keep_followed_unfanned(self, user: UserId, *, digest: str, authors: Collection[UserId]) -> None:
+        self._followed[user] = (digest, frozenset(authors))
+        self._followed.move_to_end(user)
+        while len(self._followed) > self._max_users:
+            self._followed.popitem(last=False)
 
     async def read_unfanned(
         self, authors: Collection[UserId], *, before: PostId | None, limit: int

@@ -67,6 +67,8 @@ class RedisFeedCache:
     inactive users cost nothing (and Redis may evict any key early: it is only rebuilt). Keys::
 
         {prefix}feed:{user}         a user's feed (the user is the hash tag)
+        {prefix}followed:{user}     the unfanned authors the user follows, after the digest they
+                                    were worked out for (one line each)
         {prefix}unfanned:{author}   an author's posts that were not fanned out
         {prefix}post:{id}           a post's body (msgspec JSON), or "-" once it is deleted
         {prefix}cached              every user whose feed was ever cached (a set)
@@ -103,6 +105,9 @@ class RedisFeedCache:
     def _key(self, user: UserId) -> str:
         return f"{self._prefix}feed:{{{user}}}"  # {user}: the hash tag
 
+    def _followed_key(self, user: UserId) -> str:
+        return f"{self._prefix}followed:{{{user}}}"  # in the slot of the user's feed
+
     def _unfanned_key(self, author: UserId) -> str:
         return f"{self._prefix}unfanned:{{{author}}}"
 
@@ -133,7 +138,18 @@ class RedisFeedCache:
         await self._remove_from([self._key(user) for user in await self._cached_among(users)], post_id)
 
     async def invalidate(self, user: UserId) -> None:
-        await self._client.delete(self._key(user))
+        await self._client.delete(self._key(user), self._followed_key(user))
+
+    async def read_followed_unfanned(self, user: UserId, *, digest: str) -> frozenset[UserId] | None:
+        kept = await self._client.get(self._followed_key(user))
+        if kept is None:
+            return None
+        kept_digest, *authors = _text(kept).split("\n")
+        return frozenset(UserId(author) for author in authors) if kept_digest == digest else None
+
+    async def keep_followed_unfanned(self, user: UserId, *, digest: str, authors: Collection[UserId]) -> None:
+        # User ids hold no line breaks (USER_ID_PATTERN).
+        await self._client.set(self._followed_key(user), "\n".join([digest, *sorted(authors)]), px=self._ttl_ms)
 
     async def read_unfanned(
         self, authors: Collection[UserId], *, before: PostId | None, limit: int

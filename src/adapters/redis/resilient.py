@@ -62,6 +62,16 @@ class ResilientFeedCache:
     async def invalidate(self, user: UserId) -> None:
         await self._guarded("invalidate", lambda: self._cache.invalidate(user), None)
 
+    async def read_followed_unfanned(self, user: UserId, *, digest: str) -> frozenset[UserId] | None:
+        return await self._guarded(
+            "read_followed", lambda: self._cache.read_followed_unfanned(user, digest=digest), None
+        )
+
+    async def keep_followed_unfanned(self, user: UserId, *, digest: str, authors: Collection[UserId]) -> None:
+        await self._guarded(
+            "keep_followed", lambda: self._cache.keep_followed_unfanned(user, digest=digest, authors=authors), None
+        )
+
     async def read_unfanned(
         self, authors: Collection[UserId], *, before: PostId | None, limit: int
     ) -> dict[UserId, CachedFeed]:

@@ -172,7 +172,14 @@ async def post_options() -> Response[None]:
 )
 async def create_follow(data: JSONBody[NewFollow], writer: WriterDep, services: ServicesDep) -> None:
     """Follow a user as the token's user; following again changes nothing."""
-    await follow(writer, parse_user_id(data.followee_id), graph=services.graph, ids=services.ids, clock=services.clock)
+    await follow(
+        writer,
+        parse_user_id(data.followee_id),
+        graph=services.graph,
+        ids=services.ids,
+        clock=services.clock,
+        cache=services.cache,
+    )
 
 
 @delete(
