@@ -162,6 +162,13 @@ class _FeedRead:
             self._horizon = await self._feeds.horizon(self._owner)
         return self._horizon
 
+    async def _merge_floor(self) -> PostId:
+        """Down to where unfanned posts are merged in; the timelines take over below it. A cached
+        copy complete to the feed's beginning, which the materialised stream has read by the time
+        the merge first asks, leaves no timelines below it: the merge then goes down to 0 too,
+        without asking the store."""
+        return PostId(0) if self._cache_floor == 0 else await self._store_horizon()
+
     async def _materialised(self, before: PostId | None, batch: int) -> AsyncIterator[PostId]:
         store_before = before
         cached = await self._cached(before, batch)
@@ -229,7 +236,7 @@ class _FeedRead:
                 authors = await self._followed_unfanned()
             if not authors:
                 return []
-            return await self._unfanned(authors, before=before, floor=await self._store_horizon(), limit=limit)
+            return await self._unfanned(authors, before=before, floor=await self._merge_floor(), limit=limit)
 
         return fetch
 
