@@ -30,7 +30,7 @@ from adapters.system import SystemClock
 from entrypoints.consumer import EventConsumer, RetryPolicy, log_retry
 from entrypoints.container import PostgresStorage, awaited
 from entrypoints.settings import Settings
-from entrypoints.worker import Backoff, WaitableOutbox, run_relay
+from entrypoints.worker import Backoff, WaitableOutbox, run_every, run_relay
 from feedcore import FeedProcessor
 
 _log = logging.getLogger(__name__)
@@ -190,15 +190,16 @@ async def process(settings: Settings, stop: asyncio.Event) -> None:
 async def _report_lag(member: AIOKafkaConsumer, metrics: Metrics, stop: asyncio.Event, *, every: float = 1.0) -> None:
     """Keep ``feedcore_consumer_lag`` up to date: per assigned partition, the records between this
     member's position and the end of the partition."""
-    while not stop.is_set():
-        with contextlib.suppress(*KAFKA_UNAVAILABLE):
-            assigned = list(member.assignment())
-            ends = await member.end_offsets(assigned) if assigned else {}
-            for partition, end in ends.items():
-                position = await member.position(partition)
-                metrics.consumer_lag.labels(str(partition.partition)).set(max(0, end - position))
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), every)
+
+    async def sample() -> None:
+        assigned = list(member.assignment())
+        ends = await member.end_offsets(assigned) if assigned else {}
+        for partition, end in ends.items():
+            position = await member.position(partition)
+            metrics.consumer_lag.labels(str(partition.partition)).set(max(0, end - position))
+
+    # Kafka being away is the consumer's to report.
+    await run_every(every, stop, sample, what="reading the consumer lag")
 
 
 def run_until_signalled(main: Callable[[asyncio.Event], Coroutine[Any, Any, None]], *, grace: float) -> None:

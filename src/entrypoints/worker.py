@@ -56,7 +56,15 @@ async def run_relay(
     async def step() -> bool:
         return await outbox.relay(timed, limit=_BATCH) > 0
 
-    watcher = asyncio.create_task(_watch_backlog(outbox, metrics, stop)) if metrics is not None else None
+    watcher = None
+    if metrics is not None:
+        gauge = metrics.outbox_backlog
+
+        async def sample() -> None:
+            gauge.set(await outbox.backlog(at_most=_BACKLOG_COUNTED))
+
+        # The store being away is the relay loop's to report.
+        watcher = asyncio.create_task(run_every(_BACKLOG_EVERY, stop, sample, what="reading the outbox backlog"))
     try:
         await _loop(step, outbox, stop, name="outbox relay", metrics=metrics)
     finally:
@@ -64,13 +72,22 @@ async def run_relay(
             watcher.cancel()
 
 
-async def _watch_backlog(outbox: WaitableOutbox, metrics: Metrics, stop: asyncio.Event) -> None:
+async def run_every(
+    seconds: float,
+    stop: asyncio.Event,
+    action: Callable[[], Awaitable[None]],
+    *,
+    what: str,
+    failure_level: int = logging.DEBUG,
+) -> None:
+    """Run ``action`` now and then every ``seconds`` until ``stop``. A run that fails (a dependency
+    is away) is logged at ``failure_level`` and the next one comes on time."""
     while not stop.is_set():
         try:
-            metrics.outbox_backlog.set(await outbox.backlog(at_most=_BACKLOG_COUNTED))
-        except Exception:  # noqa: BLE001  # the store being away is the relay loop's to report
-            _log.debug("the outbox backlog could not be read", exc_info=True)
-        await _first_of(asyncio.sleep(_BACKLOG_EVERY), stop.wait())
+            await action()
+        except Exception as error:  # noqa: BLE001  # the loop outlives any one failure, and logs it
+            _log.log(failure_level, "%s failed (%r); trying again in %.0fs", what, error, seconds)
+        await _first_of(asyncio.sleep(seconds), stop.wait())
 
 
 class Retention(Protocol):
@@ -82,18 +99,15 @@ class Retention(Protocol):
 async def run_retention(retention: Retention, stop: asyncio.Event, metrics: Metrics | None, *, every: float) -> None:
     """Delete expired rows now and every ``every`` seconds until ``stop``; a pass that fails (the
     store is away) is made again at the next."""
-    while not stop.is_set():
-        try:
-            pruned = await retention.prune()
-        except Exception as error:  # noqa: BLE001  # requests report the store being away; this waits
-            _log.warning("expired rows could not be pruned (%r); trying again in %.0fs", error, every)
-        else:
-            for table, rows in pruned.items():
-                if rows:
-                    _log.info("pruned %d expired rows from %s", rows, table)
-                    if metrics is not None:
-                        metrics.pruned.labels(table).inc(rows)
-        await _first_of(asyncio.sleep(every), stop.wait())
+
+    async def prune() -> None:
+        for table, rows in (await retention.prune()).items():
+            if rows:
+                _log.info("pruned %d expired rows from %s", rows, table)
+                if metrics is not None:
+                    metrics.pruned.labels(table).inc(rows)
+
+    await run_every(every, stop, prune, what="pruning expired rows", failure_level=logging.WARNING)
 
 
 async def run_in_process_worker(
