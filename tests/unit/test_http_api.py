@@ -346,6 +346,7 @@ def test_paging_the_feed_at_any_size_reproduces_the_whole_feed(api: Api) -> None
 
 def test_the_feed_is_twenty_posts_a_page_by_default(api: Api) -> None:
     posts = newest_first(api.publish("ana", f"post {n}") for n in range(21))
+    assert api.wait_for_feed("ana", posts) == posts  # fan-out reaches even the author's own feed later
 
     page = api.get("/feeds/ana", user="ana")
 
@@ -761,6 +762,8 @@ def test_a_third_write_in_a_row_is_a_429_with_retry_after(
 def test_reads_are_not_rate_limited(serve: Serve) -> None:
     api, first = rate_limited(serve)
     assert_problem(api.request("POST", "/posts", user="ana", body={"content": "three"}), HTTPStatus.TOO_MANY_REQUESTS)
+    mine = api.get("/users/ana/posts")["items"]
+    assert api.wait_for_feed("ana", mine) == mine  # once fan-out has put both in ana's own feed
 
     for _ in range(10):
         assert api.get(f"/posts/{first['id']}") == first
