@@ -145,6 +145,19 @@ def report(title: str, runs: list[Run]) -> None:
     )
 
 
+def compare(title: str, ceiling_title: str, pairs: list[tuple[Run, Run]]) -> None:
+    """Runs of the product, each beside a run of its ceiling made just before it: both reported, and
+    the medians of the pairs' ratios (throughput, and p99 latency)."""
+    report(ceiling_title, [ceiling for ceiling, _ in pairs])
+    report(title, [product for _, product in pairs])
+    rates = [product.rate / ceiling.rate for ceiling, product in pairs]
+    tails = [product.p99 / ceiling.p99 for ceiling, product in pairs]
+    print(
+        f"against the ceiling, median of {len(pairs)} pairs: {100 * statistics.median(rates):.0f} % of its "
+        f"throughput, {statistics.median(tails):.2f}x its p99"
+    )
+
+
 @contextmanager
 def scratch_cache(name: str) -> Iterator[dict[str, str]]:
     """The settings of a Redis feed cache under a key prefix of this run's own, on the Redis of the

@@ -3,11 +3,12 @@
 `feedcore serve` and `feedcore process` run in a database, topics and Redis prefix of their own.
 --readers users follow 10 of 50 authors each and their feeds fill through the processor; wrk then
 reads `GET /feeds/{me}?limit=20` (20 hydrated posts) as every reader in turn, at 32 and 128
-connections, with one server process and then two. Beside it, in the same run, a bare Litestar
-endpoint doing one Redis read is the ceiling, with as many processes. Medians of --runs runs of
---seconds each.
+connections, with one server process and then two. Beside it a bare Litestar endpoint doing one
+Redis read is the ceiling, with as many processes: each feedcore run comes right after a run of the
+ceiling, and the report gives the medians of --runs such pairs of --seconds each, and of their
+ratios. Last, the cache lookups per page read, from feedcore's /metrics.
 
-Usage: python -m bench.read_redis [--readers 500] [--runs 3] [--seconds 10] [--workers 1,2]
+Usage: python -m bench.read_redis [--readers 500] [--runs 3] [--seconds 10] [--workers 1,2] [--connections 32,128]
 """
 
 from __future__ import annotations
@@ -26,10 +27,10 @@ import psycopg
 from bench.harness import (
     ROOT,
     backbone_settings,
+    compare,
     feedcore,
     feedcore_server,
     free_port,
-    report,
     scratch_cache,
     scratch_database,
     wrk,
@@ -93,6 +94,9 @@ def main() -> None:
     parser.add_argument(
         "--workers", type=lambda text: [int(n) for n in text.split(",")], default=[1, 2], help="e.g. 1,2"
     )
+    parser.add_argument(
+        "--connections", type=lambda text: [int(n) for n in text.split(",")], default=[32, 128], help="e.g. 32,128"
+    )
     args = parser.parse_args()
     with scratch_database() as (name, url), scratch_cache(name) as cache:
         measure(name, url, {**backbone_settings(name, url, SECRET), **cache}, cache["FEEDCORE_REDIS_URL"], args)
@@ -107,32 +111,53 @@ def measure(name: str, url: str, settings: dict[str, str], redis_url: str, args:
     try:
         with feedcore("process", settings):
             for workers in args.workers:
-                with feedcore_server(settings, workers=workers) as base:
+                with feedcore_server(settings, workers=workers) as base, ceiling_server(redis_url, workers) as ceiling:
                     if workers == args.workers[0]:
                         seed(base, url, args.readers)
-                    for connections in (32, 128):
-                        runs = [
-                            wrk(
-                                f"{base}/feeds",
-                                connections=connections,
-                                seconds=args.seconds,
-                                extra=["-s", str(script)],
+                    # Warm both up: connections, and the pages kept rendered (each reader's first read builds its own).
+                    warm_up = max(3, args.seconds // 2)
+                    wrk(f"{ceiling}/ceiling", connections=32, seconds=warm_up)
+                    wrk(f"{base}/feeds", connections=32, seconds=warm_up, extra=["-s", str(script)])
+                    before = lookups(base)
+                    for connections in args.connections:
+                        # Each feedcore run right after a ceiling run: the machine's pace drifts, the pair's ratio less.
+                        pairs = [
+                            (
+                                wrk(f"{ceiling}/ceiling", connections=connections, seconds=args.seconds),
+                                wrk(
+                                    f"{base}/feeds",
+                                    connections=connections,
+                                    seconds=args.seconds,
+                                    extra=["-s", str(script)],
+                                ),
                             )
                             for _ in range(args.runs)
                         ]
-                        report(
+                        compare(
                             f"GET /feeds/{{me}}?limit=20 over {args.readers} readers, PostgreSQL + Redis, "
                             f"granian {workers} worker(s), wrk -t2 -c{connections}",
-                            runs,
+                            f"ceiling: bare Litestar endpoint, one Redis GET, granian {workers} worker(s), "
+                            f"wrk -t2 -c{connections}",
+                            pairs,
                         )
-        for workers in args.workers:
-            with ceiling_server(redis_url, workers) as base:
-                runs = [wrk(f"{base}/ceiling", connections=32, seconds=args.seconds) for _ in range(args.runs)]
-                report(
-                    f"ceiling: bare Litestar endpoint, one Redis GET, granian {workers} worker(s), wrk -t2 -c32", runs
-                )
+                    after = lookups(base)
+                    reads = after["page"] - before["page"]
+                    print(
+                        f"cache lookups per page read ({reads:.0f} reads, {workers} worker(s)): "
+                        + ", ".join(f"{kind} {(after[kind] - before[kind]) / max(reads, 1):.2f}" for kind in after)
+                    )
     finally:
         script.unlink(missing_ok=True)
+
+
+def lookups(base: str) -> dict[str, float]:
+    """``feedcore_cache_lookups_total`` by kind, hits and misses together, from the server's /metrics."""
+    found = {"page": 0.0, "feed": 0.0, "celebrity": 0.0, "post": 0.0}
+    for line in httpx.get(f"{base}/metrics").text.splitlines():
+        if line.startswith("feedcore_cache_lookups_total{"):
+            kind = line.split('kind="', 1)[1].split('"', 1)[0]
+            found[kind] = found.get(kind, 0.0) + float(line.rsplit(" ", 1)[1])
+    return found
 
 
 @contextmanager

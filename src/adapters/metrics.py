@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import Final
+from typing import Any, Final, TypeVar, cast
 
 from prometheus_client import (
     CollectorRegistry,
@@ -37,6 +37,7 @@ class Metrics:
 
     def __init__(self, registry: CollectorRegistry) -> None:
         self.registry = registry
+        self._children: dict[tuple[int, tuple[str, ...]], Any] = {}
         self.http_requests = Counter(
             "feedcore_http_requests",
             "HTTP requests answered, by route template, method and status code.",
@@ -110,13 +111,13 @@ class Metrics:
         )
         self.lookups = Counter(
             "feedcore_cache_lookups",
-            "Feed cache lookups, by kind (feed, unfanned, post) and result (hit, miss).",
+            "Cache lookups, by kind (page, feed, celebrity, post) and result (hit, miss).",
             ["kind", "result"],
             registry=registry,
         )
         self.rebuilds = Counter(
             "feedcore_cache_rebuilds",
-            "Cold cache windows rebuilt from PostgreSQL, by kind (feed, unfanned).",
+            "Cold cache windows rebuilt from PostgreSQL, by kind (feed, celebrity).",
             ["kind"],
             registry=registry,
         )
@@ -134,6 +135,15 @@ class Metrics:
             registry=registry,
         )
 
+    def _child(self, family: _Family, *labels: str) -> _Family:
+        """``family.labels(*labels)``, remembered: on every request, the lookup is most of the cost
+        of counting it (prometheus-client checks and converts the labels, under a lock, each time)."""
+        key = (id(family), labels)  # the families live as long as this object
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = family.labels(*labels)
+        return cast("_Family", child)
+
     # --- feedcore.Telemetry ----------------------------------------------------------------------
 
     def post_published(self, *, replayed: bool) -> None:
@@ -141,9 +151,9 @@ class Metrics:
 
     def cache_lookups(self, kind: str, *, hits: int, misses: int) -> None:
         if hits:
-            self.lookups.labels(kind, "hit").inc(hits)
+            self._child(self.lookups, kind, "hit").inc(hits)
         if misses:
-            self.lookups.labels(kind, "miss").inc(misses)
+            self._child(self.lookups, kind, "miss").inc(misses)
 
     def cache_rebuilt(self, kind: str) -> None:
         self.rebuilds.labels(kind).inc()
@@ -156,6 +166,10 @@ class Metrics:
         self.post_to_feed.observe(max(0.0, (datetime.now(UTC) - post.created_at).total_seconds()))
 
     # --- the rest --------------------------------------------------------------------------------
+
+    def http_request(self, route: str, method: str, status: int, seconds: float) -> None:
+        self._child(self.http_requests, route, method, str(status)).inc()
+        self._child(self.http_duration, route, method).observe(seconds)
 
     def events_applied(self, events: Sequence[Event], fresh: Sequence[Event]) -> None:
         applied = {event.event_id for event in fresh}
@@ -182,6 +196,9 @@ class Metrics:
         combined = CollectorRegistry()
         MultiProcessCollector(combined, path=directory)  # type: ignore[no-untyped-call]
         return generate_latest(combined)
+
+
+_Family = TypeVar("_Family", Counter, Histogram)
 
 
 def process_registry() -> CollectorRegistry:

@@ -28,10 +28,9 @@ from adapters.kafka import (
 from adapters.metrics import Metrics, process_registry
 from adapters.system import SystemClock
 from entrypoints.consumer import EventConsumer, RetryPolicy, log_retry
-from entrypoints.container import PostgresStorage, awaited
+from entrypoints.container import PostgresStorage, awaited, feed_processor
 from entrypoints.settings import Settings
 from entrypoints.worker import Backoff, WaitableOutbox, run_every, run_relay
-from feedcore import FeedProcessor
 
 _log = logging.getLogger(__name__)
 Client = TypeVar("Client", AIOKafkaProducer, AIOKafkaConsumer, AIOKafkaAdminClient)
@@ -162,12 +161,12 @@ async def process(settings: Settings, stop: asyncio.Event) -> None:
     ):
         if dead_letter_producer is None or group_member is None:
             return
-        processor = FeedProcessor(
-            consumer=CONSUMER,
+        processor = feed_processor(
+            CONSUMER,
             posts=await awaited(storage.posts()),
             graph=await awaited(storage.graph()),
             unit_of_work=await awaited(storage.unit_of_work()),
-            cache=await awaited(storage.cache()),
+            caches=await awaited(storage.caches()),
             policies=settings.policies,
             telemetry=metrics,
         )

@@ -14,12 +14,14 @@ from psycopg_pool import AsyncConnectionPool, PoolTimeout
 from redis.asyncio import BlockingConnectionPool, Redis
 
 from adapters.memory import (
+    InMemoryCelebrityWindows,
     InMemoryEventBus,
     InMemoryFeedCache,
     InMemoryFeedStore,
     InMemoryFeedUnitOfWork,
     InMemoryIdempotencyLedger,
     InMemoryOutbox,
+    InMemoryPostBodies,
     InMemoryPostStore,
     InMemoryRateLimiter,
     InMemorySocialGraph,
@@ -38,21 +40,31 @@ from adapters.postgres import (
     PostgresSocialGraph,
     connection_pool,
 )
-from adapters.redis import HiredisPackedConnection, RedisFeedCache, ResilientFeedCache
+from adapters.redis import (
+    HiredisPackedConnection,
+    RedisCelebrityWindows,
+    RedisFeedCache,
+    RedisOutages,
+    RedisPostBodies,
+)
 from adapters.system import SystemClock
 from entrypoints.auth import Tokens
 from entrypoints.settings import Settings
 from feedcore import (
+    CelebrityWindows,
     Clock,
     FeedCache,
     FeedProcessor,
     FeedReader,
+    FeedUnitOfWork,
+    HomeFeeds,
     IdGenerator,
     Policies,
+    PostBodies,
     PostStore,
-    Rebuilds,
     SnowflakeIdGenerator,
     SocialGraph,
+    Telemetry,
 )
 
 T = TypeVar("T")
@@ -76,13 +88,22 @@ class _Unlimited:
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
+class Caches:
+    """The caches the read path and the processor keep in line: none, in this process, or Redis."""
+
+    feeds: FeedCache | None = None
+    celebrities: CelebrityWindows | None = None
+    bodies: PostBodies | None = None
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
 class Services:
-    """What the HTTP handlers are given: ports and policies, never concrete adapters."""
+    """What the HTTP handlers are given: ports, use cases and policies, never concrete adapters."""
 
     posts: PostStore
     graph: SocialGraph
-    feeds: FeedReader
-    cache: FeedCache | None
+    home_feeds: HomeFeeds
+    caches: Caches
     ids: IdGenerator
     clock: Clock
     policies: Policies
@@ -90,7 +111,6 @@ class Services:
     rate_limiter: RateLimiter
     metrics: Metrics
     health: Health
-    rebuilds: Rebuilds
 
 
 async def awaited(value: T | Awaitable[T]) -> T:
@@ -104,19 +124,64 @@ def _rate_limiter(settings: Settings) -> RateLimiter:
     return InMemoryRateLimiter(rate=settings.rate_limit_per_second, burst=settings.rate_limit_burst)
 
 
-def _feed_cache(settings: Settings, redis: Redis | None, metrics: Metrics) -> FeedCache | None:
-    """Redis when configured (shared by every process). Else a cache in this process, but only when
-    this process also applies the events (no Kafka): otherwise it would go stale."""
-    policies = settings.policies
+def _caches(settings: Settings, redis: Redis | None, metrics: Metrics) -> Caches:
+    """Redis when configured (shared by every process). Else caches in this process, but only when
+    this process also applies the events (no Kafka): otherwise they would go stale."""
+    window = settings.policies.cache_window
     if redis is not None:
-        cache = RedisFeedCache(redis, prefix=settings.redis_prefix, window=policies.cache_window)
-        return ResilientFeedCache(
-            cache,
-            redis,
-            prefix=settings.redis_prefix,
-            on_fallback=lambda operation: metrics.fell_back("redis", operation),
+        prefix = settings.redis_prefix
+        guard = RedisOutages(redis, prefix=prefix, on_fallback=lambda operation: metrics.fell_back("redis", operation))
+        return Caches(
+            feeds=RedisFeedCache(redis, prefix=prefix, window=window, guard=guard),
+            celebrities=RedisCelebrityWindows(redis, prefix=prefix, window=window, guard=guard),
+            bodies=RedisPostBodies(redis, prefix=prefix, guard=guard),
         )
-    return None if settings.kafka_bootstrap else InMemoryFeedCache(window=policies.cache_window)
+    if settings.kafka_bootstrap:
+        return Caches()
+    return Caches(
+        feeds=InMemoryFeedCache(window=window),
+        celebrities=InMemoryCelebrityWindows(window=window),
+        bodies=InMemoryPostBodies(),
+    )
+
+
+def feed_processor(
+    consumer: str,
+    *,
+    posts: PostStore,
+    graph: SocialGraph,
+    unit_of_work: FeedUnitOfWork,
+    caches: Caches,
+    policies: Policies,
+    telemetry: Telemetry,
+) -> FeedProcessor:
+    """The fan-out processor, as consumer ``consumer`` of the events, keeping ``caches`` in line."""
+    return FeedProcessor(
+        consumer=consumer,
+        posts=posts,
+        graph=graph,
+        unit_of_work=unit_of_work,
+        policies=policies,
+        cache=caches.feeds,
+        celebrity_windows=caches.celebrities,
+        bodies=caches.bodies,
+        telemetry=telemetry,
+    )
+
+
+def _home_feeds(
+    *, posts: PostStore, graph: SocialGraph, feeds: FeedReader, caches: Caches, policies: Policies, telemetry: Telemetry
+) -> HomeFeeds:
+    return HomeFeeds(
+        posts=posts,
+        graph=graph,
+        feeds=feeds,
+        policies=policies,
+        cache=caches.feeds,
+        celebrity_windows=caches.celebrities,
+        bodies=caches.bodies,
+        telemetry=telemetry,
+    )
 
 
 async def _redis(settings: Settings) -> AsyncIterator[Redis | None]:
@@ -163,13 +228,15 @@ class MemoryStorage(containers.DeclarativeContainer):
     metrics = providers.Dependency(instance_of=Metrics)
 
     outbox = providers.Singleton(InMemoryOutbox)
-    posts = providers.Singleton(InMemoryPostStore, outbox, clock, key_ttl=providers.Callable(_ttl, settings))
-    graph = providers.Singleton(InMemorySocialGraph, outbox)
     feeds = providers.Singleton(InMemoryFeedStore)
+    posts = providers.Singleton(
+        InMemoryPostStore, outbox, clock, feeds=feeds, key_ttl=providers.Callable(_ttl, settings)
+    )
+    graph = providers.Singleton(InMemorySocialGraph, outbox)
     ledger = providers.Singleton(InMemoryIdempotencyLedger)
     unit_of_work = providers.Singleton(InMemoryFeedUnitOfWork, feeds, graph, ledger)
     health = providers.Singleton(_AlwaysReady)
-    cache = providers.Singleton(_feed_cache, settings, None, metrics)
+    caches = providers.Singleton(_caches, settings, None, metrics)
     ids = providers.Singleton(SnowflakeIdGenerator, clock, node=settings.provided.node_id)
     #: Nothing to prune: the in-memory stores forget by themselves.
     retention: providers.Object[PostgresRetention | None] = providers.Object(None)
@@ -210,7 +277,7 @@ class PostgresStorage(containers.DeclarativeContainer):
     health = providers.Singleton(PostgresHealth, pool)
     retention = providers.Singleton(_retention, pool, settings)
     redis = providers.Resource(_redis, settings)
-    cache = providers.Singleton(_feed_cache, settings, redis, metrics)
+    caches = providers.Singleton(_caches, settings, redis, metrics)
     #: Servers sharing the database lease distinct node numbers; the lease is taken by ``serve``.
     ids = providers.Singleton(
         LeasedIdGenerator,
@@ -236,15 +303,24 @@ class AppContainer(containers.DeclarativeContainer):
     metrics = providers.Singleton(Metrics, registry)
     tokens = providers.Singleton(Tokens, secret)
     rate_limiter = providers.Singleton(_rate_limiter, settings)
-    cache = storage.cache
+    caches = storage.caches
     bus = providers.Singleton(InMemoryEventBus)
     processor = providers.Singleton(
-        FeedProcessor,
-        consumer="feedcore-in-process",
+        feed_processor,
+        "feedcore-in-process",
         posts=storage.posts,
         graph=storage.graph,
         unit_of_work=storage.unit_of_work,
-        cache=cache,
+        caches=caches,
+        policies=policies,
+        telemetry=metrics,
+    )
+    home_feeds = providers.Singleton(
+        _home_feeds,
+        posts=storage.posts,
+        graph=storage.graph,
+        feeds=storage.feeds,
+        caches=caches,
         policies=policies,
         telemetry=metrics,
     )
@@ -253,8 +329,8 @@ class AppContainer(containers.DeclarativeContainer):
         Services,
         posts=storage.posts,
         graph=storage.graph,
-        feeds=storage.feeds,
-        cache=cache,
+        home_feeds=home_feeds,
+        caches=caches,
         ids=ids,
         clock=clock,
         policies=policies,
@@ -262,7 +338,6 @@ class AppContainer(containers.DeclarativeContainer):
         rate_limiter=rate_limiter,
         metrics=metrics,
         health=storage.health,
-        rebuilds=providers.Singleton(Rebuilds),
     )
 
 

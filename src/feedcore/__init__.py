@@ -32,7 +32,7 @@ from feedcore.events import (
     decode_event,
     encode_event,
 )
-from feedcore.feed import Rebuilds, read_home_feed
+from feedcore.feed import HomeFeeds, Render, SingleFlight
 from feedcore.ids import SnowflakeIdGenerator
 from feedcore.model import (
     Page,
@@ -47,6 +47,7 @@ from feedcore.policies import Policies
 from feedcore.ports import (
     NO_TELEMETRY,
     CachedFeed,
+    CelebrityWindows,
     Clock,
     Delivery,
     EventBus,
@@ -55,6 +56,7 @@ from feedcore.ports import (
     FeedStore,
     FeedTransaction,
     FeedUnitOfWork,
+    FeedView,
     FollowCounts,
     IdempotencyClaim,
     IdempotencyLedger,
@@ -62,6 +64,7 @@ from feedcore.ports import (
     IdGenerator,
     NoTelemetry,
     Outbox,
+    PostBodies,
     PostStore,
     SocialGraph,
     Telemetry,
@@ -72,6 +75,7 @@ from feedcore.social import follow, read_followers, read_following, unfollow
 
 __all__ = [
     "CachedFeed",
+    "CelebrityWindows",
     "Clock",
     "Conflict",
     "Delivery",
@@ -83,9 +87,11 @@ __all__ = [
     "FeedStore",
     "FeedTransaction",
     "FeedUnitOfWork",
+    "FeedView",
     "FeedcoreError",
     "FollowCounts",
     "Forbidden",
+    "HomeFeeds",
     "IdGenerator",
     "IdempotencyKeyInFlight",
     "IdempotencyKeyReused",
@@ -104,13 +110,16 @@ __all__ = [
     "Page",
     "Policies",
     "Post",
+    "PostBodies",
     "PostDeleted",
     "PostId",
     "PostNotFound",
     "PostPublished",
     "PostStore",
     "Profile",
+    "Render",
     "SelfFollow",
+    "SingleFlight",
     "SnowflakeIdGenerator",
     "SocialGraph",
     "Unavailable",
@@ -128,8 +137,6 @@ __all__ = [
     "read_author_timeline",
     "read_followers",
     "read_following",
-    "Rebuilds",
-    "read_home_feed",
     "read_post",
     "read_profile",
     "unfollow",

@@ -1,251 +1,310 @@
-"""Reading a home feed: the materialised head, the celebrity merge and the timeline continuation.
+"""Reading a home feed: rendered first pages, the cached window, the celebrity merge and the
+timeline continuation.
 
 A home feed is every non-deleted post whose author is the owner or someone the owner follows now,
 newest first. It is assembled from disjoint id ranges, each served by the cheapest source that is
 complete for it::
 
-    [cache horizon, before)          feed cache (when the owner's feed is cached)
-    [store horizon, cache horizon)   materialised feed store
-    [store horizon, before)          + posts that were never fanned out (celebrity merge)
-    [0, store horizon)               followees' own timelines (past what was materialised)
+    [window horizon, before)          feed cache (when the owner's feed is cached)
+    [store horizon, window horizon)   materialised feed store
+    [store horizon, before)           + celebrities' posts, never fanned out (the celebrity merge)
+    [0, store horizon)                followees' own timelines (past what was materialised)
 
 The cursor is the last id served, so every page continues strictly below it whatever arrived in
-between: no gaps, no repeats, no OFFSET. Materialised entries may run behind the truth (an unfollow
-or delete not yet processed), so each post the store serves is checked against the graph and the
-post store. The cached copy needs no graph check: it is rebuilt from visible posts only, and dropped
-by every unfollow (at once by the request, and again when the processor has applied it). Deletes
-reach it through the post bodies: a deleted post's cached body says so.
+between: no gaps, no repeats, no OFFSET.
+
+What may be served without a check, and why:
+
+- The cached window is filled from visible posts only and dropped by every follow and unfollow (at
+  once by the request, and again when the processor has applied it), so its entries need no graph
+  check. Deletes reach it through the post bodies: a deleted post's cached body says so.
+- Entries the store serves may run behind the truth (an unfollow not yet processed), so their
+  authors are checked against the graph.
+- A rendered first page is kept only when it came from the window alone, for an owner who sees no
+  celebrity, and only if the feed did not change between the read that began it and its keeping.
+  Every change to the window drops it, and a deletion drops it in the feeds that hold the post
+  after the post's body is buried, so a page built after the drop sees the burial.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import hashlib
-from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Hashable, Sequence
+from collections.abc import AsyncGenerator, Awaitable, Callable, Collection, Hashable, Sequence
+from typing import Final, Generic, TypeVar
 
 from feedcore.errors import Forbidden
 from feedcore.model import Page, Post, PostId, UserId, decode_post_cursor
 from feedcore.policies import Policies
-from feedcore.ports import NO_TELEMETRY, CachedFeed, FeedCache, FeedReader, PostStore, SocialGraph, Telemetry
+from feedcore.ports import (
+    NO_TELEMETRY,
+    CachedFeed,
+    CelebrityWindows,
+    FeedCache,
+    FeedReader,
+    FeedView,
+    PostBodies,
+    PostStore,
+    SocialGraph,
+    Telemetry,
+)
 from feedcore.posts import page_of_posts
 
-_FOLLOWING_PAGE = 1_000
+T = TypeVar("T")
+_FOLLOWING_PAGE: Final = 1_000
+#: The version of an empty set of celebrities.
+_NO_CELEBRITIES: Final = "-"
 
-Fetch = Callable[[PostId | None, int], Awaitable[list[PostId]]]
+#: How a transport encodes a page of posts; the bytes are what a kept rendered page holds.
+Render = Callable[[Page[Post]], bytes]
+#: A candidate post: its id, and whether its author is known visible to the owner already.
+_Candidate = tuple[PostId, bool]
+_Fetch = Callable[[PostId | None, int], Awaitable[list[PostId]]]
 
 
-async def read_home_feed(
-    viewer: UserId,
-    owner: UserId,
-    *,
-    limit: int | None,
-    cursor: str | None,
-    posts: PostStore,
-    graph: SocialGraph,
-    feeds: FeedReader,
-    cache: FeedCache | None,
-    policies: Policies,
-    rebuilds: Rebuilds | None = None,
-    telemetry: Telemetry = NO_TELEMETRY,
-) -> Page[Post]:
-    """One page of ``owner``'s home feed; only the owner may read it.
+class HomeFeeds:
+    """Reads home feeds; one per process, as its single flights of cold rebuilds are.
 
-    ``rebuilds``, shared by the reads of one process, makes concurrent first reads of a cold feed
-    wait for one rebuild of its cached copy instead of each making its own.
+    Without a ``cache`` every read is served by the stores; ``celebrity_windows`` and ``bodies``
+    spare the stores the celebrity merge and the hydration of pages.
     """
-    if viewer != owner:
-        raise Forbidden("a home feed is readable by its owner only")
-    size = policies.page_size(limit)
-    before = decode_post_cursor(cursor) if cursor is not None else None
-    reader = _FeedRead(
-        owner,
-        posts=posts,
-        graph=graph,
-        feeds=feeds,
-        cache=cache,
-        policies=policies,
-        rebuilds=rebuilds or Rebuilds(),
-        telemetry=telemetry,
-    )
-    return page_of_posts(await reader.visible(before, size + 1), size)
-
-
-class Rebuilds:
-    """Single flight for cold feeds: one rebuild of a feed's cached copy at a time, in one process;
-    reads that find it under way wait for it and then read the copy."""
-
-    def __init__(self) -> None:
-        self._running: dict[Hashable, asyncio.Future[None]] = {}
-
-    async def once(self, key: Hashable, rebuild: Callable[[], Awaitable[None]]) -> None:
-        running = self._running.get(key)
-        if running is not None:
-            await asyncio.shield(running)
-            return
-        done = asyncio.get_running_loop().create_future()
-        self._running[key] = done
-        try:
-            await rebuild()
-        finally:
-            # Waiters go on either way: without a copy, the store serves them.
-            del self._running[key]
-            done.set_result(None)
-
-
-class _FeedRead:
-    """The state of one page read: which authors are known visible and which posts are loaded."""
 
     def __init__(
         self,
-        owner: UserId,
         *,
         posts: PostStore,
         graph: SocialGraph,
         feeds: FeedReader,
-        cache: FeedCache | None,
         policies: Policies,
-        rebuilds: Rebuilds,
-        telemetry: Telemetry,
+        cache: FeedCache | None = None,
+        celebrity_windows: CelebrityWindows | None = None,
+        bodies: PostBodies | None = None,
+        telemetry: Telemetry = NO_TELEMETRY,
     ) -> None:
-        self._owner = owner
-        self._telemetry = telemetry
-        self._rebuilds = rebuilds
         self._posts = posts
         self._graph = graph
         self._feeds = feeds
-        self._cache = cache
         self._policies = policies
-        self._visible_authors: dict[UserId, bool] = {owner: True}
-        self._loaded: dict[PostId, Post] = {}
-        #: Ids served from the cached copy, whose authors need no graph check.
-        self._trusted: set[PostId] = set()
-        self._horizon: PostId | None = None
-        #: The horizon of the cached copy this read served from, if it served from one.
-        self._cache_floor: PostId | None = None
+        self._cache = cache
+        self._celebrity_windows = celebrity_windows
+        self._bodies = bodies
+        self._telemetry = telemetry
+        self._rebuilds = SingleFlight()
 
-    async def visible(self, before: PostId | None, wanted: int) -> list[Post]:
-        """Up to ``wanted`` visible posts below ``before``, newest first."""
+    async def page(self, viewer: UserId, owner: UserId, *, limit: int | None, cursor: str | None) -> Page[Post]:
+        """One page of ``owner``'s home feed; only the owner may read it."""
+        before, size = self._asked(viewer, owner, limit, cursor)
+        page, _ = await self._assemble(owner, before, size, page=None)
+        return page
+
+    async def rendered(
+        self, viewer: UserId, owner: UserId, *, limit: int | None, cursor: str | None, render: Render
+    ) -> bytes:
+        """One page as ``render`` encodes it. A first page that the cache keeps rendered is served as
+        kept, in one cache read; one built now is kept when it may be."""
+        before, size = self._asked(viewer, owner, limit, cursor)
+        if before is not None or self._cache is None:
+            page, _ = await self._assemble(owner, before, size, page=None)
+            return render(page)
+        celebrities = await self._posts.celebrities()
+        key = f"{_version(celebrities)}/{size}"
+        view = await self._view(self._cache, owner, None, size, page=key, celebrities=celebrities)
+        self._telemetry.cache_lookups("page", hits=int(view.page is not None), misses=int(view.page is None))
+        if view.page is not None:
+            return view.page
+        page, stamp = await self._assemble(owner, None, size, page=key, view=view, celebrities=celebrities)
+        rendered = render(page)
+        if stamp is not None:
+            await self._cache.keep_page(owner, page=key, rendered=rendered, stamp=stamp)
+        return rendered
+
+    def _asked(self, viewer: UserId, owner: UserId, limit: int | None, cursor: str | None) -> tuple[PostId | None, int]:
+        if viewer != owner:
+            raise Forbidden("a home feed is readable by its owner only")
+        size = self._policies.page_size(limit)
+        return (decode_post_cursor(cursor) if cursor is not None else None), size
+
+    async def _view(
+        self,
+        cache: FeedCache,
+        owner: UserId,
+        before: PostId | None,
+        size: int,
+        *,
+        page: str | None,
+        celebrities: frozenset[UserId],
+    ) -> FeedView:
+        return await cache.view(owner, before=before, limit=size + 1, page=page, celebrities=_version(celebrities))
+
+    async def _assemble(
+        self,
+        owner: UserId,
+        before: PostId | None,
+        size: int,
+        *,
+        page: str | None,
+        view: FeedView | None = None,
+        celebrities: frozenset[UserId] | None = None,
+    ) -> tuple[Page[Post], str | None]:
+        """The page, and the stamp to keep it rendered with when it may be kept (else None)."""
+        if celebrities is None:
+            celebrities = await self._posts.celebrities()
+        read = _Read(owner)
+        cache = self._cache
+        if cache is not None and view is None:
+            view = await self._view(cache, owner, before, size, page=None, celebrities=celebrities)
+        seen = await self._seen(read, view, celebrities)
+        window = view.window if view is not None else None
+        if cache is not None and window is None:
+            self._telemetry.cache_lookups("feed", hits=0, misses=1)
+            await self._rebuilds.once(("feed", owner), lambda: self._rebuild(cache, owner))
+            # No stamp now: this read's page is not kept (the next read's will be).
+            view = await cache.view(owner, before=before, limit=size + 1)
+            window = view.window
+        elif window is not None:
+            self._telemetry.cache_lookups("feed", hits=1, misses=0)
+        if window is not None and not seen:
+            found = await self._from_window(read, window, size)
+            if found is not None:
+                stamp = view.stamp if view is not None and page is not None and view.stamp else None
+                return page_of_posts(found, size), stamp
+        found = await self._visible(read, before, size + 1, window, seen)
+        return page_of_posts(found, size), None
+
+    async def _seen(self, read: _Read, view: FeedView | None, celebrities: frozenset[UserId]) -> frozenset[UserId]:
+        """The celebrities whose posts the owner sees: the owner, if one, and those the owner
+        follows. The graph is asked once per owner and set of celebrities; the answer is kept
+        beside the owner's cached feed, and dropped with it by follows and unfollows."""
+        if not celebrities:
+            return frozenset()
+        if view is not None and view.celebrities is not None:
+            seen = view.celebrities
+            read.learn(celebrities, seen)
+            return seen
+        seen = frozenset(await self._followed(read, celebrities))
+        if self._cache is not None:
+            await self._cache.keep_celebrities(read.owner, celebrities=_version(celebrities), seen=seen)
+        return seen
+
+    async def _from_window(self, read: _Read, window: CachedFeed, size: int) -> list[Post] | None:
+        """The page from the window's first slice alone, when it holds the page and its look-ahead
+        (or the whole feed); None when deleted posts left it short."""
+        found = await self._live(read, window.entries)
+        whole = len(window.entries) <= size and window.horizon == 0
+        return found if len(found) > size or whole else None
+
+    async def _visible(
+        self,
+        read: _Read,
+        before: PostId | None,
+        wanted: int,
+        window: CachedFeed | None,
+        seen: frozenset[UserId],
+    ) -> list[Post]:
+        """Up to ``wanted`` visible posts below ``before``, newest first, from every source."""
         found: list[Post] = []
-        batch: list[PostId] = []
-        async for post_id in self._candidates(before, wanted):
-            batch.append(post_id)
-            if len(batch) >= wanted - len(found):
-                found += await self._keep_visible(batch)
-                batch = []
-                if len(found) >= wanted:
-                    return found[:wanted]
-        found += await self._keep_visible(batch)
+        batch: list[_Candidate] = []
+        async with contextlib.aclosing(self._candidates(read, before, wanted, window, seen)) as candidates:
+            async for candidate in candidates:
+                batch.append(candidate)
+                if len(batch) >= wanted - len(found):
+                    found += await self._keep_visible(read, batch)
+                    batch = []
+                    if len(found) >= wanted:
+                        return found[:wanted]
+        found += await self._keep_visible(read, batch)
         return found[:wanted]
 
-    async def _candidates(self, before: PostId | None, batch: int) -> AsyncIterator[PostId]:
-        head = _merge_descending(self._materialised(before, batch), _paged(self._unfanned_fetch(), before, batch))
-        async for post_id in head:
-            yield post_id
-        # Below what the materialised feed served, the followees' timelines take over. A cached
-        # copy left behind by a processor that died before dropping it can reach below the store's
-        # horizon: the timelines then start below the copy, so that nothing is served twice.
-        if self._cache_floor == 0:
-            return  # a copy complete to the feed's very beginning: nothing lies below it
-        floor = await self._store_horizon()
-        if self._cache_floor is not None:
-            floor = min(floor, self._cache_floor)
+    async def _candidates(
+        self,
+        read: _Read,
+        before: PostId | None,
+        batch: int,
+        window: CachedFeed | None,
+        seen: frozenset[UserId],
+    ) -> AsyncGenerator[_Candidate, None]:
+        owner = read.owner
+        store_horizon = _Once(lambda: self._feeds.horizon(owner))
+        # A window complete to the feed's beginning leaves nothing for the store or the timelines.
+        complete = window is not None and window.horizon == 0
+        merge_floor = _Once(_zero) if complete else store_horizon
+        materialised = self._materialised(owner, before, batch, window, store_horizon)
+        merged = _merge_descending(materialised, self._celebrity_posts(read, seen, before, batch, merge_floor))
+        async with contextlib.aclosing(merged):
+            async for candidate in merged:
+                yield candidate
+        if complete:
+            return
+        # Below what was materialised, the followees' timelines take over. A window left behind by
+        # a processor that died before dropping it can reach below the store's horizon: the
+        # timelines then start below the window, so that nothing is served twice.
+        floor = await store_horizon()
+        if window is not None:
+            floor = min(floor, window.horizon)
         if floor > 0:
             deep_before = floor if before is None else min(before, floor)
-            async for post_id in _paged(self._timelines_fetch(), PostId(deep_before), batch):
-                yield post_id
+            async with contextlib.aclosing(_paged(self._timelines(read), PostId(deep_before), batch)) as timelines:
+                async for post_id in timelines:
+                    yield post_id, True
 
-    async def _store_horizon(self) -> PostId:
-        """The materialised feed's horizon, read once, and only by the reads that need it: a page
-        served from the cache, with no celebrity to merge, never does."""
-        if self._horizon is None:
-            self._horizon = await self._feeds.horizon(self._owner)
-        return self._horizon
-
-    async def _merge_floor(self) -> PostId:
-        """Down to where unfanned posts are merged in; the timelines take over below it. A cached
-        copy complete to the feed's beginning, which the materialised stream has read by the time
-        the merge first asks, leaves no timelines below it: the merge then goes down to 0 too,
-        without asking the store."""
-        return PostId(0) if self._cache_floor == 0 else await self._store_horizon()
-
-    async def _materialised(self, before: PostId | None, batch: int) -> AsyncIterator[PostId]:
+    async def _materialised(
+        self,
+        owner: UserId,
+        before: PostId | None,
+        batch: int,
+        window: CachedFeed | None,
+        store_horizon: _Once[PostId],
+    ) -> AsyncGenerator[_Candidate, None]:
+        """The materialised feed below ``before``: the cached window's entries, then the store's below
+        the window (or below the last entry served, should the window move under this read)."""
         store_before = before
-        cached = await self._cached(before, batch)
-        if cached is not None and self._cache is not None:
-            # A cached copy is filled at or above the store's horizon and dropped whenever that
-            # horizon moves (follows and unfollows invalidate it): it is complete down to its own.
-            horizon = cached.horizon
-            self._cache_floor = horizon
+        if window is not None and self._cache is not None:
+            horizon = window.horizon
             store_before = horizon if before is None else PostId(min(before, horizon))
+            entries = window.entries
             while True:
-                served = [post_id for post_id in cached.entries if post_id >= horizon]
-                self._trusted.update(served)
-                for post_id in served:
-                    yield post_id
-                if len(served) < batch + 1:
+                for post_id in entries:
+                    yield post_id, True
+                if len(entries) < batch + 1:
                     break
-                cached = await self._cache.read(self._owner, before=served[-1], limit=batch + 1)
-                if cached is None or cached.horizon != horizon:
-                    # The window moved under this read: the store serves all below what was served.
-                    store_before = served[-1]
+                following = await self._cache.view(owner, before=entries[-1], limit=batch + 1)
+                if following.window is None or following.window.horizon != horizon:
+                    store_before = entries[-1]
                     break
+                entries = following.window.entries
         if store_before == 0:
             return
-        store_horizon = await self._store_horizon()
+        floor = await store_horizon()
 
         async def fetch(below: PostId | None, limit: int) -> list[PostId]:
-            return await self._feeds.entries(self._owner, before=below, floor=store_horizon, limit=limit)
+            return await self._feeds.entries(owner, before=below, floor=floor, limit=limit)
 
-        async for post_id in _paged(fetch, store_before, batch):
-            yield post_id
+        async with contextlib.aclosing(_paged(fetch, store_before, batch)) as stored:
+            async for post_id in stored:
+                yield post_id, False
 
-    async def _cached(self, before: PostId | None, batch: int) -> CachedFeed | None:
-        """The first cached slice, rebuilding a cold feed from the store first."""
-        if self._cache is None:
-            return None
-        cached = await self._cache.read(self._owner, before=before, limit=batch + 1)
-        self._telemetry.cache_lookups("feed", hits=int(cached is not None), misses=int(cached is None))
-        if cached is None:
-            cache, store_horizon = self._cache, await self._store_horizon()
-            await self._rebuilds.once(("feed", self._owner), lambda: self._rebuild_cache(cache, store_horizon))
-            cached = await self._cache.read(self._owner, before=before, limit=batch + 1)
-        return cached
+    async def _celebrity_posts(
+        self, read: _Read, seen: frozenset[UserId], before: PostId | None, batch: int, floor: _Once[PostId]
+    ) -> AsyncGenerator[_Candidate, None]:
+        """The posts of the celebrities the owner sees, at or above ``floor``, newest first."""
+        if not seen:
+            return
 
-    async def _rebuild_cache(self, cache: FeedCache, store_horizon: PostId) -> None:
-        window = self._policies.cache_window
-        entries = await self._feeds.entries(self._owner, before=None, floor=store_horizon, limit=window)
-        horizon = entries[-1] if len(entries) == window else store_horizon
-        visible = [post.id for post in await self._keep_visible(entries)]
-        await cache.fill(self._owner, visible, horizon=horizon)
-        self._telemetry.cache_rebuilt("feed")
-        # The processor may have changed the store between that read and the fill, and left the
-        # cache alone because the feed was not cached yet: then the copy may lack the change, and
-        # it is dropped (this read is served by the store). Changes after this second look reach
-        # the cached copy through the processor.
-        again = await self._feeds.entries(self._owner, before=None, floor=store_horizon, limit=window)
-        if again != entries or await self._feeds.horizon(self._owner) != store_horizon:
-            await cache.invalidate(self._owner)
+        async def fetch(below: PostId | None, limit: int) -> list[PostId]:
+            return await self._celebrity_ids(read, seen, before=below, floor=await floor(), limit=limit)
 
-    def _unfanned_fetch(self) -> Fetch:
-        authors: Collection[UserId] | None = None
+        async with contextlib.aclosing(_paged(fetch, before, batch)) as posts:
+            async for post_id in posts:
+                yield post_id, True
 
-        async def fetch(before: PostId | None, limit: int) -> list[PostId]:
-            nonlocal authors
-            if authors is None:
-                authors = await self._followed_unfanned()
-            if not authors:
-                return []
-            return await self._unfanned(authors, before=before, floor=await self._merge_floor(), limit=limit)
-
-        return fetch
-
-    async def _unfanned(
-        self, authors: Collection[UserId], *, before: PostId | None, floor: PostId, limit: int
+    async def _celebrity_ids(
+        self, read: _Read, authors: Collection[UserId], *, before: PostId | None, floor: PostId, limit: int
     ) -> list[PostId]:
         """The newest ``limit`` unfanned posts of ``authors`` in ``[floor, before)``: from the cached
-        windows where they reach, from the store below them and for authors Redis does not hold."""
-        windows = await self._unfanned_windows(authors, before=before, limit=limit)
+        windows where they reach, from the store below them and for authors not cached."""
+        windows = await self._celebrity_windows_of(authors, before=before, limit=limit)
         found: set[PostId] = set()
         from_store: list[UserId] = []
         for author in authors:
@@ -258,117 +317,177 @@ class _FeedRead:
                 from_store.append(author)  # the window ran out: older posts are in the store only
         if from_store:
             latest = await self._posts.latest(from_store, before=before, floor=floor, limit=limit, unfanned_only=True)
-            found.update(self._remember(latest))
+            found.update(read.remember(latest))
         return sorted(found, reverse=True)[:limit]
 
-    async def _unfanned_windows(
+    async def _celebrity_windows_of(
         self, authors: Collection[UserId], *, before: PostId | None, limit: int
     ) -> dict[UserId, CachedFeed]:
-        if self._cache is None:
+        windows_port = self._celebrity_windows
+        if windows_port is None:
             return {}
-        cache = self._cache
-        windows = await cache.read_unfanned(authors, before=before, limit=limit)
+        windows = await windows_port.read(authors, before=before, limit=limit)
         cold = [author for author in authors if author not in windows]
-        self._telemetry.cache_lookups("unfanned", hits=len(windows), misses=len(cold))
+        self._telemetry.cache_lookups("celebrity", hits=len(windows), misses=len(cold))
         for author in cold:
-            await self._rebuilds.once(("unfanned", author), functools.partial(self._rebuild_unfanned, cache, author))
+            rebuild = functools.partial(self._rebuild_celebrity, windows_port, author)
+            await self._rebuilds.once(("celebrity", author), rebuild)
         if cold:
-            windows.update(await cache.read_unfanned(cold, before=before, limit=limit))
+            windows.update(await windows_port.read(cold, before=before, limit=limit))
         return windows
 
-    async def _rebuild_unfanned(self, cache: FeedCache, author: UserId) -> None:
-        window = self._policies.cache_window
-
-        async def newest() -> list[Post]:
-            return await self._posts.latest((author,), before=None, floor=PostId(0), limit=window, unfanned_only=True)
-
-        found = await newest()
-        horizon = found[-1].id if len(found) == window else PostId(0)
-        await cache.keep_posts(found)
-        await cache.fill_unfanned(author, [post.id for post in found], horizon=horizon)
-        self._telemetry.cache_rebuilt("unfanned")
-        # As for feeds: a post the processor applied meanwhile may be missing from the copy.
-        if await newest() != found:
-            await cache.invalidate_unfanned(author)
-
-    def _timelines_fetch(self) -> Fetch:
+    def _timelines(self, read: _Read) -> _Fetch:
         authors: list[UserId] | None = None
 
         async def fetch(before: PostId | None, limit: int) -> list[PostId]:
             nonlocal authors
             if authors is None:
-                authors = [self._owner, *await self._all_following()]
+                authors = [read.owner, *await self._all_following(read.owner)]
             found = await self._posts.latest(authors, before=before, floor=PostId(0), limit=limit)
-            return self._remember(found)
+            return read.remember(found)
 
         return fetch
 
-    async def _all_following(self) -> list[UserId]:
+    async def _all_following(self, owner: UserId) -> list[UserId]:
         everyone: list[UserId] = []
         after: UserId | None = None
         while True:
-            page = await self._graph.following(self._owner, after=after, limit=_FOLLOWING_PAGE)
+            page = await self._graph.following(owner, after=after, limit=_FOLLOWING_PAGE)
             everyone += page
             if len(page) < _FOLLOWING_PAGE:
                 return everyone
             after = page[-1]
 
-    def _remember(self, found: list[Post]) -> list[PostId]:
-        for post in found:
-            self._loaded[post.id] = post
-            self._visible_authors[post.author_id] = True
-        return [post.id for post in found]
+    async def _rebuild(self, cache: FeedCache, owner: UserId) -> None:
+        """Fill the owner's cached window from the store, with visible posts only."""
+        size = self._policies.cache_window
+        store_horizon = await self._feeds.horizon(owner)
+        entries = await self._feeds.entries(owner, before=None, floor=store_horizon, limit=size)
+        horizon = entries[-1] if len(entries) == size else store_horizon
+        visible = await self._keep_visible(_Read(owner), [(post_id, False) for post_id in entries])
+        await cache.fill(owner, [post.id for post in visible], horizon=horizon)
+        self._telemetry.cache_rebuilt("feed")
+        # The processor may have changed the store between that read and the fill, and left the
+        # cache alone because the feed was not cached yet: then the copy may lack the change, and
+        # it is dropped (this read is served by the store). Changes after this second look reach
+        # the cached copy through the processor.
+        again = await self._feeds.entries(owner, before=None, floor=store_horizon, limit=size)
+        if again != entries or await self._feeds.horizon(owner) != store_horizon:
+            await cache.drop(owner)
 
-    async def _followed_unfanned(self) -> set[UserId]:
-        """The unfanned authors the owner sees. The graph is asked once per owner and set of
-        unfanned authors: the answer is kept in the cache under a digest of that set, and dropped
-        with the owner's cached feed, which follows and unfollows drop."""
-        unfanned = await self._posts.unfanned_authors()
-        if not unfanned or self._cache is None:
-            return await self._followed(unfanned)
-        digest = _digest(unfanned)
-        kept = await self._cache.read_followed_unfanned(self._owner, digest=digest)
-        if kept is None:
-            followed = await self._followed(unfanned)
-            await self._cache.keep_followed_unfanned(self._owner, digest=digest, authors=followed)
-            return followed
-        for author in unfanned:
-            self._visible_authors.setdefault(author, author in kept)
-        return {author for author in unfanned if self._visible_authors[author]}
+    async def _rebuild_celebrity(self, windows: CelebrityWindows, author: UserId) -> None:
+        size = self._policies.cache_window
 
-    async def _followed(self, authors: Collection[UserId]) -> set[UserId]:
+        async def newest() -> list[Post]:
+            return await self._posts.latest((author,), before=None, floor=PostId(0), limit=size, unfanned_only=True)
+
+        found = await newest()
+        horizon = found[-1].id if len(found) == size else PostId(0)
+        if self._bodies is not None:
+            await self._bodies.keep(found)
+        await windows.fill(author, [post.id for post in found], horizon=horizon)
+        self._telemetry.cache_rebuilt("celebrity")
+        # As for feeds: a post the processor applied meanwhile may be missing from the copy.
+        if await newest() != found:
+            await windows.drop(author)
+
+    async def _followed(self, read: _Read, authors: Collection[UserId]) -> set[UserId]:
         """Those of ``authors`` whose posts the owner sees: the owner and whom the owner follows."""
-        unknown = {author for author in authors if author not in self._visible_authors}
+        unknown = {author for author in authors if author not in read.visible}
         if unknown:
-            followed = await self._graph.followed_among(self._owner, unknown)
-            for author in unknown:
-                self._visible_authors[author] = author in followed
-        return {author for author in authors if self._visible_authors[author]}
+            read.learn(unknown, await self._graph.followed_among(read.owner, unknown))
+        return {author for author in authors if read.visible[author]}
 
-    async def _keep_visible(self, post_ids: list[PostId]) -> list[Post]:
-        await self._load([post_id for post_id in post_ids if post_id not in self._loaded])
-        loaded = [self._loaded[post_id] for post_id in post_ids if post_id in self._loaded]
-        visible = await self._followed({post.author_id for post in loaded if post.id not in self._trusted})
-        return [post for post in loaded if post.id in self._trusted or post.author_id in visible]
+    async def _keep_visible(self, read: _Read, candidates: Sequence[_Candidate]) -> list[Post]:
+        """The live posts among ``candidates`` whose authors the owner sees, in their order."""
+        posts = await self._live(read, [post_id for post_id, _ in candidates])
+        trusted = {post_id for post_id, known in candidates if known}
+        unknown = {post.author_id for post in posts if post.id not in trusted}
+        visible = await self._followed(read, unknown) if unknown else set()
+        return [post for post in posts if post.id in trusted or post.author_id in visible]
 
-    async def _load(self, post_ids: Sequence[PostId]) -> None:
-        """Load the live posts among ``post_ids``: cached bodies first, then the store."""
-        if not post_ids:
-            return
-        missing = post_ids
-        if self._cache is not None:
-            cached = await self._cache.posts(post_ids)
-            self._loaded.update((post_id, post) for post_id, post in cached.items() if post is not None)
-            missing = [post_id for post_id in post_ids if post_id not in cached]
-            self._telemetry.cache_lookups("post", hits=len(cached), misses=len(missing))
+    async def _live(self, read: _Read, post_ids: Sequence[PostId]) -> list[Post]:
+        """The live posts among ``post_ids``, in their order: cached bodies first, then the store."""
+        missing = [post_id for post_id in post_ids if post_id not in read.loaded]
+        if missing and self._bodies is not None:
+            cached = await self._bodies.get(missing)
+            read.loaded.update(cached)
+            self._telemetry.cache_lookups("post", hits=len(cached), misses=len(missing) - len(cached))
+            missing = [post_id for post_id in missing if post_id not in cached]
         if missing:
             found = await self._posts.get_many(missing)
-            self._loaded.update(found)
-            if self._cache is not None and found:
-                await self._cache.keep_posts(list(found.values()))
+            read.loaded.update(found)
+            read.loaded.update((post_id, None) for post_id in missing if post_id not in found)
+            if self._bodies is not None and found:
+                await self._bodies.keep(list(found.values()))
+        loaded = read.loaded
+        return [post for post_id in post_ids if (post := loaded.get(post_id)) is not None]
 
 
-async def _paged(fetch: Fetch, before: PostId | None, batch: int) -> AsyncIterator[PostId]:
+class _Read:
+    """What one read has learnt: posts loaded (None: deleted) and whose posts the owner sees."""
+
+    __slots__ = ("loaded", "owner", "visible")
+
+    def __init__(self, owner: UserId) -> None:
+        self.owner = owner
+        self.loaded: dict[PostId, Post | None] = {}
+        self.visible: dict[UserId, bool] = {owner: True}
+
+    def learn(self, authors: Collection[UserId], seen: Collection[UserId]) -> None:
+        for author in authors:
+            self.visible.setdefault(author, author in seen)
+
+    def remember(self, found: list[Post]) -> list[PostId]:
+        """Keep posts a store read returned whole, by authors the owner sees; returns their ids."""
+        for post in found:
+            self.loaded[post.id] = post
+            self.visible[post.author_id] = True
+        return [post.id for post in found]
+
+
+class SingleFlight:
+    """One run at a time of each keyed piece of work, in one process: calls that find it under way
+    wait for it to end instead of running it again (cold rebuilds, here)."""
+
+    def __init__(self) -> None:
+        self._running: dict[Hashable, asyncio.Future[None]] = {}
+
+    async def once(self, key: Hashable, work: Callable[[], Awaitable[None]]) -> None:
+        running = self._running.get(key)
+        if running is not None:
+            await asyncio.shield(running)
+            return
+        done = asyncio.get_running_loop().create_future()
+        self._running[key] = done
+        try:
+            await work()
+        finally:
+            # Waiters go on either way: without a copy, the store serves them.
+            del self._running[key]
+            done.set_result(None)
+
+
+class _Once(Generic[T]):
+    """An awaitable value computed on first use, once."""
+
+    __slots__ = ("_compute", "_value")
+
+    def __init__(self, compute: Callable[[], Awaitable[T]]) -> None:
+        self._compute = compute
+        self._value: T | None = None
+
+    async def __call__(self) -> T:
+        if self._value is None:
+            self._value = await self._compute()
+        return self._value
+
+
+async def _zero() -> PostId:
+    return PostId(0)
+
+
+async def _paged(fetch: _Fetch, before: PostId | None, batch: int) -> AsyncGenerator[PostId, None]:
     """Every id ``fetch`` serves below ``before``, newest first, ``batch`` (and one more) at a time.
 
     The one more is the look-ahead a merge takes past a page: it costs no extra round trip.
@@ -382,28 +501,36 @@ async def _paged(fetch: Fetch, before: PostId | None, batch: int) -> AsyncIterat
         before = found[-1]
 
 
-async def _merge_descending(*streams: AsyncIterator[PostId]) -> AsyncIterator[PostId]:
-    """Merge descending streams into one, dropping repeats."""
-    heads: dict[int, PostId] = {}
-    for index, stream in enumerate(streams):
-        first = await anext(stream, None)
-        if first is not None:
-            heads[index] = first
-    last: PostId | None = None
-    while heads:
-        index = max(heads, key=heads.__getitem__)
-        post_id = heads[index]
-        following = await anext(streams[index], None)
-        if following is None:
-            del heads[index]
-        else:
-            heads[index] = following
-        if post_id != last:
-            yield post_id
-            last = post_id
+async def _merge_descending(*streams: AsyncGenerator[_Candidate, None]) -> AsyncGenerator[_Candidate, None]:
+    """Merge streams of candidates descending by id into one, dropping repeats; closes them after."""
+    try:
+        heads: dict[int, _Candidate] = {}
+        for index, stream in enumerate(streams):
+            first = await anext(stream, None)
+            if first is not None:
+                heads[index] = first
+        last: PostId | None = None
+        while heads:
+            index = max(heads, key=lambda i: heads[i][0])
+            candidate = heads[index]
+            following = await anext(streams[index], None)
+            if following is None:
+                del heads[index]
+            else:
+                heads[index] = following
+            if candidate[0] != last:
+                yield candidate
+                last = candidate[0]
+    finally:
+        for stream in streams:
+            await stream.aclose()
+
+
+def _version(celebrities: frozenset[UserId]) -> str:
+    """A name for a set of celebrities, the same in every process (built-in hashes of text are not)."""
+    return _digest(celebrities) if celebrities else _NO_CELEBRITIES
 
 
 @functools.lru_cache(maxsize=8)
 def _digest(authors: frozenset[UserId]) -> str:
-    """A digest of a set of authors, the same in every process (built-in hashes of text are not)."""
     return hashlib.blake2b("\n".join(sorted(authors)).encode(), digest_size=16).hexdigest()

@@ -62,11 +62,13 @@ class PostStore(Protocol):
         """
         ...
 
-    async def delete(self, post_id: PostId, event: PostDeleted) -> bool:
+    async def delete(self, post_id: PostId, event: PostDeleted) -> list[UserId] | None:
         """Mark a post deleted and append ``event`` to the outbox in one atomic step.
 
         Returns:
-            False, appending nothing, when the post does not exist or is already deleted.
+            None, appending nothing, when the post does not exist or is already deleted. Otherwise
+            whose materialised feeds hold the post, read in the same step: every entry of it written
+            before the deletion is there, and none can be written after it.
         """
         ...
 
@@ -93,8 +95,9 @@ class PostStore(Protocol):
         """How many non-deleted posts ``author`` has."""
         ...
 
-    async def unfanned_authors(self) -> frozenset[UserId]:
-        """Every author with at least one non-deleted post published with ``fan_out=False``.
+    async def celebrities(self) -> frozenset[UserId]:
+        """Every author with at least one non-deleted post published with ``fan_out=False``: the
+        authors whose posts reads merge in, for whoever follows them.
 
         Publishes and deletes through this store show at once; an adapter shared by several
         processes may show another process's publishes up to a second late (as fan-out is late).
@@ -179,10 +182,11 @@ class FeedStore(FeedReader, Protocol):
 
     async def add_to_audience(
         self, author_id: UserId, post_id: PostId, *, after: UserId | None, limit: int
-    ) -> list[UserId]:
+    ) -> list[UserId] | None:
         """Put one of ``author_id``'s posts into the feeds of their next ``limit`` followers as the
         graph stands, in ascending id order strictly after ``after``, and with the first chunk
-        (``after`` None) into the author's own; returns those followers.
+        (``after`` None) into the author's own; returns those followers, or None, writing nothing,
+        when the store knows the post deleted.
 
         The same as reading ``SocialGraph.followers`` and passing them, and the author, to
         :meth:`add`, with no round trip of the followers between the graph and the store where
@@ -236,16 +240,50 @@ class FeedUnitOfWork(Protocol):
 
 
 class CachedFeed(msgspec.Struct, frozen=True, kw_only=True):
+    """A slice of a cached window, newest first."""
+
     entries: list[PostId]
-    #: The cached feed holds every entry of the materialised feed with ``id >= horizon``.
+    #: The window holds every entry of what it copies with ``id >= horizon``.
     horizon: PostId
 
 
-class FeedCache(Protocol):
-    """A bounded, fast copy of the newest entries of active users' materialised feeds."""
+class FeedView(msgspec.Struct, frozen=True, kw_only=True):
+    """What the feed cache holds for one user, as one read finds it."""
 
-    async def read(self, user: UserId, *, before: PostId | None, limit: int) -> CachedFeed | None:
-        """Cached ids with ``horizon <= id < before``, newest first; None when ``user`` is not cached."""
+    #: The rendered page asked for, when one is kept; nothing else is read then.
+    page: bytes | None = None
+    #: The cached window's slice asked for; None when the user's feed is not cached.
+    window: CachedFeed | None = None
+    #: The celebrities the user sees, as kept for the celebrity set asked about; None when not kept.
+    celebrities: frozenset[UserId] | None = None
+    #: Handed back to :meth:`FeedCache.keep_page`: a page is kept only if the feed has not changed
+    #: since this read.
+    stamp: str = ""
+
+
+class FeedCache(Protocol):
+    """The feed cache: a bounded, fast copy of the newest entries of active users' materialised
+    feeds, with what a read of each needs beside it (all of it one user's, stored together).
+
+    Beside each window it keeps which celebrities the user sees (so that a read need not ask the
+    graph each time; kept per version of the set of celebrities it was worked out from), and rendered
+    first pages. Every change to a window (:meth:`add`, :meth:`remove`, :meth:`fill`, :meth:`drop`)
+    drops the user's rendered pages, and so does :meth:`drop_pages`.
+    """
+
+    async def view(
+        self,
+        user: UserId,
+        *,
+        before: PostId | None,
+        limit: int,
+        page: str | None = None,
+        celebrities: str | None = None,
+    ) -> FeedView:
+        """The rendered page kept under ``page`` when one is, and nothing else. Otherwise the
+        window's ids with ``horizon <= id < before``, newest first; the celebrities kept for the set
+        ``celebrities`` names (when given); and, when ``page`` is given and the feed is cached, a
+        stamp to keep a page with. A read renews the feed's time to live."""
         ...
 
     async def fill(self, user: UserId, entries: Sequence[PostId], *, horizon: PostId) -> None:
@@ -260,56 +298,63 @@ class FeedCache(Protocol):
         """Remove a post from those of ``users`` that are cached."""
         ...
 
-    async def invalidate(self, user: UserId) -> None:
-        """Forget ``user``'s cached feed, and the unfanned authors kept as followed by ``user``; the
-        next read rebuilds both."""
+    async def drop(self, user: UserId) -> None:
+        """Forget ``user``'s cached feed, the celebrities kept as seen by ``user`` and the rendered
+        pages; the next read rebuilds them."""
         ...
 
-    # Which of the unfanned authors a user follows, so that a read need not ask the graph each
-    # time: kept under a digest of the set of all unfanned authors it was worked out from, and
-    # dropped with the user's feed (which follows and unfollows drop).
-
-    async def read_followed_unfanned(self, user: UserId, *, digest: str) -> frozenset[UserId] | None:
-        """The unfanned authors ``user`` follows, if kept for ``digest``; else None."""
+    async def keep_celebrities(self, user: UserId, *, celebrities: str, seen: Collection[UserId]) -> None:
+        """Keep ``seen`` as the celebrities ``user`` sees, worked out for the set ``celebrities`` names."""
         ...
 
-    async def keep_followed_unfanned(self, user: UserId, *, digest: str, authors: Collection[UserId]) -> None:
-        """Keep ``authors`` as the unfanned authors ``user`` follows, worked out for ``digest``."""
+    async def keep_page(self, user: UserId, *, page: str, rendered: bytes, stamp: str) -> None:
+        """Keep ``rendered`` under ``page`` for ``user``, unless the feed changed (or any page of it
+        was dropped) since the :meth:`view` that gave ``stamp``."""
         ...
 
-    # The same kind of window over each author's posts that were not fanned out, which readers
-    # merge into their feeds: ``user`` is the author there.
-
-    async def read_unfanned(
-        self, authors: Collection[UserId], *, before: PostId | None, limit: int
-    ) -> dict[UserId, CachedFeed]:
-        """Each cached author's unfanned post ids below ``before``, newest first; uncached ones are absent."""
+    async def drop_pages(self, users: Sequence[UserId]) -> None:
+        """Drop the rendered pages of ``users``, cached or not."""
         ...
 
-    async def fill_unfanned(self, author: UserId, entries: Sequence[PostId], *, horizon: PostId) -> None:
+
+class CelebrityWindows(Protocol):
+    """The same kind of window as the feed cache's, over each celebrity's posts that were not
+    fanned out, which reads merge into the feeds of those who follow them."""
+
+    async def read(self, authors: Collection[UserId], *, before: PostId | None, limit: int) -> dict[UserId, CachedFeed]:
+        """Each cached author's window below ``before``, newest first; authors not cached are absent."""
+        ...
+
+    async def fill(self, author: UserId, entries: Sequence[PostId], *, horizon: PostId) -> None:
         """Cache ``author``'s unfanned post ids: ``entries`` are all of them ``>= horizon``."""
         ...
 
-    async def add_unfanned(self, author: UserId, post_id: PostId) -> None:
+    async def add(self, author: UserId, post_id: PostId) -> None:
         """Add an unfanned post to its author's window, when that window is cached."""
         ...
 
-    async def remove_unfanned(self, author: UserId, post_id: PostId) -> None: ...
+    async def remove(self, author: UserId, post_id: PostId) -> None:
+        """Remove a post from its author's window, when that window is cached."""
+        ...
 
-    async def invalidate_unfanned(self, author: UserId) -> None: ...
+    async def drop(self, author: UserId) -> None:
+        """Forget ``author``'s window; the next read rebuilds it."""
+        ...
 
-    # Post bodies, so that a page is hydrated without the post store. A post is immutable but for
-    # its deletion, which the cache remembers: a body is never cached again after it.
 
-    async def posts(self, post_ids: Collection[PostId]) -> dict[PostId, Post | None]:
+class PostBodies(Protocol):
+    """Post bodies, so that a page is hydrated without the post store. A post is immutable but for
+    its deletion, which is remembered: a body is never cached again after it."""
+
+    async def get(self, post_ids: Collection[PostId]) -> dict[PostId, Post | None]:
         """The cached among ``post_ids``: the post, or None when it is known deleted."""
         ...
 
-    async def keep_posts(self, posts: Sequence[Post]) -> None:
+    async def keep(self, posts: Sequence[Post]) -> None:
         """Cache these bodies, except those of posts known deleted."""
         ...
 
-    async def forget_post(self, post_id: PostId) -> None:
+    async def bury(self, post_id: PostId) -> None:
         """Remember ``post_id`` as deleted: its body is dropped and never cached again."""
         ...
 
@@ -346,11 +391,11 @@ class Telemetry(Protocol):
         ...
 
     def cache_lookups(self, kind: str, *, hits: int, misses: int) -> None:
-        """Lookups in the feed cache: ``kind`` is "feed", "unfanned" or "post"."""
+        """Cache lookups: ``kind`` is "page" (a rendered first page), "feed", "celebrity" or "post"."""
         ...
 
     def cache_rebuilt(self, kind: str) -> None:
-        """A cold ``kind`` ("feed" or "unfanned") window was rebuilt from the store."""
+        """A cold ``kind`` ("feed" or "celebrity") window was rebuilt from the store."""
         ...
 
     def fanned_out(self, *, entries: int, seconds: float) -> None:

@@ -22,6 +22,7 @@ from feedcore.ports import (
     FeedCache,
     IdempotencyClaim,
     IdGenerator,
+    PostBodies,
     PostStore,
     SocialGraph,
     Telemetry,
@@ -101,17 +102,25 @@ async def delete_post(
     ids: IdGenerator,
     clock: Clock,
     cache: FeedCache | None = None,
+    bodies: PostBodies | None = None,
 ) -> None:
-    """Delete a post of ``requester``'s; it leaves every feed asynchronously (and reads hide it at
-    once: the store says it is gone, and so does its cached body from now on)."""
+    """Delete a post of ``requester``'s; it leaves every feed asynchronously, and reads hide it at
+    once: the store says it is gone, and so does its cached body from now on.
+
+    The rendered pages of the feeds that hold it are dropped after the body is buried, so that a
+    page built after the drop sees the burial, and one begun before it is never kept.
+    """
     post = await read_post(post_id, posts=posts)
     if post.author_id != requester:
         raise Forbidden("only the author may delete a post")
     event = PostDeleted(event_id=str(ids.next_id()), occurred_at=clock.now(), post_id=post_id, author_id=requester)
-    if not await posts.delete(post_id, event):
+    holders = await posts.delete(post_id, event)
+    if holders is None:
         raise PostNotFound(f"post {post_id} does not exist or was deleted")
+    if bodies is not None:
+        await bodies.bury(post_id)
     if cache is not None:
-        await cache.forget_post(post_id)
+        await cache.drop_pages(holders)
 
 
 async def read_author_timeline(

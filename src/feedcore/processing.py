@@ -21,10 +21,12 @@ from feedcore.model import Post, PostId, UserId
 from feedcore.policies import Policies
 from feedcore.ports import (
     NO_TELEMETRY,
+    CelebrityWindows,
     EventBus,
     FeedCache,
     FeedStore,
     FeedUnitOfWork,
+    PostBodies,
     PostStore,
     SocialGraph,
     Telemetry,
@@ -41,8 +43,10 @@ class FeedProcessor:
         posts: PostStore,
         graph: SocialGraph,
         unit_of_work: FeedUnitOfWork,
-        cache: FeedCache | None,
         policies: Policies,
+        cache: FeedCache | None = None,
+        celebrity_windows: CelebrityWindows | None = None,
+        bodies: PostBodies | None = None,
         telemetry: Telemetry = NO_TELEMETRY,
     ) -> None:
         self._consumer = consumer
@@ -51,6 +55,8 @@ class FeedProcessor:
         self._graph = graph
         self._unit_of_work = unit_of_work
         self._cache = cache
+        self._celebrity_windows = celebrity_windows
+        self._bodies = bodies
         self._policies = policies
 
     async def apply(self, event: Event) -> bool:
@@ -80,11 +86,10 @@ class FeedProcessor:
                     touched[event.event_id] = await self._apply_to_store(tx.feeds, event, posts)
                 await tx.ledger.mark(self._consumer, [event.event_id for event in fresh])
                 await tx.commit()
-        if self._cache is not None:
-            if posts:
-                await self._cache.keep_posts(list(posts.values()))  # before any deletion's tombstone
-            for event in events:
-                await self._apply_to_cache(self._cache, event, touched.get(event.event_id), posts)
+        if self._bodies is not None and posts:
+            await self._bodies.keep(list(posts.values()))  # before any deletion's burial
+        for event in events:
+            await self._apply_to_caches(event, touched.get(event.event_id), posts)
         for event in fresh:
             if isinstance(event, PostPublished) and (post := posts.get(PostId(event.post_id))) is not None:
                 self._telemetry.reached_feeds(post)
@@ -114,41 +119,48 @@ class FeedProcessor:
             case UserUnfollowed(follower_id=follower, followee_id=followee):
                 return await self.purge_followee(feeds, UserId(follower), UserId(followee))
 
-    async def _apply_to_cache(
-        self, cache: FeedCache, event: Event, touched: list[UserId] | None, posts: Mapping[PostId, Post]
-    ) -> None:
-        """Bring the cache in line with ``event``; ``touched`` is None on a redelivery.
+    async def _apply_to_caches(self, event: Event, touched: list[UserId] | None, posts: Mapping[PostId, Post]) -> None:
+        """Bring the caches in line with ``event``; ``touched`` is None on a redelivery.
 
         ``posts`` holds the live posts among those the batch published, when it was applied now.
         """
         match event:
             case PostPublished(post_id=post_id, author_id=author):
-                post = posts.get(PostId(post_id))
-                if touched is None or post is None:
-                    post = (await self._posts.get_many((PostId(post_id),))).get(PostId(post_id))
-                    if post is not None:
-                        await cache.keep_posts([post])
-                if post is None:
-                    return
-                if not post.fan_out:
-                    await cache.add_unfanned(UserId(author), post.id)
-                    return
-                if touched is None:
-                    touched = await self._audience(UserId(author))
-                await cache.add(touched, post.id)
+                await self._cache_published(PostId(post_id), UserId(author), touched, posts)
             case PostDeleted(post_id=post_id, author_id=author):
-                await cache.forget_post(PostId(post_id))
-                await cache.remove_unfanned(UserId(author), PostId(post_id))
-                if touched is None:
-                    # Whoever held the post and is not a follower any more had the cached feed
-                    # invalidated when the unfollow was applied.
-                    touched = await self._audience(UserId(author))
-                await cache.remove(touched, PostId(post_id))
+                await self._cache_deleted(PostId(post_id), UserId(author), touched)
             case UserFollowed(follower_id=follower) | UserUnfollowed(follower_id=follower):
                 # Follows change a feed in bulk and are rare next to posts: rebuilding the cached
                 # copy on the next read is simpler and safer than patching it.
-                if touched is None or touched:
-                    await cache.invalidate(UserId(follower))
+                if self._cache is not None and (touched is None or touched):
+                    await self._cache.drop(UserId(follower))
+
+    async def _cache_published(
+        self, post_id: PostId, author: UserId, touched: list[UserId] | None, posts: Mapping[PostId, Post]
+    ) -> None:
+        post = posts.get(post_id)
+        if touched is None or post is None:
+            post = (await self._posts.get_many((post_id,))).get(post_id)
+            if post is not None and self._bodies is not None:
+                await self._bodies.keep([post])
+        if post is None:
+            return
+        if not post.fan_out:
+            if self._celebrity_windows is not None:
+                await self._celebrity_windows.add(author, post.id)
+            return
+        if self._cache is not None:
+            await self._cache.add(await self._audience(author) if touched is None else touched, post.id)
+
+    async def _cache_deleted(self, post_id: PostId, author: UserId, touched: list[UserId] | None) -> None:
+        if self._bodies is not None:
+            await self._bodies.bury(post_id)
+        if self._celebrity_windows is not None:
+            await self._celebrity_windows.remove(author, post_id)
+        if self._cache is not None:
+            # Whoever held the post and is not a follower any more had the cached feed dropped when
+            # the unfollow was applied.
+            await self._cache.remove(await self._audience(author) if touched is None else touched, post_id)
 
     async def _fan_out(self, feeds: FeedStore, post: Post | None) -> list[UserId]:
         """Write a post into its author's feed and each current follower's, a chunk at a time."""
@@ -160,6 +172,8 @@ class FeedProcessor:
         after: UserId | None = None
         while True:
             chunk = await feeds.add_to_audience(author, post.id, after=after, limit=limit)
+            if chunk is None:
+                return []  # deleted since it was read: its deletion reaches the feeds
             recipients += chunk
             if len(chunk) < limit:
                 break

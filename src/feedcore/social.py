@@ -22,8 +22,8 @@ async def follow(
 ) -> None:
     """Make ``follower`` follow ``followee``; following again changes nothing.
 
-    The follower's cached feed is dropped at once, with the unfanned authors kept as followed, so
-    that a followee whose posts are merged at read time shows at once, as it did before any cache.
+    The follower's cached feed is dropped at once, with the celebrities kept as seen, so that a
+    followee whose posts are merged at read time shows at once, as it did before any cache.
     """
     if follower == followee:
         raise SelfFollow("a user cannot follow themselves")
@@ -31,7 +31,7 @@ async def follow(
         event_id=str(ids.next_id()), occurred_at=clock.now(), follower_id=follower, followee_id=followee
     )
     if await graph.follow(follower, followee, event) and cache is not None:
-        await cache.invalidate(follower)
+        await cache.drop(follower)
 
 
 async def unfollow(
@@ -52,7 +52,7 @@ async def unfollow(
         event_id=str(ids.next_id()), occurred_at=clock.now(), follower_id=follower, followee_id=followee
     )
     if await graph.unfollow(follower, followee, event) and cache is not None:
-        await cache.invalidate(follower)
+        await cache.drop(follower)
 
 
 async def _page_of_users(

@@ -1,4 +1,5 @@
-"""The FeedCache contract, one body run against the in-memory and the Redis adapter."""
+"""The contracts of the caches (FeedCache, CelebrityWindows, PostBodies), each body run against
+the in-memory and the Redis adapter."""
 
 from __future__ import annotations
 
@@ -7,10 +8,10 @@ from datetime import UTC, datetime
 import pytest
 import redis.asyncio as aioredis
 
-from adapters.memory import InMemoryFeedCache
-from adapters.redis import RedisFeedCache
+from adapters.memory import InMemoryCelebrityWindows, InMemoryFeedCache, InMemoryPostBodies
+from adapters.redis import RedisCelebrityWindows, RedisFeedCache, RedisPostBodies
 from feedcore.model import MAX_POST_ID, Post, PostId, UserId
-from feedcore.ports import CachedFeed, FeedCache
+from feedcore.ports import CachedFeed, CelebrityWindows, FeedCache, FeedView, PostBodies
 
 ANA = UserId("ana")
 BOB = UserId("bob")
@@ -24,28 +25,46 @@ def cache(request: pytest.FixtureRequest, redis_client: aioredis.Redis, redis_pr
     return RedisFeedCache(redis_client, prefix=redis_prefix, window=WINDOW)
 
 
+@pytest.fixture(params=["memory", "redis"])
+def celebrities(request: pytest.FixtureRequest, redis_client: aioredis.Redis, redis_prefix: str) -> CelebrityWindows:
+    if request.param == "memory":
+        return InMemoryCelebrityWindows(window=WINDOW)
+    return RedisCelebrityWindows(redis_client, prefix=redis_prefix, window=WINDOW)
+
+
+@pytest.fixture(params=["memory", "redis"])
+def bodies(request: pytest.FixtureRequest, redis_client: aioredis.Redis, redis_prefix: str) -> PostBodies:
+    if request.param == "memory":
+        return InMemoryPostBodies()
+    return RedisPostBodies(redis_client, prefix=redis_prefix)
+
+
+async def window(cache: FeedCache, user: UserId, *, before: PostId | None = None, limit: int = 10) -> CachedFeed | None:
+    return (await cache.view(user, before=before, limit=limit)).window
+
+
 def ids(*numbers: int) -> list[PostId]:
     return [PostId(number) for number in numbers]
 
 
 async def test_a_feed_is_not_cached_until_filled(cache: FeedCache) -> None:
-    assert await cache.read(ANA, before=None, limit=10) is None
+    assert await window(cache, ANA) is None
     await cache.add([ANA], PostId(5))
     await cache.remove([ANA], PostId(5))
-    assert await cache.read(ANA, before=None, limit=10) is None
+    assert await window(cache, ANA) is None
 
     await cache.fill(ANA, [], horizon=PostId(0))
 
-    assert await cache.read(ANA, before=None, limit=10) == CachedFeed(entries=[], horizon=PostId(0))
-    assert await cache.read(BOB, before=None, limit=10) is None
+    assert await window(cache, ANA) == CachedFeed(entries=[], horizon=PostId(0))
+    assert await window(cache, BOB) is None
 
 
 async def test_reads_page_newest_first_below_before(cache: FeedCache) -> None:
     await cache.fill(ANA, ids(9, 7, 5), horizon=PostId(0))
 
-    assert await cache.read(ANA, before=None, limit=2) == CachedFeed(entries=ids(9, 7), horizon=PostId(0))
-    assert await cache.read(ANA, before=PostId(7), limit=10) == CachedFeed(entries=ids(5), horizon=PostId(0))
-    assert await cache.read(ANA, before=PostId(5), limit=10) == CachedFeed(entries=[], horizon=PostId(0))
+    assert await window(cache, ANA, limit=2) == CachedFeed(entries=ids(9, 7), horizon=PostId(0))
+    assert await window(cache, ANA, before=PostId(7)) == CachedFeed(entries=ids(5), horizon=PostId(0))
+    assert await window(cache, ANA, before=PostId(5)) == CachedFeed(entries=[], horizon=PostId(0))
 
 
 async def test_ids_beyond_a_double_keep_their_order_and_value(cache: FeedCache) -> None:
@@ -53,10 +72,8 @@ async def test_ids_beyond_a_double_keep_their_order_and_value(cache: FeedCache) 
     await cache.fill(ANA, big[1:], horizon=PostId(0))
     await cache.add([ANA], big[0])
 
-    assert await cache.read(ANA, before=None, limit=10) == CachedFeed(entries=big, horizon=PostId(0))
-    assert await cache.read(ANA, before=PostId(2**53 + 2), limit=10) == CachedFeed(
-        entries=ids(2**53 + 1), horizon=PostId(0)
-    )
+    assert await window(cache, ANA) == CachedFeed(entries=big, horizon=PostId(0))
+    assert await window(cache, ANA, before=PostId(2**53 + 2)) == CachedFeed(entries=ids(2**53 + 1), horizon=PostId(0))
 
 
 async def test_a_full_window_drops_the_oldest_and_raises_its_horizon(cache: FeedCache) -> None:
@@ -64,21 +81,21 @@ async def test_a_full_window_drops_the_oldest_and_raises_its_horizon(cache: Feed
     await cache.add([ANA, BOB], PostId(7))
     await cache.add([ANA], PostId(9))
 
-    assert await cache.read(ANA, before=None, limit=10) == CachedFeed(entries=ids(9, 7, 5), horizon=PostId(5))
-    assert await cache.read(BOB, before=None, limit=10) is None
+    assert await window(cache, ANA) == CachedFeed(entries=ids(9, 7, 5), horizon=PostId(5))
+    assert await window(cache, BOB) is None
 
 
 async def test_a_fill_beyond_the_window_keeps_the_newest(cache: FeedCache) -> None:
     await cache.fill(ANA, ids(9, 8, 6, 4, 2), horizon=PostId(1))
 
-    assert await cache.read(ANA, before=None, limit=10) == CachedFeed(entries=ids(9, 8, 6), horizon=PostId(6))
+    assert await window(cache, ANA) == CachedFeed(entries=ids(9, 8, 6), horizon=PostId(6))
 
 
 async def test_entries_below_the_horizon_are_not_kept(cache: FeedCache) -> None:
     await cache.fill(ANA, ids(9, 8, 4), horizon=PostId(8))
     await cache.add([ANA], PostId(2))
 
-    assert await cache.read(ANA, before=None, limit=10) == CachedFeed(entries=ids(9, 8), horizon=PostId(8))
+    assert await window(cache, ANA) == CachedFeed(entries=ids(9, 8), horizon=PostId(8))
 
 
 async def test_adding_twice_and_removing_are_idempotent(cache: FeedCache) -> None:
@@ -89,20 +106,20 @@ async def test_adding_twice_and_removing_are_idempotent(cache: FeedCache) -> Non
     await cache.remove([ANA, BOB], PostId(5))
     await cache.remove([ANA], PostId(5))
 
-    assert await cache.read(ANA, before=None, limit=10) == CachedFeed(entries=ids(6), horizon=PostId(0))
-    assert await cache.read(BOB, before=None, limit=10) == CachedFeed(entries=ids(6), horizon=PostId(0))
+    assert await window(cache, ANA) == CachedFeed(entries=ids(6), horizon=PostId(0))
+    assert await window(cache, BOB) == CachedFeed(entries=ids(6), horizon=PostId(0))
 
 
-async def test_a_refill_replaces_the_feed_and_invalidate_forgets_it(cache: FeedCache) -> None:
+async def test_a_refill_replaces_the_feed_and_drop_forgets_it(cache: FeedCache) -> None:
     await cache.fill(ANA, ids(9, 7), horizon=PostId(0))
     await cache.fill(ANA, ids(8), horizon=PostId(4))
 
-    assert await cache.read(ANA, before=None, limit=10) == CachedFeed(entries=ids(8), horizon=PostId(4))
+    assert await window(cache, ANA) == CachedFeed(entries=ids(8), horizon=PostId(4))
 
-    await cache.invalidate(ANA)
-    await cache.invalidate(BOB)
+    await cache.drop(ANA)
+    await cache.drop(BOB)
 
-    assert await cache.read(ANA, before=None, limit=10) is None
+    assert await window(cache, ANA) is None
 
 
 def post(number: int, author: UserId = ANA, *, fan_out: bool = True) -> Post:
@@ -115,67 +132,73 @@ def post(number: int, author: UserId = ANA, *, fan_out: bool = True) -> Post:
     )
 
 
-async def test_post_bodies_come_back_as_they_were_kept(cache: FeedCache) -> None:
+async def test_post_bodies_come_back_as_they_were_kept(bodies: PostBodies) -> None:
     big = post(MAX_POST_ID, BOB, fan_out=False)
-    await cache.keep_posts([post(1), big])
+    await bodies.keep([post(1), big])
 
-    assert await cache.posts([PostId(1), PostId(2), PostId(MAX_POST_ID)]) == {PostId(1): post(1), big.id: big}
-    assert await cache.posts([]) == {}
-
-
-async def test_a_forgotten_post_is_known_deleted_and_never_kept_again(cache: FeedCache) -> None:
-    await cache.keep_posts([post(1)])
-    await cache.forget_post(PostId(1))
-    await cache.forget_post(PostId(2))  # never cached: a read that started before may still try
-    await cache.keep_posts([post(1), post(2), post(3)])
-
-    assert await cache.posts(ids(1, 2, 3)) == {PostId(1): None, PostId(2): None, PostId(3): post(3)}
+    assert await bodies.get([PostId(1), PostId(2), PostId(MAX_POST_ID)]) == {PostId(1): post(1), big.id: big}
+    assert await bodies.get([]) == {}
 
 
-async def test_unfanned_windows_are_kept_per_author_apart_from_feeds(cache: FeedCache) -> None:
-    assert await cache.read_unfanned([ANA, BOB], before=None, limit=10) == {}
-    await cache.add_unfanned(ANA, PostId(4))  # not cached: nothing to add to
+async def test_a_buried_post_is_known_deleted_and_never_kept_again(bodies: PostBodies) -> None:
+    await bodies.keep([post(1)])
+    await bodies.bury(PostId(1))
+    await bodies.bury(PostId(2))  # never cached: a read that started before may still try
+    await bodies.keep([post(1), post(2), post(3)])
 
-    await cache.fill_unfanned(ANA, ids(5, 3), horizon=PostId(0))
-    await cache.fill_unfanned(BOB, ids(8), horizon=PostId(2))
-    await cache.add_unfanned(ANA, PostId(7))
-    await cache.add_unfanned(ANA, PostId(9))  # beyond the window of 3: 3 goes, the horizon rises
-    await cache.remove_unfanned(BOB, PostId(8))
+    assert await bodies.get(ids(1, 2, 3)) == {PostId(1): None, PostId(2): None, PostId(3): post(3)}
 
-    assert await cache.read(ANA, before=None, limit=10) is None
-    assert await cache.read_unfanned([ANA, BOB], before=None, limit=10) == {
+
+async def test_celebrity_windows_are_kept_per_author(celebrities: CelebrityWindows) -> None:
+    assert await celebrities.read([ANA, BOB], before=None, limit=10) == {}
+    await celebrities.add(ANA, PostId(4))  # not cached: nothing to add to
+
+    await celebrities.fill(ANA, ids(5, 3), horizon=PostId(0))
+    await celebrities.fill(BOB, ids(8), horizon=PostId(2))
+    await celebrities.add(ANA, PostId(7))
+    await celebrities.add(ANA, PostId(9))  # beyond the window of 3: 3 goes, the horizon rises
+    await celebrities.remove(BOB, PostId(8))
+
+    assert await celebrities.read([ANA, BOB], before=None, limit=10) == {
         ANA: CachedFeed(entries=ids(9, 7, 5), horizon=PostId(5)),
         BOB: CachedFeed(entries=[], horizon=PostId(2)),
     }
-    assert await cache.read_unfanned([ANA], before=PostId(9), limit=1) == {
+    assert await celebrities.read([ANA], before=PostId(9), limit=1) == {
         ANA: CachedFeed(entries=ids(7), horizon=PostId(5))
     }
 
-    await cache.invalidate_unfanned(ANA)
+    await celebrities.drop(ANA)
 
-    assert await cache.read_unfanned([ANA, BOB], before=None, limit=10) == {
-        BOB: CachedFeed(entries=[], horizon=PostId(2))
-    }
+    assert await celebrities.read([ANA, BOB], before=None, limit=10) == {BOB: CachedFeed(entries=[], horizon=PostId(2))}
+
+
+async def test_celebrity_windows_are_apart_from_feeds(redis_client: aioredis.Redis, redis_prefix: str) -> None:
+    cache = RedisFeedCache(redis_client, prefix=redis_prefix, window=WINDOW)
+    celebrities = RedisCelebrityWindows(redis_client, prefix=redis_prefix, window=WINDOW)
+    await celebrities.fill(ANA, ids(5), horizon=PostId(0))
+
+    assert await window(cache, ANA) is None
 
 
 async def test_redis_sends_its_scripts_by_sha_and_loads_them_again_when_lost(
     redis_client: aioredis.Redis, redis_prefix: str
 ) -> None:
     cache = RedisFeedCache(redis_client, prefix=redis_prefix, window=WINDOW)
+    celebrities = RedisCelebrityWindows(redis_client, prefix=redis_prefix, window=WINDOW)
     for user in (ANA, BOB):
         await cache.fill(user, ids(1), horizon=PostId(0))
-        await cache.fill_unfanned(user, ids(2), horizon=PostId(0))
+        await celebrities.fill(user, ids(2), horizon=PostId(0))
     await redis_client.script_flush()  # as a restarted Redis would have lost them
 
     await cache.add([ANA, BOB], PostId(5))
     asked = await script_exists_calls(redis_client)
     await cache.add([ANA, BOB], PostId(6))
-    unfanned = await cache.read_unfanned([ANA, BOB], before=None, limit=10)
+    read = await celebrities.read([ANA, BOB], before=None, limit=10)
 
     assert await script_exists_calls(redis_client) == asked  # no round trip to ask first
-    assert unfanned == {user: CachedFeed(entries=ids(2), horizon=PostId(0)) for user in (ANA, BOB)}
+    assert read == {user: CachedFeed(entries=ids(2), horizon=PostId(0)) for user in (ANA, BOB)}
     for user in (ANA, BOB):
-        assert await cache.read(user, before=None, limit=10) == CachedFeed(entries=ids(6, 5, 1), horizon=PostId(0))
+        assert await window(cache, user) == CachedFeed(entries=ids(6, 5, 1), horizon=PostId(0))
 
 
 async def script_exists_calls(client: aioredis.Redis) -> int:
@@ -183,17 +206,99 @@ async def script_exists_calls(client: aioredis.Redis) -> int:
     return int(stats.get("cmdstat_script|exists", {}).get("calls", 0))
 
 
-async def test_followed_unfanned_authors_are_kept_per_digest_and_dropped_with_the_feed(cache: FeedCache) -> None:
+async def test_the_celebrities_seen_are_kept_per_version_and_dropped_with_the_feed(cache: FeedCache) -> None:
     cy = UserId("cy")
-    assert await cache.read_followed_unfanned(ANA, digest="d1") is None
-    await cache.keep_followed_unfanned(ANA, digest="d1", authors=[BOB, cy])
-    await cache.keep_followed_unfanned(BOB, digest="d1", authors=[])
 
-    assert await cache.read_followed_unfanned(ANA, digest="d1") == frozenset({BOB, cy})
-    assert await cache.read_followed_unfanned(BOB, digest="d1") == frozenset()
-    assert await cache.read_followed_unfanned(ANA, digest="d2") is None  # kept for another set of authors
+    async def seen(user: UserId, version: str) -> frozenset[UserId] | None:
+        return (await cache.view(user, before=None, limit=1, celebrities=version)).celebrities
 
-    await cache.invalidate(ANA)
+    assert await seen(ANA, "v1") is None
+    await cache.keep_celebrities(ANA, celebrities="v1", seen=[BOB, cy])
+    await cache.keep_celebrities(BOB, celebrities="v1", seen=[])
 
-    assert await cache.read_followed_unfanned(ANA, digest="d1") is None
-    assert await cache.read_followed_unfanned(BOB, digest="d1") == frozenset()
+    assert await seen(ANA, "v1") == frozenset({BOB, cy})
+    assert await seen(BOB, "v1") == frozenset()
+    assert await seen(ANA, "v2") is None  # kept for another set of celebrities
+    assert (await cache.view(ANA, before=None, limit=1)).celebrities is None  # not asked for
+
+    await cache.drop(ANA)
+
+    assert await seen(ANA, "v1") is None
+    assert await seen(BOB, "v1") == frozenset()
+
+
+async def keep(cache: FeedCache, user: UserId, rendered: bytes, *, page: str = "p") -> str:
+    """Begin a page with a view, and keep it with the view's stamp; returns the stamp."""
+    stamp = (await cache.view(user, before=None, limit=2, page=page)).stamp
+    await cache.keep_page(user, page=page, rendered=rendered, stamp=stamp)
+    return stamp
+
+
+async def page_of(cache: FeedCache, user: UserId, page: str = "p") -> bytes | None:
+    return (await cache.view(user, before=None, limit=2, page=page)).page
+
+
+async def test_a_page_kept_is_served_alone_by_name(cache: FeedCache) -> None:
+    await cache.fill(ANA, ids(9, 7), horizon=PostId(0))
+    begun = await cache.view(ANA, before=None, limit=2, page="p")
+    assert (begun.page, begun.window) == (None, CachedFeed(entries=ids(9, 7), horizon=PostId(0)))
+    assert begun.stamp
+
+    await cache.keep_page(ANA, page="p", rendered=b'{"items":[]}', stamp=begun.stamp)
+    await keep(cache, ANA, b"another", page="q")
+
+    assert await cache.view(ANA, before=None, limit=2, page="p") == FeedView(page=b'{"items":[]}')
+    assert await page_of(cache, ANA, "q") == b"another"
+    assert await page_of(cache, ANA, "r") is None
+    assert await page_of(cache, BOB) is None
+
+
+async def test_no_page_is_kept_for_a_feed_not_cached(cache: FeedCache) -> None:
+    assert (await cache.view(ANA, before=None, limit=2, page="p")).stamp == ""
+    await cache.keep_page(ANA, page="p", rendered=b"page", stamp="")
+    await cache.keep_page(ANA, page="p", rendered=b"page", stamp="made up")
+
+    assert await page_of(cache, ANA) is None
+
+
+@pytest.mark.parametrize(
+    "change",
+    ["add", "remove", "fill", "drop", "drop_pages"],
+)
+async def test_every_change_to_a_feed_drops_its_pages_and_refuses_pages_begun_before(
+    cache: FeedCache, change: str
+) -> None:
+    await cache.fill(ANA, ids(5, 3), horizon=PostId(0))
+    await cache.fill(BOB, ids(5, 3), horizon=PostId(0))
+    await keep(cache, ANA, b"kept")
+    await keep(cache, BOB, b"kept")
+    begun = (await cache.view(ANA, before=None, limit=2, page="q")).stamp
+
+    match change:
+        case "add":
+            await cache.add([ANA], PostId(8))
+        case "remove":
+            await cache.remove([ANA], PostId(5))
+        case "fill":
+            await cache.fill(ANA, ids(5, 3), horizon=PostId(0))
+        case "drop":
+            await cache.drop(ANA)
+            await cache.fill(ANA, ids(5, 3), horizon=PostId(0))
+        case "drop_pages":
+            await cache.drop_pages([ANA, UserId("cold")])
+    await cache.keep_page(ANA, page="q", rendered=b"stale", stamp=begun)
+
+    assert await page_of(cache, ANA) is None
+    assert await page_of(cache, ANA, "q") is None
+    assert await page_of(cache, BOB) == b"kept"
+    await keep(cache, ANA, b"new")
+    assert await page_of(cache, ANA) == b"new"
+
+
+async def test_adding_what_changes_nothing_keeps_the_pages(cache: FeedCache) -> None:
+    await cache.fill(ANA, ids(5, 3), horizon=PostId(3))
+    await keep(cache, ANA, b"kept")
+    await cache.add([ANA], PostId(5))  # there already
+    await cache.add([ANA], PostId(2))  # below the horizon
+
+    assert await page_of(cache, ANA) == b"kept"

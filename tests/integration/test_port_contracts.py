@@ -184,9 +184,13 @@ class TestPostStore:
         await publish_all(ports, [kept, gone])
         await drain(ports.outbox)
 
-        assert await ports.posts.delete(gone.id, deleted(gone)) is True
-        assert await ports.posts.delete(gone.id, deleted(gone)) is False
-        assert await ports.posts.delete(PostId(39), deleted(post(39))) is False
+        async with ports.unit_of_work.begin() as transaction:
+            await transaction.feeds.add([BOB, CID], gone.id, ANA)
+            await transaction.commit()
+
+        assert await ports.posts.delete(gone.id, deleted(gone)) == [BOB, CID]  # whose feeds held it
+        assert await ports.posts.delete(gone.id, deleted(gone)) is None
+        assert await ports.posts.delete(PostId(39), deleted(post(39))) is None
 
         assert await drain(ports.outbox) == [deleted(gone)]
         assert await ports.posts.get_many([kept.id, gone.id]) == {kept.id: kept}
@@ -264,8 +268,8 @@ class TestPostStore:
 
         assert [await ports.posts.count_by(user) for user in (ANA, BOB, CID)] == [2, 0, 0]
 
-    async def test_unfanned_authors_ignores_deleted_posts(self, ports: Adapters) -> None:
-        assert await ports.posts.unfanned_authors() == frozenset()
+    async def test_celebrities_are_authors_of_live_unfanned_posts(self, ports: Adapters) -> None:
+        assert await ports.posts.celebrities() == frozenset()
         posts = [
             post(1, ANA, fan_out=False),
             post(2, ANA, fan_out=False),
@@ -275,12 +279,12 @@ class TestPostStore:
             post(6, DEE),
         ]
         await publish_all(ports, posts)
-        assert await ports.posts.unfanned_authors() == frozenset({ANA, BOB, DEE})
+        assert await ports.posts.celebrities() == frozenset({ANA, BOB, DEE})
 
         for gone in (posts[0], posts[2], posts[4]):
-            assert await ports.posts.delete(gone.id, deleted(gone))
+            assert await ports.posts.delete(gone.id, deleted(gone)) is not None
 
-        assert await ports.posts.unfanned_authors() == frozenset({ANA})
+        assert await ports.posts.celebrities() == frozenset({ANA})
 
     async def test_ids_beyond_a_double_round_trip_exactly(self, ports: Adapters) -> None:
         numbers = [2**53 + 1, 2**53 + 2, 2**62 + 3, MAX_POST_ID]
@@ -332,7 +336,7 @@ class TestIdempotencyKeys:
     async def test_the_record_outlives_the_post_s_deletion(self, ports: Adapters) -> None:
         first, second = post(41), post(42)
         assert await ports.posts.publish(first, published(first), claim=claim("key-1", "fingerprint-a")) is None
-        assert await ports.posts.delete(first.id, deleted(first)) is True
+        assert await ports.posts.delete(first.id, deleted(first)) == []
 
         again = await ports.posts.publish(second, published(second), claim=claim("key-1", "fingerprint-a"))
 

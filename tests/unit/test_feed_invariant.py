@@ -12,14 +12,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Awaitable, Callable, Collection, Coroutine, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from typing import Any, TypeVar
 
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
 from adapters.memory import InMemoryFeedCache
-from feedcore import CachedFeed, Clock, Event, FeedCache, Policies, Post, PostId, SelfFollow, UserId
+from feedcore import Clock, Event, FeedCache, Policies, PostId, SelfFollow, UserId
 from tests.unit.world import Adapters, World, memory_adapters
 
 T = TypeVar("T")
@@ -47,71 +47,31 @@ class _ProcessorCrashed(Exception):
     """The processor died after committing an event's store effects, before updating the cache."""
 
 
-class _CrashingCache:
-    """A feed cache whose next write can be made to kill the processor instead."""
+class _Crash:
+    """The switch that makes the processor's next cache write kill it instead."""
 
-    def __init__(self, cache: FeedCache) -> None:
-        self._cache = cache
-        self.crash_next = False
+    def __init__(self) -> None:
+        self.next = False
 
-    def _maybe_crash(self) -> None:
-        if self.crash_next:
-            self.crash_next = False
-            raise _ProcessorCrashed
+    def wrap(self, port: Any, *writes: str) -> Any:
+        """``port``, with the methods named ``writes`` crashing when the switch is on."""
+        crash = self
 
-    async def read(self, user: UserId, *, before: PostId | None, limit: int) -> CachedFeed | None:
-        return await self._cache.read(user, before=before, limit=limit)
+        class Crashing:
+            def __getattr__(self, name: str) -> Any:
+                method = getattr(port, name)
+                if name not in writes:
+                    return method
 
-    async def fill(self, user: UserId, entries: Sequence[PostId], *, horizon: PostId) -> None:
-        await self._cache.fill(user, entries, horizon=horizon)
+                async def crashing(*args: Any, **kwargs: Any) -> Any:
+                    if crash.next:
+                        crash.next = False
+                        raise _ProcessorCrashed
+                    return await method(*args, **kwargs)
 
-    async def add(self, users: Sequence[UserId], post_id: PostId) -> None:
-        self._maybe_crash()
-        await self._cache.add(users, post_id)
+                return crashing
 
-    async def remove(self, users: Sequence[UserId], post_id: PostId) -> None:
-        self._maybe_crash()
-        await self._cache.remove(users, post_id)
-
-    async def invalidate(self, user: UserId) -> None:
-        self._maybe_crash()
-        await self._cache.invalidate(user)
-
-    async def read_unfanned(
-        self, authors: Collection[UserId], *, before: PostId | None, limit: int
-    ) -> dict[UserId, CachedFeed]:
-        return await self._cache.read_unfanned(authors, before=before, limit=limit)
-
-    async def fill_unfanned(self, author: UserId, entries: Sequence[PostId], *, horizon: PostId) -> None:
-        await self._cache.fill_unfanned(author, entries, horizon=horizon)
-
-    async def add_unfanned(self, author: UserId, post_id: PostId) -> None:
-        self._maybe_crash()
-        await self._cache.add_unfanned(author, post_id)
-
-    async def remove_unfanned(self, author: UserId, post_id: PostId) -> None:
-        self._maybe_crash()
-        await self._cache.remove_unfanned(author, post_id)
-
-    async def invalidate_unfanned(self, author: UserId) -> None:
-        await self._cache.invalidate_unfanned(author)
-
-    async def read_followed_unfanned(self, user: UserId, *, digest: str) -> frozenset[UserId] | None:
-        return await self._cache.read_followed_unfanned(user, digest=digest)
-
-    async def keep_followed_unfanned(self, user: UserId, *, digest: str, authors: Collection[UserId]) -> None:
-        await self._cache.keep_followed_unfanned(user, digest=digest, authors=authors)
-
-    async def posts(self, post_ids: Collection[PostId]) -> dict[PostId, Post | None]:
-        return await self._cache.posts(post_ids)
-
-    async def keep_posts(self, posts: Sequence[Post]) -> None:
-        self._maybe_crash()
-        await self._cache.keep_posts(posts)
-
-    async def forget_post(self, post_id: PostId) -> None:
-        self._maybe_crash()
-        await self._cache.forget_post(post_id)
+        return Crashing()
 
 
 class FeedMachine(RuleBasedStateMachine):
@@ -119,9 +79,12 @@ class FeedMachine(RuleBasedStateMachine):
         super().__init__()
         self.loop = self.event_loop()
         self.world = World(POLICIES, partitions=PARTITIONS, adapters=self.adapters, cache=self.feed_cache())
-        assert self.world.cache is not None
-        self.crashing_cache = _CrashingCache(self.world.cache)
-        self.world.processor = self.world.make_processor(self.crashing_cache)
+        self.crash = _Crash()
+        self.world.processor = self.world.make_processor(
+            self.crash.wrap(self.world.cache, "add", "remove", "drop"),
+            self.crash.wrap(self.world.celebrity_windows, "add", "remove"),
+            self.crash.wrap(self.world.bodies, "keep", "bury"),
+        )
         # The model: what the truth is, independently of any feed.
         self.live: dict[PostId, str] = {}
         self.follows: set[tuple[str, str]] = set()
@@ -245,7 +208,7 @@ class FeedMachine(RuleBasedStateMachine):
         not, or crash on the way."""
         partition = data.draw(st.sampled_from(self.world.bus.undelivered()))
         deliveries = self.world.bus.take(count, partition=partition)
-        self.crashing_cache.crash_next = crash
+        self.crash.next = crash
         try:
             if batched:
                 self.run(self.world.processor.apply_all([delivery.event for delivery in deliveries]))
@@ -255,7 +218,7 @@ class FeedMachine(RuleBasedStateMachine):
             self.world.bus.rewind()
             return
         finally:
-            self.crashing_cache.crash_next = False
+            self.crash.next = False
         if commit:
             self.run(self.world.bus.commit(deliveries))
 
@@ -266,7 +229,7 @@ class FeedMachine(RuleBasedStateMachine):
     @rule(user=users)
     def evict_cached_feed(self, user: str) -> None:
         assert self.world.cache is not None
-        self.run(self.world.cache.invalidate(UserId(user)))
+        self.run(self.world.cache.drop(UserId(user)))
 
     @rule(user=users, sizes=page_sizes)
     def read_while_busy(self, user: str, sizes: list[int]) -> None:
@@ -302,7 +265,9 @@ class FeedMachine(RuleBasedStateMachine):
     def check_user(self, user: str) -> None:
         expected = self.expected_feed(user)
         for sizes in ([1], [2, 5], [POLICIES.max_page_size], [3, 1, 4]):
-            assert [post.id for post in self.run(self.world.whole_feed(user, sizes))] == expected
+            # Twice: the second read of a first page may be served as the first one kept it.
+            for _ in range(2):
+                assert [post.id for post in self.run(self.world.whole_feed(user, sizes))] == expected
         self.check_materialised(user, expected)
 
     def check_materialised(self, user: str, expected: list[PostId]) -> None:
@@ -315,7 +280,7 @@ class FeedMachine(RuleBasedStateMachine):
         assert [post_id for post_id in stored if post_id >= horizon] == [p for p in fanned if p >= horizon]
         assert set(stored) <= set(fanned)
         assert world.cache is not None
-        cached = self.run(world.cache.read(owner, before=None, limit=10_000))
+        cached = self.run(world.cache.view(owner, before=None, limit=10_000)).window
         if cached is not None:
             bound = max(cached.horizon, horizon)
             assert [p for p in cached.entries if p >= bound] == [p for p in stored if p >= bound]

@@ -205,7 +205,7 @@ async def test_a_feed_continues_past_the_cache_window_from_the_store(small_world
     posts = [await small_world.publish("bo") for _ in range(9)]
     await small_world.drain()
     assert small_world.cache is not None
-    cached = await small_world.cache.read(UserId("ana"), before=None, limit=100)
+    cached = (await small_world.cache.view(UserId("ana"), before=None, limit=100)).window
     assert cached is not None
     assert cached.entries == ids(posts[:-5:-1])
     assert ids(await small_world.whole_feed("ana", [3])) == ids(posts[::-1])
@@ -216,9 +216,9 @@ async def test_a_cold_feed_is_rebuilt_on_read(world: World) -> None:
     post = await world.publish("bo")
     await world.drain()
     assert world.cache is not None
-    assert await world.cache.read(UserId("ana"), before=None, limit=10) is None
+    assert (await world.cache.view(UserId("ana"), before=None, limit=10)).window is None
     assert ids((await world.feed("ana")).items) == [post.id]
-    cached = await world.cache.read(UserId("ana"), before=None, limit=10)
+    cached = (await world.cache.view(UserId("ana"), before=None, limit=10)).window
     assert cached is not None
     assert cached.entries == [post.id]
 
@@ -268,7 +268,7 @@ async def test_concurrent_first_reads_of_a_cold_feed_rebuild_it_once(world: Worl
     posts = [await world.publish("bo") for _ in range(3)]
     await world.drain()
     assert world.cache is not None
-    await world.cache.invalidate(UserId("ana"))
+    await world.cache.drop(UserId("ana"))
     fills: list[UserId] = []
     fill = world.cache.fill
 

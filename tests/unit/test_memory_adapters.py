@@ -116,17 +116,17 @@ class TestFeedCache:
         await cache.fill(user, [PostId(5), PostId(3)], horizon=PostId(0))
         await cache.add([user, UserId("cold")], PostId(7))
         await cache.add([user], PostId(9))
-        cached = await cache.read(user, before=None, limit=10)
+        cached = (await cache.view(user, before=None, limit=10)).window
         assert cached is not None
         assert (cached.entries, cached.horizon) == ([9, 7, 5], 5)
-        assert await cache.read(UserId("cold"), before=None, limit=10) is None
+        assert (await cache.view(UserId("cold"), before=None, limit=10)).window is None
 
     async def test_entries_below_the_horizon_are_not_kept(self) -> None:
         cache = InMemoryFeedCache(window=3)
         user = UserId("ana")
         await cache.fill(user, [PostId(9), PostId(8), PostId(4)], horizon=PostId(8))
         await cache.add([user], PostId(2))
-        cached = await cache.read(user, before=None, limit=10)
+        cached = (await cache.view(user, before=None, limit=10)).window
         assert cached is not None
         assert cached.entries == [9, 8]
 
@@ -134,7 +134,7 @@ class TestFeedCache:
         cache = InMemoryFeedCache(window=3, max_users=2)
         for name in ("a", "b"):
             await cache.fill(UserId(name), [], horizon=PostId(0))
-        await cache.read(UserId("a"), before=None, limit=1)
+        await cache.view(UserId("a"), before=None, limit=1)
         await cache.fill(UserId("c"), [], horizon=PostId(0))
-        assert await cache.read(UserId("b"), before=None, limit=1) is None
-        assert await cache.read(UserId("a"), before=None, limit=1) is not None
+        assert (await cache.view(UserId("b"), before=None, limit=1)).window is None
+        assert (await cache.view(UserId("a"), before=None, limit=1)).window is not None

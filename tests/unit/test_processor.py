@@ -118,7 +118,7 @@ async def test_a_lost_cache_update_is_repaired_when_the_event_comes_again(world:
     assert await no_cache.apply(event)  # store committed; the process died before the cache
     assert not await world.processor.apply(event)
     assert world.cache is not None
-    cached = await world.cache.read(UserId("bo"), before=None, limit=10)
+    cached = (await world.cache.view(UserId("bo"), before=None, limit=10)).window
     assert cached is not None
     assert cached.entries == [post.id]
 

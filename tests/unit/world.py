@@ -7,32 +7,38 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Protocol
 
+import msgspec
+
 import feedcore
 from adapters.memory import (
+    InMemoryCelebrityWindows,
     InMemoryEventBus,
     InMemoryFeedCache,
     InMemoryFeedStore,
     InMemoryFeedUnitOfWork,
     InMemoryIdempotencyLedger,
     InMemoryOutbox,
+    InMemoryPostBodies,
     InMemoryPostStore,
     InMemorySocialGraph,
     ManualClock,
 )
 from feedcore import (
+    CelebrityWindows,
     Clock,
     FeedCache,
     FeedProcessor,
     FeedReader,
     FeedUnitOfWork,
+    HomeFeeds,
     IdempotencyLedger,
     Page,
     Policies,
     Post,
+    PostBodies,
     PostId,
     PostStore,
     Profile,
-    Rebuilds,
     SnowflakeIdGenerator,
     SocialGraph,
     UserId,
@@ -42,7 +48,6 @@ from feedcore import (
     read_author_timeline,
     read_followers,
     read_following,
-    read_home_feed,
     read_profile,
     unfollow,
 )
@@ -70,7 +75,7 @@ def memory_adapters(clock: Clock) -> Adapters:
     graph = InMemorySocialGraph(outbox)
     ledger = InMemoryIdempotencyLedger()
     return Adapters(
-        posts=InMemoryPostStore(outbox, clock),
+        posts=InMemoryPostStore(outbox, clock, feeds=feeds),
         graph=graph,
         feeds=feeds,
         ledger=ledger,
@@ -79,7 +84,15 @@ def memory_adapters(clock: Clock) -> Adapters:
     )
 
 
+_encode_page = msgspec.json.Encoder().encode
+_decode_page = msgspec.json.Decoder(Page[Post]).decode
+
+
 class World:
+    """The ports on in-memory adapters (storage from ``adapters``), the caches unless ``cached`` is
+    False, and the use cases bound to them. Feeds are read rendered and decoded again, as the HTTP
+    API serves them, so that kept pages are read as well."""
+
     def __init__(
         self,
         policies: Policies | None = None,
@@ -99,20 +112,37 @@ class World:
         self.feeds = built.feeds
         self.ledger = built.ledger
         self.unit_of_work = built.unit_of_work
-        self.cache = (cache or InMemoryFeedCache(window=self.policies.cache_window)) if cached else None
+        window = self.policies.cache_window
+        self.cache = (cache or InMemoryFeedCache(window=window)) if cached else None
+        self.celebrity_windows: CelebrityWindows | None = InMemoryCelebrityWindows(window=window) if cached else None
+        self.bodies: PostBodies | None = InMemoryPostBodies() if cached else None
         self.bus = InMemoryEventBus(partitions=partitions)
         self.processor = self.make_processor(self.cache)
-        #: Shared by this world's reads, as by a server's.
-        self.rebuilds = Rebuilds()
+        self.home_feeds = HomeFeeds(
+            posts=self.posts,
+            graph=self.graph,
+            feeds=self.feeds,
+            policies=self.policies,
+            cache=self.cache,
+            celebrity_windows=self.celebrity_windows,
+            bodies=self.bodies,
+        )
 
-    def make_processor(self, cache: FeedCache | None) -> FeedProcessor:
+    def make_processor(
+        self,
+        cache: FeedCache | None,
+        celebrity_windows: CelebrityWindows | None = None,
+        bodies: PostBodies | None = None,
+    ) -> FeedProcessor:
         return FeedProcessor(
             consumer="feedcore-test",
             posts=self.posts,
             graph=self.graph,
             unit_of_work=self.unit_of_work,
-            cache=cache,
             policies=self.policies,
+            cache=cache,
+            celebrity_windows=celebrity_windows or self.celebrity_windows,
+            bodies=bodies or self.bodies,
         )
 
     def tick(self, milliseconds: int = 1) -> None:
@@ -133,7 +163,13 @@ class World:
 
     async def delete(self, requester: str, post_id: PostId) -> None:
         await delete_post(
-            UserId(requester), post_id, posts=self.posts, ids=self.ids, clock=self.clock, cache=self.cache
+            UserId(requester),
+            post_id,
+            posts=self.posts,
+            ids=self.ids,
+            clock=self.clock,
+            cache=self.cache,
+            bodies=self.bodies,
         )
 
     async def follow(self, follower: str, followee: str) -> None:
@@ -163,18 +199,10 @@ class World:
         self, user: str, *, limit: int | None = None, cursor: str | None = None, viewer: str | None = None
     ) -> Page[Post]:
         """A page of ``user``'s home feed as ``viewer`` (the user by default) reads it."""
-        return await read_home_feed(
-            UserId(viewer or user),
-            UserId(user),
-            limit=limit,
-            cursor=cursor,
-            posts=self.posts,
-            graph=self.graph,
-            feeds=self.feeds,
-            cache=self.cache,
-            policies=self.policies,
-            rebuilds=self.rebuilds,
+        rendered = await self.home_feeds.rendered(
+            UserId(viewer or user), UserId(user), limit=limit, cursor=cursor, render=_encode_page
         )
+        return _decode_page(rendered)
 
     async def whole_feed(self, user: str, page_sizes: list[int] | None = None) -> list[Post]:
         """Every post of the feed, page by page, cycling through ``page_sizes``."""

@@ -6,6 +6,7 @@ from datetime import timedelta
 from itertools import islice
 
 from adapters.memory._sorted import SortedKeys
+from adapters.memory.feeds import InMemoryFeedStore
 from adapters.memory.idempotency import IdempotencyRecords
 from adapters.memory.outbox import InMemoryOutbox
 from feedcore.events import PostDeleted, PostPublished
@@ -14,8 +15,18 @@ from feedcore.ports import Clock, IdempotencyClaim, IdempotencyRecord
 
 
 class InMemoryPostStore:
-    def __init__(self, outbox: InMemoryOutbox, clock: Clock, *, key_ttl: timedelta = timedelta(hours=24)) -> None:
+    """Posts in a dict; ``feeds`` is the feed store whose holders of a post :meth:`delete` reports."""
+
+    def __init__(
+        self,
+        outbox: InMemoryOutbox,
+        clock: Clock,
+        *,
+        feeds: InMemoryFeedStore | None = None,
+        key_ttl: timedelta = timedelta(hours=24),
+    ) -> None:
         self._outbox = outbox
+        self._feeds = feeds
         self._keys = IdempotencyRecords(clock, key_ttl)
         self._posts: dict[PostId, Post] = {}
         self._by_author: dict[UserId, SortedKeys[PostId]] = {}
@@ -38,16 +49,16 @@ class InMemoryPostStore:
         self._outbox.append(event)
         return None
 
-    async def delete(self, post_id: PostId, event: PostDeleted) -> bool:
+    async def delete(self, post_id: PostId, event: PostDeleted) -> list[UserId] | None:
         post = self._posts.pop(post_id, None)
         if post is None:
-            return False
+            return None
         self._by_author[post.author_id].discard(post_id)
         unfanned = self._unfanned.get(post.author_id)
         if unfanned is not None and unfanned.discard(post_id) and not unfanned:
             del self._unfanned[post.author_id]
         self._outbox.append(event)
-        return True
+        return self._feeds.holders_of(post_id) if self._feeds is not None else []
 
     async def get_many(self, post_ids: Collection[PostId]) -> dict[PostId, Post]:
         return {post_id: self._posts[post_id] for post_id in post_ids if post_id in self._posts}
@@ -72,5 +83,5 @@ class InMemoryPostStore:
         posts = self._by_author.get(author)
         return len(posts) if posts is not None else 0
 
-    async def unfanned_authors(self) -> frozenset[UserId]:
+    async def celebrities(self) -> frozenset[UserId]:
         return frozenset(self._unfanned)

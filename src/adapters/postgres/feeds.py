@@ -18,6 +18,17 @@ FEED_PAGE: Final = (
 )
 
 
+#: The post's row, locked against deletion until the transaction ends; every statement that writes
+#: a post into feeds takes it, and writes nothing when the post is deleted. A deletion then waits for
+#: those writes to commit, and sees them when it reads who holds the post; a write that comes after
+#: it waits for it, and reads the row as the deletion left it. (A post with no row at all is written:
+#: only the store's own tests do that.)
+_LOCKED: Final = (
+    "locked AS MATERIALIZED (SELECT id, deleted_at IS NOT NULL AS gone FROM posts WHERE id = ANY(%(posts)s) "
+    "FOR SHARE), gone AS (SELECT id FROM locked WHERE gone)"
+)
+
+
 class _FeedQueries:
     """The feed store's statements, on whatever connection the caller holds."""
 
@@ -65,27 +76,38 @@ class _TransactionFeedStore:
     async def add(self, users: Sequence[UserId], post_id: PostId, author_id: UserId) -> None:
         # The users go as a binary array (%b): dumping 10,000 of them as text took four times as long.
         await self._connection.execute(
-            "INSERT INTO feed_entries (user_id, post_id, author_id) SELECT unnest(%b::text[]), %s, %s "
+            f"WITH {_LOCKED} INSERT INTO feed_entries (user_id, post_id, author_id) "  # noqa: S608  # constants
+            "SELECT unnest(%(users)b::text[]), %(post)s, %(author)s WHERE NOT EXISTS (SELECT FROM gone) "
             "ON CONFLICT DO NOTHING",
-            (list(users), post_id, author_id),
+            {"posts": [post_id], "users": list(users), "post": post_id, "author": author_id},
         )
 
     async def add_to_audience(
         self, author_id: UserId, post_id: PostId, *, after: UserId | None, limit: int
-    ) -> list[UserId]:
+    ) -> list[UserId] | None:
         # One statement per chunk, the author's own feed riding with the first: the followers
         # never leave the server on their way into the feeds. The audience is materialised, read
         # once, so the rows added are the followers returned.
         cursor = await self._connection.execute(
-            "WITH audience AS MATERIALIZED (SELECT follower_id FROM follows WHERE followee_id = %(author)s "
-            "AND follower_id > %(after)s ORDER BY follower_id LIMIT %(limit)s), "
+            f"WITH {_LOCKED}, audience AS MATERIALIZED (SELECT follower_id FROM follows "  # noqa: S608  # constants
+            "WHERE followee_id = %(author)s AND follower_id > %(after)s AND NOT EXISTS (SELECT FROM gone) "
+            "ORDER BY follower_id LIMIT %(limit)s), "
             "added AS (INSERT INTO feed_entries (user_id, post_id, author_id) "
-            "SELECT follower_id, %(post)s, %(author)s FROM audience "
-            "UNION ALL SELECT %(author)s, %(post)s, %(author)s WHERE %(first)s ON CONFLICT DO NOTHING) "
-            "SELECT follower_id FROM audience ORDER BY follower_id",
-            {"author": author_id, "after": after or "", "limit": limit, "post": post_id, "first": after is None},
+            "SELECT follower_id, %(post)s, %(author)s FROM audience UNION ALL "
+            "SELECT %(author)s, %(post)s, %(author)s WHERE %(first)s AND NOT EXISTS (SELECT FROM gone) "
+            "ON CONFLICT DO NOTHING) "
+            "SELECT EXISTS (SELECT FROM gone), (SELECT array_agg(follower_id ORDER BY follower_id) FROM audience)",
+            {
+                "posts": [post_id],
+                "author": author_id,
+                "after": after or "",
+                "limit": limit,
+                "post": post_id,
+                "first": after is None,
+            },
         )
-        return [row[0] for row in await cursor.fetchall()]
+        gone, audience = await cursor.fetchone() or (True, None)
+        return None if gone else (audience or [])
 
     async def remove_post(self, post_id: PostId) -> list[UserId]:
         cursor = await self._connection.execute(
@@ -96,9 +118,10 @@ class _TransactionFeedStore:
     async def backfill(self, user: UserId, posts: Sequence[Post], *, horizon: PostId) -> None:
         if posts:
             await self._connection.execute(
-                "INSERT INTO feed_entries (user_id, post_id, author_id) "
-                "SELECT %s, * FROM unnest(%s::bigint[], %s::text[]) ON CONFLICT DO NOTHING",
-                (user, [post.id for post in posts], [post.author_id for post in posts]),
+                f"WITH {_LOCKED} INSERT INTO feed_entries (user_id, post_id, author_id) "  # noqa: S608  # constants
+                "SELECT %(user)s, * FROM unnest(%(posts)s::bigint[], %(authors)s::text[]) AS new (id, author_id) "
+                "WHERE new.id NOT IN (SELECT id FROM gone) ON CONFLICT DO NOTHING",
+                {"user": user, "posts": [post.id for post in posts], "authors": [post.author_id for post in posts]},
             )
         if horizon > 0:
             await self._connection.execute(

@@ -75,9 +75,9 @@ SELECT EXISTS (SELECT FROM post) FROM lock WHERE held
 class PostgresPostStore:
     """Posts, their outbox rows and Idempotency-Keys; a key is kept ``key_ttl``.
 
-    The authors with unfanned posts, asked on every home-feed read, are remembered for
-    ``unfanned_ttl`` seconds: this store's own publishes update that copy and its deletes drop it,
-    so only other processes' publishes can show late, by up to ``unfanned_ttl``.
+    The celebrities (authors with unfanned posts), asked on every home-feed read, are remembered for
+    ``celebrities_ttl`` seconds: this store's own publishes update that copy and its deletes drop it,
+    so only other processes' publishes can show late, by up to ``celebrities_ttl``.
     """
 
     def __init__(
@@ -85,13 +85,13 @@ class PostgresPostStore:
         pool: AsyncConnectionPool[Any],
         *,
         key_ttl: timedelta = timedelta(hours=24),
-        unfanned_ttl: float = 1.0,
+        celebrities_ttl: float = 1.0,
     ) -> None:
         self._pool = pool
         self._key_ttl = key_ttl
-        self._unfanned_ttl = unfanned_ttl
-        self._unfanned: frozenset[UserId] | None = None
-        self._unfanned_expires = 0.0
+        self._celebrities_ttl = celebrities_ttl
+        self._celebrities: frozenset[UserId] | None = None
+        self._celebrities_expire = 0.0
 
     async def publish(
         self, post: Post, event: PostPublished, *, claim: IdempotencyClaim | None = None
@@ -125,11 +125,11 @@ class PostgresPostStore:
         raise RuntimeError(f"idempotency key {claim.key!r} was neither free nor recorded")
 
     def _published(self, post: Post) -> None:
-        if not post.fan_out and self._unfanned is not None:
-            self._unfanned |= {post.author_id}
+        if not post.fan_out and self._celebrities is not None:
+            self._celebrities |= {post.author_id}
 
-    async def delete(self, post_id: PostId, event: PostDeleted) -> bool:
-        self._unfanned = None  # whether the author has unfanned posts left is the database's to say
+    async def delete(self, post_id: PostId, event: PostDeleted) -> list[UserId] | None:
+        self._celebrities = None  # whether the author has unfanned posts left is the database's to say
         async with self._pool.connection() as connection, connection.transaction():
             cursor = await connection.execute(
                 "UPDATE posts SET deleted_at = now() WHERE id = %s AND deleted_at IS NULL RETURNING author_id",
@@ -137,10 +137,15 @@ class PostgresPostStore:
             )
             row = await cursor.fetchone()
             if row is None:
-                return False
+                return None
             await append_to_outbox(connection, event)
             await add_to_counts(connection, [(row[0], 0, 0, -1)])
-            return True
+            # A statement of its own, after the row lock: its snapshot has every feed write that
+            # held the post (adapters.postgres.feeds), and none can come after.
+            cursor = await connection.execute(
+                "SELECT user_id FROM feed_entries WHERE post_id = %s ORDER BY user_id", (post_id,)
+            )
+            return [row[0] for row in await cursor.fetchall()]
 
     async def get_many(self, post_ids: Collection[PostId]) -> dict[PostId, Post]:
         if not post_ids:
@@ -179,16 +184,16 @@ class PostgresPostStore:
             row = await cursor.fetchone()
             return int(row[0]) if row is not None else 0
 
-    async def unfanned_authors(self) -> frozenset[UserId]:
-        if self._unfanned is not None and time.monotonic() < self._unfanned_expires:
-            return self._unfanned
+    async def celebrities(self) -> frozenset[UserId]:
+        if self._celebrities is not None and time.monotonic() < self._celebrities_expire:
+            return self._celebrities
         async with self._pool.connection() as connection:
             cursor = await connection.execute(
                 "SELECT DISTINCT author_id FROM posts WHERE deleted_at IS NULL AND NOT fan_out"
             )
-            self._unfanned = frozenset(row[0] for row in await cursor.fetchall())
-        self._unfanned_expires = time.monotonic() + self._unfanned_ttl
-        return self._unfanned
+            self._celebrities = frozenset(row[0] for row in await cursor.fetchall())
+        self._celebrities_expire = time.monotonic() + self._celebrities_ttl
+        return self._celebrities
 
 
 def below(before: PostId | None) -> int:

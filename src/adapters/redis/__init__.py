@@ -1,7 +1,15 @@
-"""Redis adapters (redis-py asyncio): the feed cache."""
+"""Redis adapters (redis-py asyncio): the feed cache, celebrity windows and post bodies."""
 
-from adapters.redis.cache import RedisFeedCache
+from adapters.redis.cache import Guard, RedisCelebrityWindows, RedisFeedCache, RedisPostBodies, Unguarded
 from adapters.redis.connection import HiredisPackedConnection
-from adapters.redis.resilient import ResilientFeedCache
+from adapters.redis.resilient import RedisOutages
 
-__all__ = ["HiredisPackedConnection", "RedisFeedCache", "ResilientFeedCache"]
+__all__ = [
+    "Guard",
+    "HiredisPackedConnection",
+    "RedisCelebrityWindows",
+    "RedisFeedCache",
+    "RedisOutages",
+    "RedisPostBodies",
+    "Unguarded",
+]

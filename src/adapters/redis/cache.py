@@ -1,38 +1,61 @@
+"""The feed cache, celebrity windows and post bodies in Redis.
+
+Keys, under a prefix (``feedcore:`` by default)::
+
+    feed:{user}          a user's cached window (a sorted set; the user is the hash tag)
+    pages:{user}         the user's rendered first pages, and the stamp they are kept under
+    seen:{user}          the celebrities the user sees, after the version of the set of celebrities
+                         they were worked out for (one line each)
+    cached               every user whose feed was ever cached (a set)
+    celebrity:{author}   a celebrity's posts that were not fanned out (a sorted set)
+    post:{id}            a post's body (msgspec JSON), or "-" once it is deleted
+
+Everything of one user's is in the user's hash slot, so that every script and transaction touches
+one slot of a cluster. Bodies are read with one MGET: on a cluster, use a client that splits it by
+slot.
+"""
+
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+import itertools
+import os
+from collections.abc import Awaitable, Callable, Collection, Sequence
 from datetime import timedelta
-from typing import Any, Final
+from typing import Any, Final, Protocol, TypeVar
 
 import msgspec
 from redis.asyncio import Redis
-from redis.commands.core import AsyncScript
 from redis.exceptions import NoScriptError
 
 from feedcore.model import Post, PostId, UserId, from_sortable_key, sortable_key
-from feedcore.ports import CachedFeed
+from feedcore.ports import CachedFeed, FeedView
 
-# One sorted set per cached feed. Every member has score 0, so the set is ordered by member, and
+T = TypeVar("T")
+
+# One sorted set per cached window. Every member has score 0, so the set is ordered by member, and
 # members are post ids as fixed-width digit strings (ids exceed a double's 53 bits: they cannot be
-# scores). The feed's horizon lives in the same set as one member below every digit string,
-# "!h<id>": a feed and its horizon are one key, so they are evicted, expired and replaced together,
-# and a cluster keeps them in one slot.
+# scores). The window's horizon lives in the same set as one member below every digit string,
+# "!h<id>": a window and its horizon are one key, so they are evicted, expired and replaced
+# together.
 _HORIZON: Final = "!h"
-
+#: The field of a user's pages hash that holds the stamp pages are kept under.
+_STAMP: Final = "~"
 # A deleted post's body key holds this instead of the body, so that no late fill brings it back.
 _DELETED: Final = b"-"
 
-# Adds one post to one cached feed: only when the feed is cached and the post is at or above its
-# horizon; the oldest entries beyond the window go, and the horizon rises to the oldest kept.
-# KEYS[1] the feed; ARGV: member, window, ttl (ms).
+# Adds one post to one cached window: only when the window is cached and the post is at or above
+# its horizon; the oldest entries beyond the size go, and the horizon rises to the oldest kept. A
+# feed's rendered pages go with any change. KEYS[1] the window, KEYS[2] (feeds only) its pages;
+# ARGV: member, size, ttl (ms).
 _ADD: Final = """
 local found = redis.call('ZRANGE', KEYS[1], '-', '(0', 'BYLEX', 'LIMIT', 0, 1)
 if #found == 0 then return 0 end
 local horizon = string.sub(found[1], 3)
 if ARGV[1] < horizon then return 0 end
-redis.call('ZADD', KEYS[1], 0, ARGV[1])
-local window = tonumber(ARGV[2])
-local excess = redis.call('ZCARD', KEYS[1]) - 1 - window
+if redis.call('ZADD', KEYS[1], 0, ARGV[1]) == 0 then return 0 end
+if KEYS[2] then redis.call('DEL', KEYS[2]) end
+local size = tonumber(ARGV[2])
+local excess = redis.call('ZCARD', KEYS[1]) - 1 - size
 if excess > 0 then
   redis.call('ZREMRANGEBYRANK', KEYS[1], 1, excess)
   local lowest = redis.call('ZRANGE', KEYS[1], 1, 1)[1]
@@ -45,10 +68,9 @@ redis.call('PEXPIRE', KEYS[1], ARGV[3])
 return 1
 """
 
-
-# Reads one page of one cached feed, and renews its TTL: nothing at all when the feed is not
-# cached, else its horizon member followed by the page. KEYS[1] the feed; ARGV: upper bound
-# (BYLEX), limit, ttl (ms).
+# Reads one slice of one cached window and renews its TTL: nothing at all when it is not cached,
+# else its horizon member followed by the slice. KEYS[1] the window; ARGV: upper bound (BYLEX),
+# limit, ttl (ms).
 _READ: Final = """
 local found = redis.call('ZRANGE', KEYS[1], '(0', '-', 'BYLEX', 'REV', 'LIMIT', 0, 1)
 if #found == 0 then return {} end
@@ -58,27 +80,146 @@ table.insert(page, 1, found[1])
 return page
 """
 
+# A feed read. With a page name (ARGV[1]) kept in the user's pages, that page and nothing else.
+# Otherwise: the celebrities seen (when a version is given, ARGV[5]); and when the feed is cached,
+# the pages' stamp (set from ARGV[6] when there is none, and only when a page was asked for), the
+# horizon member and the slice. A read renews the feed's TTL. KEYS: the window, its pages, the
+# celebrities seen; ARGV: page name or "", upper bound (BYLEX), limit, ttl (ms), version or "",
+# a new stamp.
+_VIEW: Final = """
+if ARGV[1] ~= '' then
+  local page = redis.call('HGET', KEYS[2], ARGV[1])
+  if page then
+    if redis.call('PEXPIRE', KEYS[1], ARGV[4]) == 1 then
+      redis.call('PEXPIRE', KEYS[2], ARGV[4])
+      return {page}
+    end
+    redis.call('DEL', KEYS[2])
+  end
+end
+local seen = false
+if ARGV[5] ~= '' then seen = redis.call('GET', KEYS[3]) end
+local top = redis.call('ZRANGE', KEYS[1], '(0', '-', 'BYLEX', 'REV', 'LIMIT', 0, 1)
+if #top == 0 then return {false, seen} end
+local stamp = ''
+if ARGV[1] ~= '' then
+  redis.call('HSETNX', KEYS[2], '~', ARGV[6])
+  stamp = redis.call('HGET', KEYS[2], '~')
+  redis.call('PEXPIRE', KEYS[2], ARGV[4])
+end
+local entries = redis.call('ZRANGE', KEYS[1], ARGV[2], '[0', 'BYLEX', 'REV', 'LIMIT', 0, tonumber(ARGV[3]))
+redis.call('PEXPIRE', KEYS[1], ARGV[4])
+return {false, seen, stamp, top[1], entries}
+"""
+
+# Keeps a rendered page, if the stamp is still the pages' own (no change dropped them since) and
+# the feed is still cached. KEYS: the pages, the window; ARGV: stamp, page name, page, ttl (ms).
+_KEEP_PAGE: Final = """
+if redis.call('HGET', KEYS[1], '~') ~= ARGV[1] then return 0 end
+if redis.call('EXISTS', KEYS[2]) == 0 then return 0 end
+redis.call('HSET', KEYS[1], ARGV[2], ARGV[3])
+redis.call('PEXPIRE', KEYS[1], ARGV[4])
+return 1
+"""
+
+
+class Guard(Protocol):
+    """How the adapters meet Redis failing: :class:`adapters.redis.RedisOutages`, or not at all."""
+
+    async def run(self, operation: str, action: Callable[[], Awaitable[T]], fallback: T) -> T:
+        """``action``'s result, or ``fallback`` when Redis is away."""
+        ...
+
+
+class Unguarded:
+    """Redis errors go to the caller."""
+
+    async def run(self, operation: str, action: Callable[[], Awaitable[T]], fallback: T) -> T:
+        return await action()
+
+
+class _Scripts:
+    """Lua scripts run by SHA; one that Redis has lost (a restart, SCRIPT FLUSH) is loaded and run
+    again. redis-py's pipelined scripts ask SCRIPT EXISTS first, one round trip more per pipeline:
+    here a pipeline is sent again instead, which the scripts allow (each one run twice leaves what
+    it left once)."""
+
+    def __init__(self, client: Redis) -> None:
+        self._client = client
+        self._source: dict[str, str] = {}
+
+    def register(self, source: str) -> str:
+        sha = self._client.register_script(source).sha
+        self._source[sha] = source
+        return sha
+
+    async def run(self, sha: str, keys: Sequence[str], args: Sequence[Any]) -> Any:
+        try:
+            return await self._client.evalsha(sha, len(keys), *keys, *args)
+        except NoScriptError:
+            await self._client.script_load(self._source[sha])
+            return await self._client.evalsha(sha, len(keys), *keys, *args)
+
+    async def each(self, sha: str, calls: Sequence[Sequence[str]], args: Sequence[Any]) -> list[Any]:
+        """``sha`` once for each list of keys in ``calls``, with the same ``args``, in one pipeline."""
+        if not calls:
+            return []
+        try:
+            return await self._pipelined(sha, calls, args)
+        except NoScriptError:
+            await self._client.script_load(self._source[sha])
+            return await self._pipelined(sha, calls, args)
+
+    async def _pipelined(self, sha: str, calls: Sequence[Sequence[str]], args: Sequence[Any]) -> list[Any]:
+        async with self._client.pipeline(transaction=False) as pipe:
+            for keys in calls:
+                pipe.evalsha(sha, len(keys), *keys, *args)
+            return list(await pipe.execute())
+
+
+class _Windows:
+    """Cached windows of ids (feeds, or celebrities' posts) under one kind of key."""
+
+    def __init__(self, client: Redis, scripts: _Scripts, *, size: int, ttl_ms: int) -> None:
+        self._client = client
+        self._scripts = scripts
+        self._size = size
+        self.ttl_ms = ttl_ms
+        self.add_sha = scripts.register(_ADD)
+        self._read_sha = scripts.register(_READ)
+
+    async def read(self, keys: Sequence[str], before: PostId | None, limit: int) -> list[CachedFeed | None]:
+        args = read_args(before, limit, self.ttl_ms)
+        if len(keys) == 1:
+            return [window_of(await self._scripts.run(self._read_sha, keys, args))]
+        return [window_of(reply) for reply in await self._scripts.each(self._read_sha, [[key] for key in keys], args)]
+
+    def fill_into(self, pipe: Any, key: str, entries: Sequence[PostId], horizon: PostId) -> None:
+        kept = sorted({entry for entry in entries if entry >= horizon}, reverse=True)
+        if len(kept) > self._size:
+            kept = kept[: self._size]
+            horizon = max(horizon, kept[-1])
+        members: dict[str, float] = {sortable_key(entry): 0 for entry in kept}
+        members[_HORIZON + sortable_key(horizon)] = 0
+        pipe.delete(key)
+        pipe.zadd(key, members)
+        pipe.pexpire(key, self.ttl_ms)
+
+    async def add(self, calls: Sequence[Sequence[str]], post_id: PostId) -> None:
+        await self._scripts.each(self.add_sha, calls, [sortable_key(post_id), self._size, self.ttl_ms])
+
 
 class RedisFeedCache:
-    """The newest ``window`` entries of active users' feeds, in Redis, with the same window over
-    each author's unfanned posts, and post bodies.
+    """The newest ``window`` entries of active users' feeds, with the celebrities each user sees and
+    their rendered first pages.
 
     A feed read or filled stays cached ``ttl`` after its last read; feeds nobody reads expire, so
-    inactive users cost nothing (and Redis may evict any key early: it is only rebuilt). Keys::
+    inactive users cost nothing (and Redis may evict any key early: it is only rebuilt).
 
-        {prefix}feed:{user}         a user's feed (the user is the hash tag)
-        {prefix}followed:{user}     the unfanned authors the user follows, after the digest they
-                                    were worked out for (one line each)
-        {prefix}unfanned:{author}   an author's posts that were not fanned out
-        {prefix}post:{id}           a post's body (msgspec JSON), or "-" once it is deleted
-        {prefix}cached              every user whose feed was ever cached (a set)
-
-    The set lets fan-out skip, in one command, the followers whose feeds are not cached (most of
-    them, as most users are not reading at any moment) rather than ask Redis about each. A user
-    joins it before their feed is first filled, and never leaves it: a member whose feed has since
-    expired costs one no-op script per post.
-
-    Bodies are read with one MGET: on a cluster, use a client that splits it by slot.
+    The ``cached`` set lets fan-out skip, in one command, the followers whose feeds are not cached
+    (most of them, as most users are not reading at any moment) rather than ask Redis about each. A
+    user joins it before their feed is first filled, and never leaves it: a member whose feed has
+    since expired costs one no-op script per post.
     """
 
     def __init__(
@@ -88,35 +229,109 @@ class RedisFeedCache:
         prefix: str = "feedcore:",
         window: int = 800,
         ttl: timedelta = timedelta(days=1),
-        post_ttl: timedelta = timedelta(days=1),
+        guard: Guard | None = None,
     ) -> None:
         self._client = client
         self._prefix = prefix
-        self._window = window
-        self._ttl_ms = int(ttl.total_seconds() * 1000)
-        self._post_ttl_ms = int(post_ttl.total_seconds() * 1000)
-        # A tombstone outlives any body that a read begun before the deletion could still write.
-        self._deleted_ttl_ms = 2 * self._post_ttl_ms
-        self._add = client.register_script(_ADD)
-        self._read = client.register_script(_READ)
-        self._encode = msgspec.json.Encoder().encode
-        self._decode = msgspec.json.Decoder(Post).decode
+        self._guard = guard or Unguarded()
+        self._scripts = _Scripts(client)
+        self._windows = _Windows(client, self._scripts, size=window, ttl_ms=int(ttl.total_seconds() * 1000))
+        self._view_sha = self._scripts.register(_VIEW)
+        self._keep_page_sha = self._scripts.register(_KEEP_PAGE)
+        # Stamps only have to differ between the reads that begin pages: this process's own prefix
+        # and a count.
+        self._stamps = map(f"{os.urandom(6).hex()}:{{}}".format, itertools.count())
 
-    def _key(self, user: UserId) -> str:
-        return f"{self._prefix}feed:{{{user}}}"  # {user}: the hash tag
-
-    def _followed_key(self, user: UserId) -> str:
-        return f"{self._prefix}followed:{{{user}}}"  # in the slot of the user's feed
-
-    def _unfanned_key(self, author: UserId) -> str:
-        return f"{self._prefix}unfanned:{{{author}}}"
-
-    def _post_key(self, post_id: PostId) -> str:
-        return f"{self._prefix}post:{post_id}"
+    def _keys(self, user: UserId) -> tuple[str, str, str]:
+        """The user's window, pages and celebrities seen: one hash slot, the user's."""
+        tag = f"{{{user}}}"
+        return f"{self._prefix}feed:{tag}", f"{self._prefix}pages:{tag}", f"{self._prefix}seen:{tag}"
 
     @property
     def _registry(self) -> str:
         return f"{self._prefix}cached"
+
+    async def view(
+        self,
+        user: UserId,
+        *,
+        before: PostId | None,
+        limit: int,
+        page: str | None = None,
+        celebrities: str | None = None,
+    ) -> FeedView:
+        return await self._guard.run("read", lambda: self._view(user, before, limit, page, celebrities), FeedView())
+
+    async def _view(
+        self, user: UserId, before: PostId | None, limit: int, page: str | None, celebrities: str | None
+    ) -> FeedView:
+        upper = "+" if before is None else f"({sortable_key(before)}"
+        stamp = next(self._stamps) if page is not None else ""
+        args = (page or "", upper, limit, self._windows.ttl_ms, celebrities or "", stamp)
+        reply = await self._scripts.run(self._view_sha, self._keys(user), args)
+        if len(reply) == 1:
+            return FeedView(page=reply[0])
+        seen = _seen(reply[1], celebrities)
+        if len(reply) == 2:
+            return FeedView(celebrities=seen)
+        return FeedView(window=window_of([reply[3], *reply[4]]), celebrities=seen, stamp=text(reply[2]))
+
+    async def fill(self, user: UserId, entries: Sequence[PostId], *, horizon: PostId) -> None:
+        await self._guard.run("fill", lambda: self._fill(user, entries, horizon), None)
+
+    async def _fill(self, user: UserId, entries: Sequence[PostId], horizon: PostId) -> None:
+        await self._client.sadd(self._registry, user)  # first: see the class
+        feed, pages, _ = self._keys(user)
+        async with self._client.pipeline(transaction=True) as pipe:
+            pipe.delete(pages)
+            self._windows.fill_into(pipe, feed, entries, horizon)
+            await pipe.execute()
+
+    async def add(self, users: Sequence[UserId], post_id: PostId) -> None:
+        await self._guard.run("add", lambda: self._add(users, post_id), None)
+
+    async def _add(self, users: Sequence[UserId], post_id: PostId) -> None:
+        await self._windows.add([self._keys(user)[:2] for user in await self._cached_among(users)], post_id)
+
+    async def remove(self, users: Sequence[UserId], post_id: PostId) -> None:
+        await self._guard.run("remove", lambda: self._remove(users, post_id), None)
+
+    async def _remove(self, users: Sequence[UserId], post_id: PostId) -> None:
+        cached = await self._cached_among(users)
+        if not cached:
+            return
+        member = sortable_key(post_id)
+        async with self._client.pipeline(transaction=False) as pipe:
+            for user in cached:
+                feed, pages, _ = self._keys(user)
+                pipe.zrem(feed, member)  # the pages after: a page begun between is never kept
+                pipe.delete(pages)
+            await pipe.execute()
+
+    async def drop(self, user: UserId) -> None:
+        await self._guard.run("drop", lambda: self._client.delete(*self._keys(user)), None)
+
+    async def keep_celebrities(self, user: UserId, *, celebrities: str, seen: Collection[UserId]) -> None:
+        # User ids hold no line breaks (USER_ID_PATTERN).
+        kept = "\n".join([celebrities, *sorted(seen)])
+        key = self._keys(user)[2]
+        await self._guard.run("keep_celebrities", lambda: self._client.set(key, kept, px=self._windows.ttl_ms), None)
+
+    async def keep_page(self, user: UserId, *, page: str, rendered: bytes, stamp: str) -> None:
+        feed, pages, _ = self._keys(user)
+        args = (stamp, page, rendered, self._windows.ttl_ms)
+        await self._guard.run("keep_page", lambda: self._scripts.run(self._keep_page_sha, (pages, feed), args), None)
+
+    async def drop_pages(self, users: Sequence[UserId]) -> None:
+        await self._guard.run("drop_pages", lambda: self._drop_pages(users), None)
+
+    async def _drop_pages(self, users: Sequence[UserId]) -> None:
+        if not users:
+            return
+        async with self._client.pipeline(transaction=False) as pipe:
+            for user in users:  # one key a command: the users' keys live in many slots
+                pipe.delete(self._keys(user)[1])
+            await pipe.execute()
 
     async def _cached_among(self, users: Sequence[UserId]) -> list[UserId]:
         if not users:
@@ -124,140 +339,128 @@ class RedisFeedCache:
         flags = await self._client.smismember(self._registry, list(users))
         return [user for user, flag in zip(users, flags, strict=True) if flag]
 
-    async def read(self, user: UserId, *, before: PostId | None, limit: int) -> CachedFeed | None:
-        return _window(await self._read(keys=[self._key(user)], args=_read_args(before, limit, self._ttl_ms)))
 
-    async def fill(self, user: UserId, entries: Sequence[PostId], *, horizon: PostId) -> None:
-        await self._client.sadd(self._registry, user)  # first: see the class
-        await self._fill(self._key(user), entries, horizon)
+class RedisCelebrityWindows:
+    """The newest ``window`` unfanned posts of each celebrity read lately; expire as feeds do."""
 
-    async def add(self, users: Sequence[UserId], post_id: PostId) -> None:
-        await self._add_to([self._key(user) for user in await self._cached_among(users)], post_id)
+    def __init__(
+        self,
+        client: Redis,
+        *,
+        prefix: str = "feedcore:",
+        window: int = 800,
+        ttl: timedelta = timedelta(days=1),
+        guard: Guard | None = None,
+    ) -> None:
+        self._client = client
+        self._prefix = prefix
+        self._guard = guard or Unguarded()
+        self._windows = _Windows(client, _Scripts(client), size=window, ttl_ms=int(ttl.total_seconds() * 1000))
 
-    async def remove(self, users: Sequence[UserId], post_id: PostId) -> None:
-        await self._remove_from([self._key(user) for user in await self._cached_among(users)], post_id)
+    def _key(self, author: UserId) -> str:
+        return f"{self._prefix}celebrity:{{{author}}}"
 
-    async def invalidate(self, user: UserId) -> None:
-        await self._client.delete(self._key(user), self._followed_key(user))
-
-    async def read_followed_unfanned(self, user: UserId, *, digest: str) -> frozenset[UserId] | None:
-        kept = await self._client.get(self._followed_key(user))
-        if kept is None:
-            return None
-        kept_digest, *authors = _text(kept).split("\n")
-        return frozenset(UserId(author) for author in authors) if kept_digest == digest else None
-
-    async def keep_followed_unfanned(self, user: UserId, *, digest: str, authors: Collection[UserId]) -> None:
-        # User ids hold no line breaks (USER_ID_PATTERN).
-        await self._client.set(self._followed_key(user), "\n".join([digest, *sorted(authors)]), px=self._ttl_ms)
-
-    async def read_unfanned(
-        self, authors: Collection[UserId], *, before: PostId | None, limit: int
-    ) -> dict[UserId, CachedFeed]:
+    async def read(self, authors: Collection[UserId], *, before: PostId | None, limit: int) -> dict[UserId, CachedFeed]:
         ordered = list(authors)
-        args = _read_args(before, limit, self._ttl_ms)
-        if len(ordered) == 1:
-            replies = [await self._read(keys=[self._unfanned_key(ordered[0])], args=args)]
-        else:
-            replies = await self._each(self._read, [self._unfanned_key(author) for author in ordered], args)
-        found = {author: _window(reply) for author, reply in zip(ordered, replies, strict=True)}
-        return {author: cached for author, cached in found.items() if cached is not None}
 
-    async def fill_unfanned(self, author: UserId, entries: Sequence[PostId], *, horizon: PostId) -> None:
-        await self._fill(self._unfanned_key(author), entries, horizon)
+        async def read() -> dict[UserId, CachedFeed]:
+            found = await self._windows.read([self._key(author) for author in ordered], before, limit)
+            return {author: window for author, window in zip(ordered, found, strict=True) if window is not None}
 
-    async def add_unfanned(self, author: UserId, post_id: PostId) -> None:
-        await self._add_to([self._unfanned_key(author)], post_id)
+        return await self._guard.run("read_celebrities", read, {})
 
-    async def remove_unfanned(self, author: UserId, post_id: PostId) -> None:
-        await self._remove_from([self._unfanned_key(author)], post_id)
+    async def fill(self, author: UserId, entries: Sequence[PostId], *, horizon: PostId) -> None:
+        async def fill() -> None:
+            async with self._client.pipeline(transaction=True) as pipe:
+                self._windows.fill_into(pipe, self._key(author), entries, horizon)
+                await pipe.execute()
 
-    async def invalidate_unfanned(self, author: UserId) -> None:
-        await self._client.delete(self._unfanned_key(author))
+        await self._guard.run("fill_celebrity", fill, None)
 
-    async def posts(self, post_ids: Collection[PostId]) -> dict[PostId, Post | None]:
+    async def add(self, author: UserId, post_id: PostId) -> None:
+        await self._guard.run("add_celebrity", lambda: self._windows.add([[self._key(author)]], post_id), None)
+
+    async def remove(self, author: UserId, post_id: PostId) -> None:
+        key, member = self._key(author), sortable_key(post_id)
+        await self._guard.run("remove_celebrity", lambda: self._client.zrem(key, member), None)
+
+    async def drop(self, author: UserId) -> None:
+        await self._guard.run("drop_celebrity", lambda: self._client.delete(self._key(author)), None)
+
+
+class RedisPostBodies:
+    """Post bodies, each kept ``ttl`` after it was cached; a burial outlives any body that a read
+    begun before the deletion could still write."""
+
+    def __init__(
+        self,
+        client: Redis,
+        *,
+        prefix: str = "feedcore:",
+        ttl: timedelta = timedelta(days=1),
+        guard: Guard | None = None,
+    ) -> None:
+        self._client = client
+        self._prefix = prefix
+        self._guard = guard or Unguarded()
+        self._ttl_ms = int(ttl.total_seconds() * 1000)
+        self._buried_ttl_ms = 2 * self._ttl_ms
+        self._encode = msgspec.json.Encoder().encode
+        self._decode = msgspec.json.Decoder(Post).decode
+
+    def _key(self, post_id: PostId) -> str:
+        return f"{self._prefix}post:{post_id}"
+
+    async def get(self, post_ids: Collection[PostId]) -> dict[PostId, Post | None]:
         ordered = list(post_ids)
         if not ordered:
             return {}
+        return await self._guard.run("get_posts", lambda: self._get(ordered), {})
+
+    async def _get(self, ordered: list[PostId]) -> dict[PostId, Post | None]:
         found: dict[PostId, Post | None] = {}
-        for post_id, value in zip(ordered, await self._client.mget([self._post_key(i) for i in ordered]), strict=True):
+        for post_id, value in zip(ordered, await self._client.mget([self._key(i) for i in ordered]), strict=True):
             if value == _DELETED:
                 found[post_id] = None
             elif value is not None:
                 found[post_id] = self._decode(value)
         return found
 
-    async def keep_posts(self, posts: Sequence[Post]) -> None:
-        if not posts:
-            return
+    async def keep(self, posts: Sequence[Post]) -> None:
+        if posts:
+            await self._guard.run("keep_posts", lambda: self._keep(posts), None)
+
+    async def _keep(self, posts: Sequence[Post]) -> None:
         async with self._client.pipeline(transaction=False) as pipe:
             for post in posts:
-                # NX: a tombstone stays; a body already there is the same body.
-                pipe.set(self._post_key(post.id), self._encode(post), nx=True, px=self._post_ttl_ms)
+                # NX: a burial stays; a body already there is the same body.
+                pipe.set(self._key(post.id), self._encode(post), nx=True, px=self._ttl_ms)
             await pipe.execute()
 
-    async def forget_post(self, post_id: PostId) -> None:
-        await self._client.set(self._post_key(post_id), _DELETED, px=self._deleted_ttl_ms)
-
-    async def _fill(self, key: str, entries: Sequence[PostId], horizon: PostId) -> None:
-        kept = sorted({entry for entry in entries if entry >= horizon}, reverse=True)
-        if len(kept) > self._window:
-            kept = kept[: self._window]
-            horizon = max(horizon, kept[-1])
-        members: dict[str, float] = {sortable_key(entry): 0 for entry in kept}
-        members[_HORIZON + sortable_key(horizon)] = 0
-        async with self._client.pipeline(transaction=True) as pipe:
-            pipe.delete(key)
-            pipe.zadd(key, members)
-            pipe.pexpire(key, self._ttl_ms)
-            await pipe.execute()
-
-    async def _add_to(self, keys: Sequence[str], post_id: PostId) -> None:
-        if not keys:
-            return
-        await self._each(self._add, keys, [sortable_key(post_id), self._window, self._ttl_ms])
-
-    async def _each(self, script: AsyncScript, keys: Sequence[str], args: list[Any]) -> list[Any]:
-        """``script`` on each of ``keys`` with the same ``args``, in one pipeline of EVALSHAs.
-
-        redis-py's own pipelined scripts ask SCRIPT EXISTS first, one round trip more per
-        pipeline; here a script Redis has lost (a restart, SCRIPT FLUSH) is loaded and the whole
-        pipeline sent again, which the scripts allow: each one run twice leaves what it left once.
-        """
-        try:
-            return await self._evalsha_each(script.sha, keys, args)
-        except NoScriptError:
-            await self._client.script_load(script.script)
-            return await self._evalsha_each(script.sha, keys, args)
-
-    async def _evalsha_each(self, sha: str, keys: Sequence[str], args: list[Any]) -> list[Any]:
-        async with self._client.pipeline(transaction=False) as pipe:
-            for key in keys:
-                pipe.evalsha(sha, 1, key, *args)
-            return list(await pipe.execute())
-
-    async def _remove_from(self, keys: Sequence[str], post_id: PostId) -> None:
-        if not keys:
-            return
-        member = sortable_key(post_id)
-        async with self._client.pipeline(transaction=False) as pipe:
-            for key in keys:
-                pipe.zrem(key, member)
-            await pipe.execute()
+    async def bury(self, post_id: PostId) -> None:
+        key = self._key(post_id)
+        await self._guard.run("bury", lambda: self._client.set(key, _DELETED, px=self._buried_ttl_ms), None)
 
 
-def _read_args(before: PostId | None, limit: int, ttl_ms: int) -> list[Any]:
+def read_args(before: PostId | None, limit: int, ttl_ms: int) -> list[Any]:
     return ["+" if before is None else f"({sortable_key(before)}", limit, ttl_ms]
 
 
-def _window(found: list[Any]) -> CachedFeed | None:
-    """A read script's reply as a cached window: its horizon member, then the page."""
+def window_of(found: list[Any]) -> CachedFeed | None:
+    """A window read as a cached slice: its horizon member, then the slice."""
     if not found:
         return None
-    horizon = from_sortable_key(_text(found[0])[len(_HORIZON) :])
-    entries = [from_sortable_key(_text(member)) for member in found[1:]]
+    horizon = from_sortable_key(text(found[0])[len(_HORIZON) :])
+    entries = [from_sortable_key(text(member)) for member in found[1:]]
     return CachedFeed(entries=[entry for entry in entries if entry >= horizon], horizon=horizon)
 
 
-def _text(member: Any) -> str:
+def _seen(kept: Any, celebrities: str | None) -> frozenset[UserId] | None:
+    if kept is None or celebrities is None:
+        return None
+    version, *authors = text(kept).split("\n")
+    return frozenset(UserId(author) for author in authors) if version == celebrities else None
+
+
+def text(member: Any) -> str:
     return member.decode() if isinstance(member, bytes) else str(member)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from typing import Annotated, Any, Final
 
-from litestar import HttpMethod, Request, Response, delete, get, post, route
+from litestar import HttpMethod, MediaType, Request, Response, delete, get, post, route
 from litestar.di import NamedDependency, Provide
 from litestar.exceptions import (
     NotAuthorizedException,
@@ -19,7 +19,17 @@ from litestar.status_codes import HTTP_201_CREATED, HTTP_204_NO_CONTENT
 
 from entrypoints.auth import InvalidToken
 from entrypoints.container import Services
-from entrypoints.http.schemas import Health, NewFollow, NewPost, PostBody, PostPage, Problem, ProfileBody, UserPage
+from entrypoints.http.schemas import (
+    Health,
+    NewFollow,
+    NewPost,
+    PostBody,
+    PostPage,
+    Problem,
+    ProfileBody,
+    UserPage,
+    render_post_page,
+)
 from feedcore import (
     UserId,
     delete_post,
@@ -30,7 +40,6 @@ from feedcore import (
     read_author_timeline,
     read_followers,
     read_following,
-    read_home_feed,
     read_post,
     read_profile,
     unfollow,
@@ -153,7 +162,8 @@ async def remove_post(post_id: PostIdPath, writer: WriterDep, services: Services
         posts=services.posts,
         ids=services.ids,
         clock=services.clock,
-        cache=services.cache,
+        cache=services.caches.feeds,
+        bodies=services.caches.bodies,
     )
 
 
@@ -178,7 +188,7 @@ async def create_follow(data: JSONBody[NewFollow], writer: WriterDep, services: 
         graph=services.graph,
         ids=services.ids,
         clock=services.clock,
-        cache=services.cache,
+        cache=services.caches.feeds,
     )
 
 
@@ -197,31 +207,25 @@ async def remove_follow(followee_id: UserIdPath, writer: WriterDep, services: Se
         graph=services.graph,
         ids=services.ids,
         clock=services.clock,
-        cache=services.cache,
+        cache=services.caches.feeds,
     )
 
 
 @get(
-    "/feeds/{user_id:str}", opt=PAGED, dependencies=_reader, security=BEARER, responses=_problems(*_AUTHENTICATED, 403)
+    "/feeds/{user_id:str}",
+    opt=PAGED,
+    dependencies=_reader,
+    security=BEARER,
+    media_type=MediaType.JSON,
+    responses={200: ResponseSpec(PostPage, description="A page of the home feed"), **_problems(*_AUTHENTICATED, 403)},
 )
 async def get_feed(
     user_id: UserIdPath, viewer: ViewerDep, services: ServicesDep, limit: Limit = None, cursor: Cursor = None
-) -> PostPage:
+) -> bytes:
     """A page of the home feed, newest first; readable by its owner only."""
-    page = await read_home_feed(
-        viewer,
-        parse_user_id(user_id),
-        limit=limit,
-        cursor=cursor,
-        posts=services.posts,
-        graph=services.graph,
-        feeds=services.feeds,
-        cache=services.cache,
-        policies=services.policies,
-        rebuilds=services.rebuilds,
-        telemetry=services.metrics,
+    return await services.home_feeds.rendered(
+        viewer, parse_user_id(user_id), limit=limit, cursor=cursor, render=render_post_page
     )
-    return PostPage.of(page)
 
 
 @get("/users/{user_id:str}", responses=_problems())

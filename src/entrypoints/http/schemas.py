@@ -44,6 +44,14 @@ class PostPage(msgspec.Struct, frozen=True):
         return cls(items=[PostBody.of(post) for post in page.items], next_cursor=page.next_cursor)
 
 
+_encode: Final = msgspec.json.Encoder().encode
+
+
+def render_post_page(page: Page[Post]) -> bytes:
+    """A page of posts as the API sends it (JSON)."""
+    return _encode(PostPage.of(page))
+
+
 class UserPage(msgspec.Struct, frozen=True):
     items: list[UserIdText]
     next_cursor: str | None
