@@ -146,7 +146,7 @@ async def relay(settings: Settings, stop: asyncio.Event) -> None:
     """`feedcore relay`: the outbox relay alone."""
     metrics = serve_metrics(settings)
     async with postgres_storage(settings, metrics) as storage:
-        await relay_to_kafka(settings, await awaited(storage.outbox()), stop, metrics)
+        await relay_to_kafka(settings, await awaited(storage.polled_outbox()), stop, metrics)
 
 
 async def process(settings: Settings, stop: asyncio.Event) -> None:

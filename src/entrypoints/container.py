@@ -30,6 +30,7 @@ from adapters.metrics import Metrics, process_registry
 from adapters.postgres import (
     LeasedIdGenerator,
     NodeLease,
+    OutboxBell,
     PostgresFeedStore,
     PostgresFeedUnitOfWork,
     PostgresHealth,
@@ -268,9 +269,13 @@ class PostgresStorage(containers.DeclarativeContainer):
     metrics = providers.Dependency(instance_of=Metrics)
 
     pool = providers.Resource(_pool, settings)
-    outbox = providers.Singleton(PostgresOutbox, pool)
-    posts = providers.Singleton(PostgresPostStore, pool, key_ttl=providers.Callable(_ttl, settings))
-    graph = providers.Singleton(PostgresSocialGraph, pool)
+    #: This process's writes wake its relay; it looks at the table each second besides.
+    bell = providers.Singleton(OutboxBell)
+    outbox = providers.Singleton(PostgresOutbox, pool, bell=bell, poll_every=1.0)
+    #: The outbox for a relay in a process that writes nothing itself (`feedcore relay`): it polls.
+    polled_outbox = providers.Singleton(PostgresOutbox, pool, poll_every=0.05)
+    posts = providers.Singleton(PostgresPostStore, pool, key_ttl=providers.Callable(_ttl, settings), bell=bell)
+    graph = providers.Singleton(PostgresSocialGraph, pool, bell=bell)
     feeds = providers.Singleton(PostgresFeedStore, pool)
     ledger = providers.Singleton(PostgresIdempotencyLedger, pool)
     unit_of_work = providers.Singleton(PostgresFeedUnitOfWork, pool)

@@ -15,7 +15,7 @@ from feedcore import Event, FeedProcessor, Outbox
 
 _log = logging.getLogger(__name__)
 _BATCH = 500
-_IDLE_WAIT = 0.5
+_IDLE_WAIT = 1.0
 _FIRST_BACKOFF = 0.05
 _MAX_BACKOFF = 5.0
 #: How often the outbox backlog gauge is brought up to date, and where its count stops: each

@@ -9,7 +9,7 @@ from adapters.postgres.feeds import (
 from adapters.postgres.graph import PostgresSocialGraph
 from adapters.postgres.lease import LeasedIdGenerator, NodeLease, NodeLeaseUnavailable
 from adapters.postgres.migrations import migrate
-from adapters.postgres.outbox import PostgresOutbox
+from adapters.postgres.outbox import OutboxBell, PostgresOutbox
 from adapters.postgres.pool import connection_pool
 from adapters.postgres.posts import PostgresPostStore
 from adapters.postgres.retention import PostgresRetention
@@ -18,6 +18,7 @@ __all__ = [
     "LeasedIdGenerator",
     "NodeLease",
     "NodeLeaseUnavailable",
+    "OutboxBell",
     "PostgresFeedStore",
     "PostgresFeedUnitOfWork",
     "PostgresHealth",

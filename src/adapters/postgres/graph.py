@@ -5,7 +5,8 @@ from typing import Any
 
 from psycopg_pool import AsyncConnectionPool
 
-from adapters.postgres.posts import add_to_counts, append_to_outbox
+from adapters.postgres.outbox import OutboxBell
+from adapters.postgres.posts import add_to_counts, append_to_outbox, ring
 from feedcore.events import UserFollowed, UserUnfollowed
 from feedcore.model import UserId
 from feedcore.ports import FollowCounts
@@ -14,8 +15,9 @@ from feedcore.ports import FollowCounts
 class PostgresSocialGraph:
     """Follow edges, with counts changed in the edge's own transaction, so they stay exact."""
 
-    def __init__(self, pool: AsyncConnectionPool[Any]) -> None:
+    def __init__(self, pool: AsyncConnectionPool[Any], *, bell: OutboxBell | None = None) -> None:
         self._pool = pool
+        self._bell = bell
 
     async def follow(self, follower: UserId, followee: UserId, event: UserFollowed) -> bool:
         async with self._pool.connection() as connection, connection.transaction():
@@ -27,7 +29,8 @@ class PostgresSocialGraph:
                 return False
             await add_to_counts(connection, [(follower, 0, 1, 0), (followee, 1, 0, 0)])
             await append_to_outbox(connection, event)
-            return True
+        ring(self._bell)
+        return True
 
     async def unfollow(self, follower: UserId, followee: UserId, event: UserUnfollowed) -> bool:
         async with self._pool.connection() as connection, connection.transaction():
@@ -38,7 +41,8 @@ class PostgresSocialGraph:
                 return False
             await add_to_counts(connection, [(follower, 0, -1, 0), (followee, -1, 0, 0)])
             await append_to_outbox(connection, event)
-            return True
+        ring(self._bell)
+        return True
 
     async def is_following(self, follower: UserId, followee: UserId) -> bool:
         async with self._pool.connection() as connection:

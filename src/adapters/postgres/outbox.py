@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
@@ -9,17 +10,45 @@ from psycopg_pool import AsyncConnectionPool
 from feedcore.events import Event, decode_event
 
 
+class OutboxBell:
+    """Rung by this process's writes once they have committed outbox rows, and waited on by its
+    relay: the relay wakes when there is work instead of asking the table over and over."""
+
+    def __init__(self) -> None:
+        self._rung = asyncio.Event()
+
+    def ring(self) -> None:
+        self._rung.set()
+
+    def clear(self) -> None:
+        self._rung.clear()
+
+    async def wait(self, at_most: float) -> None:
+        """Return once rung (since the last :meth:`clear`), or after ``at_most`` seconds."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._rung.wait(), at_most)
+
+
 class PostgresOutbox:
     """The relay's side of the outbox table.
 
     Rows are claimed with ``FOR UPDATE SKIP LOCKED``, so concurrent relays take disjoint batches,
     and deleted in the claiming transaction only after ``publish`` returned.
+
+    Between batches the relay waits for ``bell`` (this process's own writes ring it), and looks at
+    the table every ``poll_every`` seconds whatever happens, for rows other processes left behind.
     """
 
-    def __init__(self, pool: AsyncConnectionPool[Any]) -> None:
+    def __init__(
+        self, pool: AsyncConnectionPool[Any], *, bell: OutboxBell | None = None, poll_every: float = 0.05
+    ) -> None:
         self._pool = pool
+        self._bell = bell
+        self._poll_every = poll_every
 
     async def relay(self, publish: Callable[[Sequence[Event]], Awaitable[None]], *, limit: int) -> int:
+        if self._bell is not None:
+            self._bell.clear()  # before the claim: a row committed after it rings again
         async with self._pool.connection() as connection, connection.transaction():
             cursor = await connection.execute(
                 "SELECT id, payload FROM outbox ORDER BY id LIMIT %s FOR UPDATE SKIP LOCKED", (limit,)
@@ -32,10 +61,13 @@ class PostgresOutbox:
             return len(rows)
 
     async def wait(self, max_wait: float) -> None:
-        """Pause before looking again: the table tells nobody of new rows, so the relay polls."""
-        await asyncio.sleep(min(max_wait, self.poll_interval))
-
-    poll_interval = 0.01
+        """Return when this process has appended rows, or after ``poll_every`` (or ``max_wait``)
+        seconds: the table tells nobody of rows other processes append."""
+        timeout = min(max_wait, self._poll_every)
+        if self._bell is None:
+            await asyncio.sleep(timeout)
+        else:
+            await self._bell.wait(timeout)
 
     async def backlog(self, *, at_most: int | None = None) -> int:
         """Rows waiting, counted up to ``at_most``: a full count scans them all (0.1 s a million)."""

@@ -8,6 +8,7 @@ from typing import Any, Final
 from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool
 
+from adapters.postgres.outbox import OutboxBell
 from feedcore.events import Event, PostDeleted, PostPublished, encode_event
 from feedcore.model import Post, PostId, UserId
 from feedcore.ports import IdempotencyClaim, IdempotencyRecord
@@ -20,6 +21,7 @@ def post_of(row: Sequence[Any]) -> Post:
 
 
 async def append_to_outbox(connection: AsyncConnection[Any], event: Event) -> None:
+    """Add ``event`` to the outbox in the transaction under way; ring the outbox's bell after it commits."""
     await connection.execute("INSERT INTO outbox (key, payload) VALUES (%s, %s)", (event.key, encode_event(event)))
 
 
@@ -86,8 +88,10 @@ class PostgresPostStore:
         *,
         key_ttl: timedelta = timedelta(hours=24),
         celebrities_ttl: float = 1.0,
+        bell: OutboxBell | None = None,
     ) -> None:
         self._pool = pool
+        self._bell = bell
         self._key_ttl = key_ttl
         self._celebrities_ttl = celebrities_ttl
         self._celebrities: frozenset[UserId] | None = None
@@ -125,6 +129,7 @@ class PostgresPostStore:
         raise RuntimeError(f"idempotency key {claim.key!r} was neither free nor recorded")
 
     def _published(self, post: Post) -> None:
+        ring(self._bell)
         if not post.fan_out and self._celebrities is not None:
             self._celebrities |= {post.author_id}
 
@@ -145,7 +150,9 @@ class PostgresPostStore:
             cursor = await connection.execute(
                 "SELECT user_id FROM feed_entries WHERE post_id = %s ORDER BY user_id", (post_id,)
             )
-            return [row[0] for row in await cursor.fetchall()]
+            holders = [row[0] for row in await cursor.fetchall()]
+        ring(self._bell)
+        return holders
 
     async def get_many(self, post_ids: Collection[PostId]) -> dict[PostId, Post]:
         if not post_ids:
@@ -194,6 +201,11 @@ class PostgresPostStore:
             self._celebrities = frozenset(row[0] for row in await cursor.fetchall())
         self._celebrities_expire = time.monotonic() + self._celebrities_ttl
         return self._celebrities
+
+
+def ring(bell: OutboxBell | None) -> None:
+    if bell is not None:
+        bell.ring()
 
 
 def below(before: PostId | None) -> int:
