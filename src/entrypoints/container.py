@@ -43,6 +43,7 @@ from adapters.postgres import (
 )
 from adapters.redis import (
     HiredisPackedConnection,
+    Lanes,
     RedisCelebrityWindows,
     RedisFeedCache,
     RedisOutages,
@@ -69,6 +70,9 @@ from feedcore import (
 )
 
 T = TypeVar("T")
+#: Connections of their own for each process's read path (adapters.redis.Lanes); more requests at
+#: once wait for one, for a few microseconds each.
+_LANES = 32
 
 
 class RateLimiter(Protocol):
@@ -125,7 +129,7 @@ def _rate_limiter(settings: Settings) -> RateLimiter:
     return InMemoryRateLimiter(rate=settings.rate_limit_per_second, burst=settings.rate_limit_burst)
 
 
-def _caches(settings: Settings, redis: Redis | None, metrics: Metrics) -> Caches:
+def _caches(settings: Settings, redis: Redis | None, lanes: Lanes | None, metrics: Metrics) -> Caches:
     """Redis when configured (shared by every process). Else caches in this process, but only when
     this process also applies the events (no Kafka): otherwise they would go stale."""
     window = settings.policies.cache_window
@@ -133,9 +137,9 @@ def _caches(settings: Settings, redis: Redis | None, metrics: Metrics) -> Caches
         prefix = settings.redis_prefix
         guard = RedisOutages(redis, prefix=prefix, on_fallback=lambda operation: metrics.fell_back("redis", operation))
         return Caches(
-            feeds=RedisFeedCache(redis, prefix=prefix, window=window, guard=guard),
-            celebrities=RedisCelebrityWindows(redis, prefix=prefix, window=window, guard=guard),
-            bodies=RedisPostBodies(redis, prefix=prefix, guard=guard),
+            feeds=RedisFeedCache(redis, prefix=prefix, window=window, guard=guard, lanes=lanes),
+            celebrities=RedisCelebrityWindows(redis, prefix=prefix, window=window, guard=guard, lanes=lanes),
+            bodies=RedisPostBodies(redis, prefix=prefix, guard=guard, lanes=lanes),
         )
     if settings.kafka_bootstrap:
         return Caches()
@@ -206,6 +210,17 @@ async def _redis(settings: Settings) -> AsyncIterator[Redis | None]:
         await client.aclose()
 
 
+async def _lanes(redis: Redis | None) -> AsyncIterator[Lanes | None]:
+    if redis is None:
+        yield None
+        return
+    lanes = Lanes.beside(redis, size=_LANES)
+    try:
+        yield lanes
+    finally:
+        await lanes.close()
+
+
 def _ttl(settings: Settings) -> timedelta:
     return timedelta(hours=settings.idempotency_ttl_hours)
 
@@ -237,7 +252,7 @@ class MemoryStorage(containers.DeclarativeContainer):
     ledger = providers.Singleton(InMemoryIdempotencyLedger)
     unit_of_work = providers.Singleton(InMemoryFeedUnitOfWork, feeds, graph, ledger)
     health = providers.Singleton(_AlwaysReady)
-    caches = providers.Singleton(_caches, settings, None, metrics)
+    caches = providers.Singleton(_caches, settings, None, None, metrics)
     ids = providers.Singleton(SnowflakeIdGenerator, clock, node=settings.provided.node_id)
     #: Nothing to prune: the in-memory stores forget by themselves.
     retention: providers.Object[PostgresRetention | None] = providers.Object(None)
@@ -282,7 +297,8 @@ class PostgresStorage(containers.DeclarativeContainer):
     health = providers.Singleton(PostgresHealth, pool)
     retention = providers.Singleton(_retention, pool, settings)
     redis = providers.Resource(_redis, settings)
-    caches = providers.Singleton(_caches, settings, redis, metrics)
+    lanes = providers.Resource(_lanes, redis)
+    caches = providers.Singleton(_caches, settings, redis, lanes, metrics)
     #: Servers sharing the database lease distinct node numbers; the lease is taken by ``serve``.
     ids = providers.Singleton(
         LeasedIdGenerator,

@@ -3,13 +3,15 @@ the in-memory and the Redis adapter."""
 
 from __future__ import annotations
 
+import time
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
 import pytest
 import redis.asyncio as aioredis
 
 from adapters.memory import InMemoryCelebrityWindows, InMemoryFeedCache, InMemoryPostBodies
-from adapters.redis import RedisCelebrityWindows, RedisFeedCache, RedisPostBodies
+from adapters.redis import Lanes, RedisCelebrityWindows, RedisFeedCache, RedisPostBodies
 from feedcore.model import MAX_POST_ID, Post, PostId, UserId
 from feedcore.ports import CachedFeed, CelebrityWindows, FeedCache, FeedView, PostBodies
 
@@ -18,11 +20,21 @@ BOB = UserId("bob")
 WINDOW = 3
 
 
-@pytest.fixture(params=["memory", "redis"])
+@pytest.fixture
+async def lanes(redis_client: aioredis.Redis) -> AsyncIterator[Lanes]:
+    lanes = Lanes.beside(redis_client, size=2)
+    try:
+        yield lanes
+    finally:
+        await lanes.close()
+
+
+@pytest.fixture(params=["memory", "redis", "redis-lanes"])
 def cache(request: pytest.FixtureRequest, redis_client: aioredis.Redis, redis_prefix: str) -> FeedCache:
     if request.param == "memory":
         return InMemoryFeedCache(window=WINDOW)
-    return RedisFeedCache(redis_client, prefix=redis_prefix, window=WINDOW)
+    lanes = request.getfixturevalue("lanes") if request.param == "redis-lanes" else None
+    return RedisFeedCache(redis_client, prefix=redis_prefix, window=WINDOW, lanes=lanes)
 
 
 @pytest.fixture(params=["memory", "redis"])
@@ -32,11 +44,12 @@ def celebrities(request: pytest.FixtureRequest, redis_client: aioredis.Redis, re
     return RedisCelebrityWindows(redis_client, prefix=redis_prefix, window=WINDOW)
 
 
-@pytest.fixture(params=["memory", "redis"])
+@pytest.fixture(params=["memory", "redis", "redis-lanes"])
 def bodies(request: pytest.FixtureRequest, redis_client: aioredis.Redis, redis_prefix: str) -> PostBodies:
     if request.param == "memory":
         return InMemoryPostBodies()
-    return RedisPostBodies(redis_client, prefix=redis_prefix)
+    lanes = request.getfixturevalue("lanes") if request.param == "redis-lanes" else None
+    return RedisPostBodies(redis_client, prefix=redis_prefix, lanes=lanes)
 
 
 async def window(cache: FeedCache, user: UserId, *, before: PostId | None = None, limit: int = 10) -> CachedFeed | None:
@@ -302,3 +315,27 @@ async def test_adding_what_changes_nothing_keeps_the_pages(cache: FeedCache) -> 
     await cache.add([ANA], PostId(2))  # below the horizon
 
     assert await page_of(cache, ANA) == b"kept"
+
+
+async def test_a_lane_whose_connection_broke_opens_it_again(redis_client: aioredis.Redis, lanes: Lanes) -> None:
+    assert [await lanes.execute("PING") for _ in range(2)] == [b"PONG"] * 2  # both lanes connected
+    await redis_client.client_kill_filter(_type="normal", skipme=True)  # the lanes' connections among others
+    for _ in range(2):  # each lane finds its connection gone, once
+        with pytest.raises(aioredis.ConnectionError):
+            await lanes.execute("PING")
+    assert [await lanes.execute("PING") for _ in range(4)] == [b"PONG"] * 4
+
+
+async def test_a_lane_gives_up_on_a_command_not_answered_in_time(
+    redis_client: aioredis.Redis, redis_prefix: str
+) -> None:
+    pool = redis_client.connection_pool
+    lanes = Lanes(lambda: pool.connection_class(**pool.connection_kwargs), size=1, timeout=0.1)
+    try:
+        started = time.monotonic()
+        with pytest.raises(TimeoutError):
+            await lanes.execute("BLPOP", f"{redis_prefix}nothing", 5)  # blocks this connection, not Redis
+        assert time.monotonic() - started < 1
+        assert await lanes.execute("PING") == b"PONG"  # on a connection opened again
+    finally:
+        await lanes.close()

@@ -13,6 +13,9 @@ Keys, under a prefix (``feedcore:`` by default)::
 Everything of one user's is in the user's hash slot, so that every script and transaction touches
 one slot of a cluster. Bodies are read with one MGET: on a cluster, use a client that splits it by
 slot.
+
+Given :class:`Lanes`, the single commands of reads (scripts, MGET) go through them rather than
+through the client's pool.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ import msgspec
 from redis.asyncio import Redis
 from redis.exceptions import NoScriptError
 
+from adapters.redis.connection import Lanes
 from feedcore.model import Post, PostId, UserId, from_sortable_key, sortable_key
 from feedcore.ports import CachedFeed, FeedView
 
@@ -144,8 +148,9 @@ class _Scripts:
     here a pipeline is sent again instead, which the scripts allow (each one run twice leaves what
     it left once)."""
 
-    def __init__(self, client: Redis) -> None:
+    def __init__(self, client: Redis, lanes: Lanes | None) -> None:
         self._client = client
+        self._execute = lanes.execute if lanes is not None else client.execute_command
         self._source: dict[str, str] = {}
 
     def register(self, source: str) -> str:
@@ -155,10 +160,10 @@ class _Scripts:
 
     async def run(self, sha: str, keys: Sequence[str], args: Sequence[Any]) -> Any:
         try:
-            return await self._client.evalsha(sha, len(keys), *keys, *args)
+            return await self._execute("EVALSHA", sha, len(keys), *keys, *args)
         except NoScriptError:
             await self._client.script_load(self._source[sha])
-            return await self._client.evalsha(sha, len(keys), *keys, *args)
+            return await self._execute("EVALSHA", sha, len(keys), *keys, *args)
 
     async def each(self, sha: str, calls: Sequence[Sequence[str]], args: Sequence[Any]) -> list[Any]:
         """``sha`` once for each list of keys in ``calls``, with the same ``args``, in one pipeline."""
@@ -230,11 +235,12 @@ class RedisFeedCache:
         window: int = 800,
         ttl: timedelta = timedelta(days=1),
         guard: Guard | None = None,
+        lanes: Lanes | None = None,
     ) -> None:
         self._client = client
         self._prefix = prefix
         self._guard = guard or Unguarded()
-        self._scripts = _Scripts(client)
+        self._scripts = _Scripts(client, lanes)
         self._windows = _Windows(client, self._scripts, size=window, ttl_ms=int(ttl.total_seconds() * 1000))
         self._view_sha = self._scripts.register(_VIEW)
         self._keep_page_sha = self._scripts.register(_KEEP_PAGE)
@@ -351,11 +357,13 @@ class RedisCelebrityWindows:
         window: int = 800,
         ttl: timedelta = timedelta(days=1),
         guard: Guard | None = None,
+        lanes: Lanes | None = None,
     ) -> None:
         self._client = client
         self._prefix = prefix
         self._guard = guard or Unguarded()
-        self._windows = _Windows(client, _Scripts(client), size=window, ttl_ms=int(ttl.total_seconds() * 1000))
+        scripts = _Scripts(client, lanes)
+        self._windows = _Windows(client, scripts, size=window, ttl_ms=int(ttl.total_seconds() * 1000))
 
     def _key(self, author: UserId) -> str:
         return f"{self._prefix}celebrity:{{{author}}}"
@@ -399,8 +407,10 @@ class RedisPostBodies:
         prefix: str = "feedcore:",
         ttl: timedelta = timedelta(days=1),
         guard: Guard | None = None,
+        lanes: Lanes | None = None,
     ) -> None:
         self._client = client
+        self._execute = lanes.execute if lanes is not None else client.execute_command
         self._prefix = prefix
         self._guard = guard or Unguarded()
         self._ttl_ms = int(ttl.total_seconds() * 1000)
@@ -419,7 +429,8 @@ class RedisPostBodies:
 
     async def _get(self, ordered: list[PostId]) -> dict[PostId, Post | None]:
         found: dict[PostId, Post | None] = {}
-        for post_id, value in zip(ordered, await self._client.mget([self._key(i) for i in ordered]), strict=True):
+        values = await self._execute("MGET", *[self._key(post_id) for post_id in ordered])
+        for post_id, value in zip(ordered, values, strict=True):
             if value == _DELETED:
                 found[post_id] = None
             elif value is not None:
