@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed
 
-.PHONY: help install run test lint unit format bench bench-fanout bench-e2e bench-read bench-merge clean up down infra-up infra-down infra-status
+.PHONY: help install run test lint unit format bench bench-fanout bench-e2e bench-read bench-write bench-merge bench-idle clean up down infra-up infra-down infra-status
 
 help:
 	@echo "make run      run feedcore embedded on 127.0.0.1:8000 (nothing is persisted)"
@@ -15,11 +15,13 @@ help:
 	@echo "make infra-up / infra-down / infra-status"
 	@echo "             PostgreSQL, Redis and Kafka on 127.0.0.1, without Docker"
 	@echo "make format   format the code with ruff"
-	@echo "make bench    read (embedded), durable write (PostgreSQL), fan-out and end-to-end benchmarks; wrk is"
-	@echo "             installed from Debian packages if missing"
+	@echo "make bench    every benchmark below, and reads on the embedded server; wrk is installed from Debian"
+	@echo "             packages if missing"
 	@echo "make bench-fanout  fan-out into PostgreSQL at 1k/10k/100k followers, beside raw insert rates"
 	@echo "make bench-e2e     post -> follower's feed latency through Kafka at 500 posts/s; processor pace"
 	@echo "make bench-read    feed reads on PostgreSQL + Redis at 32 and 128 connections, beside a one-Redis-read ceiling"
+	@echo "make bench-write   durable posts on the whole stack at 32 and 128 connections, beside a one-INSERT ceiling"
+	@echo "make bench-idle    CPU of a server and a processor with no traffic"
 	@echo "make bench-merge   what merging celebrities' posts at read time adds to a feed read"
 	@echo "make up       the whole stack in Docker (docker/compose.yaml; needs a Docker engine and FEEDCORE_JWT_SECRET)"
 	@echo "make down     stop the Docker stack (its volumes are kept)"
@@ -75,11 +77,12 @@ bench: install
 	@command -v wrk >/dev/null || (apt-get install -y -qq wrk || (apt-get update -qq && apt-get install -y -qq wrk))
 	@$(BENCH_SERVICES); \
 	$(PY) -m bench.read_embedded --connections 32; \
-	$(PY) -m bench.write_postgres --connections 32; \
+	$(PY) -m bench.write; \
 	$(PY) -m bench.fanout; \
 	$(PY) -m bench.e2e; \
 	$(PY) -m bench.read_redis; \
-	$(PY) -m bench.merge
+	$(PY) -m bench.merge; \
+	$(PY) -m bench.idle
 
 bench-fanout: install
 	@$(BENCH_SERVICES); $(PY) -m bench.fanout
@@ -90,6 +93,13 @@ bench-e2e: install
 bench-read: install
 	@command -v wrk >/dev/null || (apt-get install -y -qq wrk || (apt-get update -qq && apt-get install -y -qq wrk))
 	@$(BENCH_SERVICES); $(PY) -m bench.read_redis
+
+bench-write: install
+	@command -v wrk >/dev/null || (apt-get install -y -qq wrk || (apt-get update -qq && apt-get install -y -qq wrk))
+	@$(BENCH_SERVICES); $(PY) -m bench.write
+
+bench-idle: install
+	@$(BENCH_SERVICES); $(PY) -m bench.idle
 
 bench-merge: install
 	@command -v wrk >/dev/null || (apt-get install -y -qq wrk || (apt-get update -qq && apt-get install -y -qq wrk))

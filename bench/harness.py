@@ -11,7 +11,7 @@ import statistics
 import subprocess
 import time
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -143,6 +143,46 @@ def report(title: str, runs: list[Run]) -> None:
         f"median of {len(runs)}: {statistics.median(r.rate for r in runs):.0f} req/s, "
         f"p50 {statistics.median(r.p50 for r in runs):.2f} ms, p99 {statistics.median(r.p99 for r in runs):.2f} ms"
     )
+
+
+@contextmanager
+def granian_app(
+    app: str, *, workers: int, environment: dict[str, str], probe: Callable[[str], object]
+) -> Iterator[str]:
+    """The ASGI ``app`` (``module:attribute``) under granian from this project's environment, with
+    ``environment`` added; yields its base URL once ``probe(base)`` stops raising httpx errors."""
+    port = free_port()
+    server = subprocess.Popen(
+        [
+            str(ROOT / ".venv" / "bin" / "granian"),
+            "--interface",
+            "asgi",
+            "--port",
+            str(port),
+            "--workers",
+            str(workers),
+            app,
+        ],
+        env={**os.environ, **environment},
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                probe(base)
+                break
+            except httpx.HTTPError:
+                if server.poll() is not None or time.monotonic() > deadline:
+                    raise SystemExit(f"{app} did not start") from None
+                time.sleep(0.1)
+        yield base
+    finally:
+        server.terminate()
+        server.wait(timeout=15)
 
 
 def compare(title: str, ceiling_title: str, pairs: list[tuple[Run, Run]]) -> None:

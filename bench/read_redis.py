@@ -14,23 +14,19 @@ Usage: python -m bench.read_redis [--readers 500] [--runs 3] [--seconds 10] [--w
 from __future__ import annotations
 
 import argparse
-import os
-import subprocess
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from pathlib import Path
 
 import httpx
 import psycopg
 
 from bench.harness import (
-    ROOT,
     backbone_settings,
     compare,
     feedcore,
     feedcore_server,
-    free_port,
+    granian_app,
     scratch_cache,
     scratch_database,
     wrk,
@@ -114,10 +110,11 @@ def measure(name: str, url: str, settings: dict[str, str], redis_url: str, args:
                 with feedcore_server(settings, workers=workers) as base, ceiling_server(redis_url, workers) as ceiling:
                     if workers == args.workers[0]:
                         seed(base, url, args.readers)
-                    # Warm both up: connections, and the pages kept rendered (each reader's first read builds its own).
-                    warm_up = max(3, args.seconds // 2)
-                    wrk(f"{ceiling}/ceiling", connections=32, seconds=warm_up)
-                    wrk(f"{base}/feeds", connections=32, seconds=warm_up, extra=["-s", str(script)])
+                    # Warm both up: connections, and each reader's feed (the first read of a feed fills its
+                    # window, the second keeps its page rendered).
+                    read_every_feed(base, tokens, args.readers, times=2)
+                    wrk(f"{ceiling}/ceiling", connections=32, seconds=3)
+                    wrk(f"{base}/feeds", connections=32, seconds=3, extra=["-s", str(script)])
                     before = lookups(base)
                     for connections in args.connections:
                         # Each feedcore run right after a ceiling run: the machine's pace drifts, the pair's ratio less.
@@ -150,6 +147,14 @@ def measure(name: str, url: str, settings: dict[str, str], redis_url: str, args:
         script.unlink(missing_ok=True)
 
 
+def read_every_feed(base: str, tokens: Tokens, readers: int, *, times: int) -> None:
+    with httpx.Client(base_url=base, timeout=30) as client:
+        for reader in range(readers):
+            headers = {"Authorization": f"Bearer {tokens.issue(UserId(f'reader-{reader}'))}"}
+            for _ in range(times):
+                client.get(f"/feeds/reader-{reader}?limit=20", headers=headers).raise_for_status()
+
+
 def lookups(base: str) -> dict[str, float]:
     """``feedcore_cache_lookups_total`` by kind, hits and misses together, from the server's /metrics."""
     found = {"page": 0.0, "feed": 0.0, "celebrity": 0.0, "post": 0.0}
@@ -160,40 +165,14 @@ def lookups(base: str) -> dict[str, float]:
     return found
 
 
-@contextmanager
-def ceiling_server(redis_url: str, workers: int) -> Iterator[str]:
-    """The ceiling endpoint under granian from this project's environment; yields its base URL."""
-    port = free_port()
-    ceiling = subprocess.Popen(
-        [
-            str(ROOT / ".venv" / "bin" / "granian"),
-            "--interface",
-            "asgi",
-            "--port",
-            str(port),
-            "--workers",
-            str(workers),
-            "bench.ceiling:app",
-        ],
-        env={**os.environ, "BENCH_REDIS_URL": redis_url},
-        cwd=ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+def ceiling_server(redis_url: str, workers: int) -> AbstractContextManager[str]:
+    """The read ceiling, on the benchmark's Redis."""
+    return granian_app(
+        "bench.ceiling:app",
+        workers=workers,
+        environment={"BENCH_REDIS_URL": redis_url},
+        probe=lambda base: httpx.get(f"{base}/ceiling").raise_for_status(),
     )
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                httpx.get(f"http://127.0.0.1:{port}/ceiling").raise_for_status()
-                break
-            except httpx.TransportError:
-                if time.monotonic() > deadline:
-                    raise SystemExit("the ceiling endpoint did not start") from None
-                time.sleep(0.1)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        ceiling.terminate()
-        ceiling.wait(timeout=15)
 
 
 if __name__ == "__main__":

@@ -70,9 +70,6 @@ from feedcore import (
 )
 
 T = TypeVar("T")
-#: Connections of their own for each process's read path (adapters.redis.Lanes); more requests at
-#: once wait for one, for a few microseconds each.
-_LANES = 32
 
 
 class RateLimiter(Protocol):
@@ -210,11 +207,12 @@ async def _redis(settings: Settings) -> AsyncIterator[Redis | None]:
         await client.aclose()
 
 
-async def _lanes(redis: Redis | None) -> AsyncIterator[Lanes | None]:
+async def _lanes(redis: Redis | None, settings: Settings) -> AsyncIterator[Lanes | None]:
+    """As many lanes as the pool has connections: a request never waits for one."""
     if redis is None:
         yield None
         return
-    lanes = Lanes.beside(redis, size=_LANES)
+    lanes = Lanes.beside(redis, size=settings.redis_pool_max)
     try:
         yield lanes
     finally:
@@ -297,7 +295,7 @@ class PostgresStorage(containers.DeclarativeContainer):
     health = providers.Singleton(PostgresHealth, pool)
     retention = providers.Singleton(_retention, pool, settings)
     redis = providers.Resource(_redis, settings)
-    lanes = providers.Resource(_lanes, redis)
+    lanes = providers.Resource(_lanes, redis, settings)
     caches = providers.Singleton(_caches, settings, redis, lanes, metrics)
     #: Servers sharing the database lease distinct node numbers; the lease is taken by ``serve``.
     ids = providers.Singleton(

@@ -317,13 +317,16 @@ async def test_adding_what_changes_nothing_keeps_the_pages(cache: FeedCache) -> 
     assert await page_of(cache, ANA) == b"kept"
 
 
-async def test_a_lane_whose_connection_broke_opens_it_again(redis_client: aioredis.Redis, lanes: Lanes) -> None:
-    assert [await lanes.execute("PING") for _ in range(2)] == [b"PONG"] * 2  # both lanes connected
-    await redis_client.client_kill_filter(_type="normal", skipme=True)  # the lanes' connections among others
-    for _ in range(2):  # each lane finds its connection gone, once
+async def test_a_lane_whose_connection_broke_opens_it_again(redis_client: aioredis.Redis) -> None:
+    lanes = Lanes.beside(redis_client, size=1)
+    try:
+        assert await lanes.execute("PING") == b"PONG"
+        await redis_client.client_kill_filter(_type="normal", skipme=True)  # the lane's connection among others
         with pytest.raises(aioredis.ConnectionError):
             await lanes.execute("PING")
-    assert [await lanes.execute("PING") for _ in range(4)] == [b"PONG"] * 4
+        assert await lanes.execute("PING") == b"PONG"
+    finally:
+        await lanes.close()
 
 
 async def test_a_lane_gives_up_on_a_command_not_answered_in_time(

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import asyncio
+import contextvars
 import time
 from collections.abc import Collection, Sequence
 from datetime import timedelta
@@ -78,8 +80,11 @@ class PostgresPostStore:
     """Posts, their outbox rows and Idempotency-Keys; a key is kept ``key_ttl``.
 
     The celebrities (authors with unfanned posts), asked on every home-feed read, are remembered for
-    ``celebrities_ttl`` seconds: this store's own publishes update that copy and its deletes drop it,
-    so only other processes' publishes can show late, by up to ``celebrities_ttl``.
+    ``celebrities_ttl`` seconds, then asked of the database again by one query in the background
+    while reads go on with the copy (a query per read would make every read of that moment queue
+    for the pool). This store's own publishes add to the copy at once; after its deletes, reads
+    wait for one fresh answer. So only other processes' publishes and deletes show late, by a little
+    over ``celebrities_ttl``.
     """
 
     def __init__(
@@ -96,6 +101,9 @@ class PostgresPostStore:
         self._celebrities_ttl = celebrities_ttl
         self._celebrities: frozenset[UserId] | None = None
         self._celebrities_expire = 0.0
+        self._asking: asyncio.Task[frozenset[UserId]] | None = None
+        self._asks = 0
+        self._published_while_asking: set[UserId] = set()
 
     async def publish(
         self, post: Post, event: PostPublished, *, claim: IdempotencyClaim | None = None
@@ -130,11 +138,17 @@ class PostgresPostStore:
 
     def _published(self, post: Post) -> None:
         ring(self._bell)
-        if not post.fan_out and self._celebrities is not None:
-            self._celebrities |= {post.author_id}
+        if not post.fan_out:
+            if self._celebrities is not None:
+                self._celebrities |= {post.author_id}
+            if self._asking is not None:
+                self._published_while_asking.add(post.author_id)
 
     async def delete(self, post_id: PostId, event: PostDeleted) -> list[UserId] | None:
-        self._celebrities = None  # whether the author has unfanned posts left is the database's to say
+        # Whether the author has unfanned posts left is the database's to say, and reads wait for it.
+        self._celebrities = None
+        self._asking = None
+        self._asks += 1
         async with self._pool.connection() as connection, connection.transaction():
             cursor = await connection.execute(
                 "UPDATE posts SET deleted_at = now() WHERE id = %s AND deleted_at IS NULL RETURNING author_id",
@@ -192,15 +206,40 @@ class PostgresPostStore:
             return int(row[0]) if row is not None else 0
 
     async def celebrities(self) -> frozenset[UserId]:
-        if self._celebrities is not None and time.monotonic() < self._celebrities_expire:
-            return self._celebrities
-        async with self._pool.connection() as connection:
-            cursor = await connection.execute(
-                "SELECT DISTINCT author_id FROM posts WHERE deleted_at IS NULL AND NOT fan_out"
-            )
-            self._celebrities = frozenset(row[0] for row in await cursor.fetchall())
-        self._celebrities_expire = time.monotonic() + self._celebrities_ttl
-        return self._celebrities
+        known = self._celebrities
+        if known is not None and time.monotonic() < self._celebrities_expire:
+            return known
+        if self._asking is None:
+            self._asking = self._ask_celebrities()
+        if known is not None:
+            return known
+        return await asyncio.shield(self._asking)
+
+    def _ask_celebrities(self) -> asyncio.Task[frozenset[UserId]]:
+        self._asks += 1
+        self._published_while_asking = set()
+        # A context of its own: the read that happened to start it is not its owner.
+        task = asyncio.create_task(self._query_celebrities(self._asks), context=contextvars.Context())
+        # Nobody may await it: its failure (the database away) is the next read's to meet.
+        task.add_done_callback(lambda done: done.cancelled() or done.exception())
+        return task
+
+    async def _query_celebrities(self, ask: int) -> frozenset[UserId]:
+        try:
+            async with self._pool.connection() as connection:
+                cursor = await connection.execute(
+                    "SELECT DISTINCT author_id FROM posts WHERE deleted_at IS NULL AND NOT fan_out"
+                )
+                found = frozenset(row[0] for row in await cursor.fetchall())
+            # Publishes of this process's that committed after the query's snapshot are not in it.
+            found |= self._published_while_asking
+            if ask == self._asks:  # an answer begun before one of this store's deletions is not kept
+                self._celebrities = found
+                self._celebrities_expire = time.monotonic() + self._celebrities_ttl
+            return found
+        finally:
+            if ask == self._asks:
+                self._asking = None
 
 
 def ring(bell: OutboxBell | None) -> None:

@@ -84,20 +84,17 @@ table.insert(page, 1, found[1])
 return page
 """
 
-# A feed read. With a page name (ARGV[1]) kept in the user's pages, that page and nothing else.
-# Otherwise: the celebrities seen (when a version is given, ARGV[5]); and when the feed is cached,
-# the pages' stamp (set from ARGV[6] when there is none, and only when a page was asked for), the
-# horizon member and the slice. A read renews the feed's TTL. KEYS: the window, its pages, the
-# celebrities seen; ARGV: page name or "", upper bound (BYLEX), limit, ttl (ms), version or "",
-# a new stamp.
+# A feed read. With a page name (ARGV[1]) kept in the user's pages, that page and nothing else,
+# writing nothing (while the window exists: pages never outlive it). Otherwise: the celebrities
+# seen (when a version is given, ARGV[5]); and when the feed is cached, the pages' stamp (set from
+# ARGV[6] when there is none, and only when a page was asked for), the horizon member and the
+# slice, renewing the window's TTL. KEYS: the window, its pages, the celebrities seen; ARGV: page
+# name or "", upper bound (BYLEX), limit, ttl (ms), version or "", a new stamp.
 _VIEW: Final = """
 if ARGV[1] ~= '' then
   local page = redis.call('HGET', KEYS[2], ARGV[1])
   if page then
-    if redis.call('PEXPIRE', KEYS[1], ARGV[4]) == 1 then
-      redis.call('PEXPIRE', KEYS[2], ARGV[4])
-      return {page}
-    end
+    if redis.call('EXISTS', KEYS[1]) == 1 then return {page} end
     redis.call('DEL', KEYS[2])
   end
 end
@@ -218,8 +215,9 @@ class RedisFeedCache:
     """The newest ``window`` entries of active users' feeds, with the celebrities each user sees and
     their rendered first pages.
 
-    A feed read or filled stays cached ``ttl`` after its last read; feeds nobody reads expire, so
-    inactive users cost nothing (and Redis may evict any key early: it is only rebuilt).
+    A feed stays cached ``ttl`` after it was last filled, changed or read past a kept page (a read
+    of a kept page writes nothing); feeds nobody reads expire, so inactive users cost nothing (and
+    Redis may evict any key early: it is only rebuilt).
 
     The ``cached`` set lets fan-out skip, in one command, the followers whose feeds are not cached
     (most of them, as most users are not reading at any moment) rather than ask Redis about each. A

@@ -40,7 +40,8 @@ class Lanes:
     """
 
     def __init__(self, make: Callable[[], AbstractConnection], *, size: int, timeout: float | None = None) -> None:
-        self._free: asyncio.Queue[AbstractConnection] = asyncio.Queue()
+        # Last in, first out: under light load the same few connections serve, and the rest stay closed.
+        self._free: asyncio.Queue[AbstractConnection] = asyncio.LifoQueue()
         self._all = [make() for _ in range(size)]
         self._timeout = timeout
         for connection in self._all:
