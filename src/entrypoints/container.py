@@ -243,10 +243,10 @@ class MemoryStorage(containers.DeclarativeContainer):
 
     outbox = providers.Singleton(InMemoryOutbox)
     feeds = providers.Singleton(InMemoryFeedStore)
-    posts = providers.Singleton(
-        InMemoryPostStore, outbox, clock, feeds=feeds, key_ttl=providers.Callable(_ttl, settings)
-    )
     graph = providers.Singleton(InMemorySocialGraph, outbox)
+    posts = providers.Singleton(
+        InMemoryPostStore, outbox, clock, feeds=feeds, graph=graph, key_ttl=providers.Callable(_ttl, settings)
+    )
     ledger = providers.Singleton(InMemoryIdempotencyLedger)
     unit_of_work = providers.Singleton(InMemoryFeedUnitOfWork, feeds, graph, ledger)
     health = providers.Singleton(_AlwaysReady)

@@ -50,15 +50,24 @@ class PostStore(Protocol):
     """Posts, and the outbox their events leave through."""
 
     async def publish(
-        self, post: Post, event: PostPublished, *, claim: IdempotencyClaim | None = None
-    ) -> IdempotencyRecord | None:
+        self,
+        post: Post,
+        event: PostPublished,
+        *,
+        claim: IdempotencyClaim | None = None,
+        fan_out_up_to: int | None = None,
+    ) -> Post | IdempotencyRecord:
         """Store ``post``, append ``event`` to the outbox and record ``claim``, in one atomic step.
+
+        With ``fan_out_up_to``, whether the post is fanned out is decided in that step: it is when
+        its author has at most that many followers (``post.fan_out`` is not looked at). Without it,
+        ``post.fan_out`` is stored as it is.
 
         Idempotency-Keys are scoped per author and kept for a while (24 h or more).
 
         Returns:
-            None when all of it was stored. When ``claim``'s key is already live for the author,
-            stores nothing and returns that key's record instead.
+            The post as stored. When ``claim``'s key is already live for the author, stores nothing
+            and returns that key's record instead.
         """
         ...
 
@@ -191,6 +200,15 @@ class FeedStore(FeedReader, Protocol):
         The same as reading ``SocialGraph.followers`` and passing them, and the author, to
         :meth:`add`, with no round trip of the followers between the graph and the store where
         they live together.
+        """
+        ...
+
+    async def add_to_audiences(
+        self, posts: Sequence[tuple[PostId, UserId]], *, limit: int
+    ) -> dict[PostId, list[UserId]]:
+        """For each (post, author): :meth:`add_to_audience` of its first chunk (``after`` None),
+        all of them at once; returns each post's followers so written, and leaves out the posts the
+        store knows deleted. A batch of posts with small audiences costs about what one post does.
         """
         ...
 

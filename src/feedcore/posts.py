@@ -38,7 +38,6 @@ async def publish_post(
     *,
     idempotency_key: str | None = None,
     posts: PostStore,
-    graph: SocialGraph,
     ids: IdGenerator,
     clock: Clock,
     policies: Policies,
@@ -46,9 +45,9 @@ async def publish_post(
 ) -> Post:
     """Store a new post and its ``PostPublished`` event; followers' feeds get it asynchronously.
 
-    Whether the post is fanned out is decided here, once, from the author's follower count now, and
-    recorded on the post: readers merge in exactly the posts that were not fanned out, so the feed
-    stays complete when the author later crosses the celebrity threshold in either direction.
+    Whether the post is fanned out is decided once, from the author's follower count as the post is
+    stored, and recorded on it: readers merge in exactly the posts that were not fanned out, so the
+    feed stays complete when the author later crosses the celebrity threshold in either direction.
 
     With an ``idempotency_key``, a repeat of the same request returns the first one's post and
     stores nothing; the key with other content is refused, and so is a repeat while the first
@@ -59,21 +58,15 @@ async def publish_post(
     if idempotency_key is not None:
         validate_idempotency_key(idempotency_key)
         claim = IdempotencyClaim(key=idempotency_key, fingerprint=hashlib.sha256(content.encode()).hexdigest())
-    counts = await graph.counts(author)
     now = clock.now()
-    post = Post(
-        id=ids.next_id(),
-        author_id=author,
-        content=content,
-        created_at=now,
-        fan_out=policies.fans_out(counts.followers),
-    )
+    post = Post(id=ids.next_id(), author_id=author, content=content, created_at=now)
     event = PostPublished(event_id=str(ids.next_id()), occurred_at=now, post_id=post.id, author_id=author)
-    existing = await posts.publish(post, event, claim=claim)
-    if existing is None or claim is None:
+    stored = await posts.publish(post, event, claim=claim, fan_out_up_to=policies.celebrity_threshold)
+    if isinstance(stored, Post):
         telemetry.post_published(replayed=False)
-        return post
-    if existing.fingerprint != claim.fingerprint:
+        return stored
+    existing = stored
+    if claim is None or existing.fingerprint != claim.fingerprint:
         raise IdempotencyKeyReused("this Idempotency-Key was used with another request")
     if existing.post is None:
         raise IdempotencyKeyInFlight("a request with this Idempotency-Key is still in progress")

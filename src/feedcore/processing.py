@@ -82,8 +82,12 @@ class FeedProcessor:
             if fresh:
                 published = {PostId(e.post_id) for e in fresh if isinstance(e, PostPublished)}
                 posts = await self._posts.get_many(published) if published else {}
+                audiences = await self._fan_out(tx.feeds, [post for post in posts.values() if post.fan_out])
                 for event in fresh:
-                    touched[event.event_id] = await self._apply_to_store(tx.feeds, event, posts)
+                    if isinstance(event, PostPublished):
+                        touched[event.event_id] = audiences.get(PostId(event.post_id), [])
+                    else:
+                        touched[event.event_id] = await self._apply_to_store(tx.feeds, event)
                 await tx.ledger.mark(self._consumer, [event.event_id for event in fresh])
                 await tx.commit()
         if self._bodies is not None and posts:
@@ -104,14 +108,12 @@ class FeedProcessor:
             await bus.commit(deliveries)
         return len(deliveries)
 
-    async def _apply_to_store(self, feeds: FeedStore, event: Event, posts: Mapping[PostId, Post]) -> list[UserId]:
-        """Apply ``event`` to the feed store; returns whose feeds it changed.
-
-        ``posts`` holds the live posts among those the batch publishes, read once for all of them.
-        """
+    async def _apply_to_store(
+        self, feeds: FeedStore, event: PostDeleted | UserFollowed | UserUnfollowed
+    ) -> list[UserId]:
+        """Apply ``event`` to the feed store; returns whose feeds it changed. (Publications are
+        applied all at once, by :meth:`_fan_out`.)"""
         match event:
-            case PostPublished(post_id=post_id):
-                return await self._fan_out(feeds, posts.get(PostId(post_id)))
             case PostDeleted(post_id=post_id):
                 return await feeds.remove_post(PostId(post_id))
             case UserFollowed(follower_id=follower, followee_id=followee):
@@ -162,24 +164,32 @@ class FeedProcessor:
             # the unfollow was applied.
             await self._cache.remove(await self._audience(author) if touched is None else touched, post_id)
 
-    async def _fan_out(self, feeds: FeedStore, post: Post | None) -> list[UserId]:
-        """Write a post into its author's feed and each current follower's, a chunk at a time."""
-        if post is None or not post.fan_out:
-            return []
+    async def _fan_out(self, feeds: FeedStore, posts: Sequence[Post]) -> dict[PostId, list[UserId]]:
+        """Write posts into their authors' feeds and each current follower's: the first chunk of
+        every post at once, then the rest of each big audience a chunk at a time. Returns each
+        post's recipients; posts deleted meanwhile are left out (their deletion reaches the feeds).
+
+        Events of a batch are otherwise applied in order; publications may go first because every
+        handler converges on the truth (a deleted post is never written, a follow is read as it
+        stands now), whatever the order.
+        """
+        if not posts:
+            return {}
         started = time.perf_counter()
-        author, limit = post.author_id, self._policies.fanout_chunk
-        recipients = [author]
-        after: UserId | None = None
-        while True:
-            chunk = await feeds.add_to_audience(author, post.id, after=after, limit=limit)
+        limit = self._policies.fanout_chunk
+        firsts = await feeds.add_to_audiences([(post.id, post.author_id) for post in posts], limit=limit)
+        audiences: dict[PostId, list[UserId]] = {}
+        for post in posts:
+            chunk = firsts.get(post.id)
             if chunk is None:
-                return []  # deleted since it was read: its deletion reaches the feeds
-            recipients += chunk
-            if len(chunk) < limit:
-                break
-            after = chunk[-1]
-        self._telemetry.fanned_out(entries=len(recipients), seconds=time.perf_counter() - started)
-        return recipients
+                continue
+            recipients = [post.author_id, *chunk]
+            while chunk is not None and len(chunk) == limit:
+                chunk = await feeds.add_to_audience(post.author_id, post.id, after=chunk[-1], limit=limit)
+                recipients += chunk or []
+            audiences[post.id] = recipients
+            self._telemetry.fanned_out(entries=len(recipients), seconds=time.perf_counter() - started)
+        return audiences
 
     async def backfill_followee(self, feeds: FeedStore, follower: UserId, followee: UserId) -> list[UserId]:
         """Copy the followee's newest posts into the follower's feed, if the follow still stands."""

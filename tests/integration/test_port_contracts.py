@@ -13,6 +13,7 @@ from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
+import msgspec
 import pytest
 from psycopg_pool import AsyncConnectionPool
 
@@ -83,6 +84,10 @@ def post(number: int, author: UserId = ANA, *, fan_out: bool = True) -> Post:
         created_at=BASE_TIME + timedelta(seconds=number % 100_000, microseconds=number % 997),
         fan_out=fan_out,
     )
+
+
+def ids_of(*numbers: int) -> list[PostId]:
+    return [PostId(number) for number in numbers]
 
 
 def published(item: Post) -> PostPublished:
@@ -178,6 +183,21 @@ class TestPostStore:
         assert collector.batches == [[published(item)]]
         assert await ports.outbox.relay(collector, limit=10) == 0
         assert collector.batches == [[published(item)]]
+
+    async def test_publish_decides_fan_out_from_the_follower_count_when_asked(self, ports: Adapters) -> None:
+        for fan in (BOB, CID):
+            await ports.graph.follow(fan, ANA, followed(fan, ANA))
+        told = post(21, fan_out=False)
+
+        assert await ports.posts.publish(told, published(told)) == told  # stored as it came
+        for number, up_to, fanned in ((22, 2, True), (23, 1, False), (24, 0, False)):
+            stored = await ports.posts.publish(post(number), published(post(number)), fan_out_up_to=up_to)
+            assert stored == msgspec.structs.replace(post(number), fan_out=fanned), up_to
+        lone = post(25, DEE)
+        assert await ports.posts.publish(lone, published(lone), fan_out_up_to=0) == lone  # no followers at all
+
+        kept = await ports.posts.get_many(ids_of(21, 22, 23, 24, 25))
+        assert [kept[PostId(n)].fan_out for n in (21, 22, 23, 24, 25)] == [False, True, False, False, True]
 
     async def test_delete_succeeds_once_and_hides_the_post(self, ports: Adapters) -> None:
         kept, gone = post(31), post(32)
@@ -315,7 +335,7 @@ def claim(key: str, fingerprint: str) -> IdempotencyClaim:
 class TestIdempotencyKeys:
     async def test_a_claimed_publish_stores_once_and_then_answers_with_the_record(self, ports: Adapters) -> None:
         first, second = post(2**53 + 7), post(2**53 + 8)
-        assert await ports.posts.publish(first, published(first), claim=claim("key-1", "fingerprint-a")) is None
+        assert await ports.posts.publish(first, published(first), claim=claim("key-1", "fingerprint-a")) == first
 
         again = await ports.posts.publish(second, published(second), claim=claim("key-1", "fingerprint-b"))
 
@@ -328,14 +348,14 @@ class TestIdempotencyKeys:
         by_ana, by_bob, other_key = post(41), post(42, BOB), post(43)
 
         for item, key in ((by_ana, "key-1"), (by_bob, "key-1"), (other_key, "key-2")):
-            assert await ports.posts.publish(item, published(item), claim=claim(key, "same")) is None
+            assert await ports.posts.publish(item, published(item), claim=claim(key, "same")) == item
 
         assert await ports.posts.count_by(ANA) == 2
         assert await ports.posts.count_by(BOB) == 1
 
     async def test_the_record_outlives_the_post_s_deletion(self, ports: Adapters) -> None:
         first, second = post(41), post(42)
-        assert await ports.posts.publish(first, published(first), claim=claim("key-1", "fingerprint-a")) is None
+        assert await ports.posts.publish(first, published(first), claim=claim("key-1", "fingerprint-a")) == first
         assert await ports.posts.delete(first.id, deleted(first)) == []
 
         again = await ports.posts.publish(second, published(second), claim=claim("key-1", "fingerprint-a"))
@@ -355,7 +375,7 @@ class TestPostgresIdempotencyKeys:
                     "SELECT pg_advisory_xact_lock(hashtextextended(%s || ' ' || %s, 0))", (ANA, "key-1")
                 )
                 in_flight = await ports.posts.publish(repeat, published(repeat), claim=claim("key-1", "fp"))
-            assert await ports.posts.publish(first, published(first), claim=claim("key-1", "fp")) is None
+            assert await ports.posts.publish(first, published(first), claim=claim("key-1", "fp")) == first
 
             assert in_flight == IdempotencyRecord(fingerprint="fp", post=None)
             assert await ports.posts.get_many([first.id, repeat.id]) == {first.id: first}
@@ -364,11 +384,11 @@ class TestPostgresIdempotencyKeys:
     async def test_an_expired_key_is_taken_over(self, migrated_database: str) -> None:
         first, later = post(41), post(42)
         async with postgres_ports(migrated_database) as (ports, pool):
-            assert await ports.posts.publish(first, published(first), claim=claim("key-1", "fp-a")) is None
+            assert await ports.posts.publish(first, published(first), claim=claim("key-1", "fp-a")) == first
             async with pool.connection() as connection:
                 await connection.execute("UPDATE idempotency_keys SET created_at = now() - interval '25 hours'")
 
-            assert await ports.posts.publish(later, published(later), claim=claim("key-1", "fp-b")) is None
+            assert await ports.posts.publish(later, published(later), claim=claim("key-1", "fp-b")) == later
             again = await ports.posts.publish(post(43), published(post(43)), claim=claim("key-1", "fp-c"))
 
             assert again == IdempotencyRecord(fingerprint="fp-b", post=later)
@@ -501,6 +521,23 @@ class TestFeedStore:
         assert await ports.feeds.entries(DEE, before=None, floor=PostId(0), limit=10) == [8]
         for outsider in (ANA, BOB):
             assert await ports.feeds.entries(outsider, before=None, floor=PostId(0), limit=10) == []
+
+    async def test_add_to_audiences_writes_the_first_chunk_of_many_posts_at_once(self, ports: Adapters) -> None:
+        star, quiet = UserId("star"), UserId("quiet")
+        fans = [UserId(f"fan-{n}") for n in range(4)]
+        for fan in fans:
+            await ports.graph.follow(fan, star, followed(fan, star))
+        await ports.graph.follow(ANA, BOB, followed(ANA, BOB))
+        async with ports.unit_of_work.begin() as transaction:
+            written = await transaction.feeds.add_to_audiences(
+                [(PostId(5), star), (PostId(6), BOB), (PostId(7), quiet)], limit=3
+            )
+            await transaction.commit()
+
+        assert written == {PostId(5): fans[:3], PostId(6): [ANA], PostId(7): []}
+        for user, expected in [(star, [5]), (BOB, [6]), (quiet, [7]), (ANA, [6]), *((fan, [5]) for fan in fans[:3])]:
+            assert await ports.feeds.entries(user, before=None, floor=PostId(0), limit=10) == expected, user
+        assert await ports.feeds.entries(fans[3], before=None, floor=PostId(0), limit=10) == []  # the next chunk's
 
     async def test_entries_page_newest_first(self, ports: Adapters) -> None:
         numbers = [3, 2**53 + 1, 9, 1, 15, 12, 2**53, 6]

@@ -75,7 +75,7 @@ def memory_adapters(clock: Clock) -> Adapters:
     graph = InMemorySocialGraph(outbox)
     ledger = InMemoryIdempotencyLedger()
     return Adapters(
-        posts=InMemoryPostStore(outbox, clock, feeds=feeds),
+        posts=InMemoryPostStore(outbox, clock, feeds=feeds, graph=graph),
         graph=graph,
         feeds=feeds,
         ledger=ledger,
@@ -155,7 +155,6 @@ class World:
             content,
             idempotency_key=key,
             posts=self.posts,
-            graph=self.graph,
             ids=self.ids,
             clock=self.clock,
             policies=self.policies,

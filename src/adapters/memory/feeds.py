@@ -123,6 +123,11 @@ class _StagedFeedStore:
         await self.add([author_id, *followers] if after is None else followers, post_id, author_id)
         return followers
 
+    async def add_to_audiences(
+        self, posts: Sequence[tuple[PostId, UserId]], *, limit: int
+    ) -> dict[PostId, list[UserId]]:
+        return {post: await self.add_to_audience(author, post, after=None, limit=limit) for post, author in posts}
+
     async def remove_post(self, post_id: PostId) -> list[UserId]:
         self._staged.append(lambda: self._base.remove_post_now(post_id))
         return self._base.holders_of(post_id)

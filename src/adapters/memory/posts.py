@@ -5,8 +5,11 @@ from collections.abc import Collection
 from datetime import timedelta
 from itertools import islice
 
+import msgspec
+
 from adapters.memory._sorted import SortedKeys
 from adapters.memory.feeds import InMemoryFeedStore
+from adapters.memory.graph import InMemorySocialGraph
 from adapters.memory.idempotency import IdempotencyRecords
 from adapters.memory.outbox import InMemoryOutbox
 from feedcore.events import PostDeleted, PostPublished
@@ -15,7 +18,8 @@ from feedcore.ports import Clock, IdempotencyClaim, IdempotencyRecord
 
 
 class InMemoryPostStore:
-    """Posts in a dict; ``feeds`` is the feed store whose holders of a post :meth:`delete` reports."""
+    """Posts in a dict. ``feeds`` is the feed store whose holders of a post :meth:`delete` reports,
+    and ``graph`` the graph whose follower counts decide fan-out when :meth:`publish` is asked to."""
 
     def __init__(
         self,
@@ -23,31 +27,42 @@ class InMemoryPostStore:
         clock: Clock,
         *,
         feeds: InMemoryFeedStore | None = None,
+        graph: InMemorySocialGraph | None = None,
         key_ttl: timedelta = timedelta(hours=24),
     ) -> None:
         self._outbox = outbox
         self._feeds = feeds
+        self._graph = graph
         self._keys = IdempotencyRecords(clock, key_ttl)
         self._posts: dict[PostId, Post] = {}
         self._by_author: dict[UserId, SortedKeys[PostId]] = {}
         self._unfanned: dict[UserId, SortedKeys[PostId]] = {}
 
     async def publish(
-        self, post: Post, event: PostPublished, *, claim: IdempotencyClaim | None = None
-    ) -> IdempotencyRecord | None:
+        self,
+        post: Post,
+        event: PostPublished,
+        *,
+        claim: IdempotencyClaim | None = None,
+        fan_out_up_to: int | None = None,
+    ) -> Post | IdempotencyRecord:
         if post.id in self._posts:
             raise ValueError(f"post {post.id} exists already")
         if claim is not None:
             existing = self._keys.find(post.author_id, claim.key)
             if existing is not None:
                 return existing
+        if fan_out_up_to is not None:
+            followers = (await self._graph.counts(post.author_id)).followers if self._graph is not None else 0
+            post = msgspec.structs.replace(post, fan_out=followers <= fan_out_up_to)
+        if claim is not None:
             self._keys.record(post.author_id, claim.key, claim.fingerprint, post)
         self._posts[post.id] = post
         self._by_author.setdefault(post.author_id, SortedKeys()).add(post.id)
         if not post.fan_out:
             self._unfanned.setdefault(post.author_id, SortedKeys()).add(post.id)
         self._outbox.append(event)
-        return None
+        return post
 
     async def delete(self, post_id: PostId, event: PostDeleted) -> list[UserId] | None:
         post = self._posts.pop(post_id, None)

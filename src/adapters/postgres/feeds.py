@@ -29,6 +29,30 @@ _LOCKED: Final = (
 )
 
 
+# The first chunk of many posts' fan-outs in one statement: each live post into its author's feed
+# and those of the author's first followers, in id order; returns each live post and its followers.
+_ADD_TO_AUDIENCES: Final = f"""
+WITH {_LOCKED},
+batch AS MATERIALIZED (
+    SELECT DISTINCT post_id, author_id FROM unnest(%(posts)s::bigint[], %(authors)s::text[]) AS b (post_id, author_id)
+    WHERE post_id NOT IN (SELECT id FROM gone)
+),
+audience AS MATERIALIZED (
+    SELECT b.post_id, b.author_id, f.follower_id FROM batch b CROSS JOIN LATERAL (
+        SELECT follower_id FROM follows WHERE followee_id = b.author_id ORDER BY follower_id LIMIT %(limit)s
+    ) f
+),
+added AS (
+    INSERT INTO feed_entries (user_id, post_id, author_id)
+    SELECT follower_id, post_id, author_id FROM audience UNION ALL SELECT author_id, post_id, author_id FROM batch
+    ON CONFLICT DO NOTHING
+)
+SELECT b.post_id, a.followers FROM batch b LEFT JOIN (
+    SELECT post_id, array_agg(follower_id ORDER BY follower_id) AS followers FROM audience GROUP BY post_id
+) a USING (post_id)
+"""  # noqa: S608  # constant fragments only
+
+
 class _FeedQueries:
     """The feed store's statements, on whatever connection the caller holds."""
 
@@ -108,6 +132,17 @@ class _TransactionFeedStore:
         )
         gone, audience = await cursor.fetchone() or (True, None)
         return None if gone else (audience or [])
+
+    async def add_to_audiences(
+        self, posts: Sequence[tuple[PostId, UserId]], *, limit: int
+    ) -> dict[PostId, list[UserId]]:
+        if not posts:
+            return {}
+        cursor = await self._connection.execute(
+            _ADD_TO_AUDIENCES,
+            {"posts": [post for post, _ in posts], "authors": [author for _, author in posts], "limit": limit},
+        )
+        return {row[0]: row[1] or [] for row in await cursor.fetchall()}
 
     async def remove_post(self, post_id: PostId) -> list[UserId]:
         cursor = await self._connection.execute(

@@ -7,6 +7,7 @@ from collections.abc import Collection, Sequence
 from datetime import timedelta
 from typing import Any, Final
 
+import msgspec
 from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool
 
@@ -48,18 +49,20 @@ async def add_to_counts(connection: AsyncConnection[Any], rows: Sequence[tuple[U
 _WRITES: Final = """
 post AS (
     INSERT INTO posts (id, author_id, content, created_at, fan_out)
-    SELECT %(id)s, %(author)s, %(content)s, %(created_at)s, %(fan_out)s FROM claim
-    RETURNING id
+    SELECT %(id)s, %(author)s, %(content)s, %(created_at)s, CASE WHEN %(up_to)s::bigint IS NULL THEN %(fan_out)s
+        ELSE coalesce((SELECT followers FROM user_counts WHERE user_id = %(author)s), 0) <= %(up_to)s END
+    FROM claim
+    RETURNING fan_out
 ),
 outbox AS (INSERT INTO outbox (key, payload) SELECT %(author)s, %(payload)s FROM post),
 counts AS (
     INSERT INTO user_counts (user_id, posts) SELECT %(author)s, 1 FROM post
     ON CONFLICT (user_id) DO UPDATE SET posts = user_counts.posts + 1
 )"""
-_PUBLISH: Final = f"WITH claim AS (SELECT), {_WRITES} SELECT true"
+_PUBLISH: Final = f"WITH claim AS (SELECT), {_WRITES} SELECT fan_out FROM post"  # noqa: S608  # constants
 # With an Idempotency-Key, the statement first takes a transaction-level advisory lock on
 # (author, key) without waiting: a repeat that overlaps the first request finds it held, stores
-# nothing and gets no row. A key recorded and still live stores nothing either (false); an expired
+# nothing and gets no row. A key recorded and still live stores nothing either (null); an expired
 # one is taken over.
 _PUBLISH_CLAIMED: Final = f"""
 WITH lock AS (SELECT pg_try_advisory_xact_lock(hashtextextended(%(author)s || ' ' || %(key)s, 0)) AS held),
@@ -72,7 +75,7 @@ claim AS (
     RETURNING 1
 ),
 {_WRITES}
-SELECT EXISTS (SELECT FROM post) FROM lock WHERE held
+SELECT (SELECT fan_out FROM post) FROM lock WHERE held
 """  # noqa: S608  # constant fragments only
 
 
@@ -106,21 +109,27 @@ class PostgresPostStore:
         self._published_while_asking: set[UserId] = set()
 
     async def publish(
-        self, post: Post, event: PostPublished, *, claim: IdempotencyClaim | None = None
-    ) -> IdempotencyRecord | None:
+        self,
+        post: Post,
+        event: PostPublished,
+        *,
+        claim: IdempotencyClaim | None = None,
+        fan_out_up_to: int | None = None,
+    ) -> Post | IdempotencyRecord:
         values = {
             "id": post.id,
             "author": post.author_id,
             "content": post.content,
             "created_at": post.created_at,
             "fan_out": post.fan_out,
+            "up_to": fan_out_up_to,
             "payload": encode_event(event),
         }
         async with self._pool.connection() as connection:
             if claim is None:
-                await connection.execute(_PUBLISH, values)
-                self._published(post)
-                return None
+                cursor = await connection.execute(_PUBLISH, values)
+                row = await cursor.fetchone()
+                return self._published(post, fan_out=bool(row and row[0]))
             values |= {"key": claim.key, "fingerprint": claim.fingerprint, "ttl": self._key_ttl}
             # A key taken just now by a request that has since committed is read on a fresh snapshot.
             for _ in range(2):
@@ -128,21 +137,21 @@ class PostgresPostStore:
                 row = await cursor.fetchone()
                 if row is None:
                     return IdempotencyRecord(fingerprint=claim.fingerprint)  # the key's request is in flight
-                if row[0]:
-                    self._published(post)
-                    return None
+                if row[0] is not None:
+                    return self._published(post, fan_out=row[0])
                 existing = await _idempotency_record(connection, post.author_id, claim.key)
                 if existing is not None:
                     return existing
         raise RuntimeError(f"idempotency key {claim.key!r} was neither free nor recorded")
 
-    def _published(self, post: Post) -> None:
+    def _published(self, post: Post, *, fan_out: bool) -> Post:
         ring(self._bell)
-        if not post.fan_out:
+        if not fan_out:
             if self._celebrities is not None:
                 self._celebrities |= {post.author_id}
             if self._asking is not None:
                 self._published_while_asking.add(post.author_id)
+        return post if post.fan_out == fan_out else msgspec.structs.replace(post, fan_out=fan_out)
 
     async def delete(self, post_id: PostId, event: PostDeleted) -> list[UserId] | None:
         # Whether the author has unfanned posts left is the database's to say, and reads wait for it.

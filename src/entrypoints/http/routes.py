@@ -132,7 +132,6 @@ async def create_post(
         data.content,
         idempotency_key=idempotency_key,
         posts=services.posts,
-        graph=services.graph,
         ids=services.ids,
         clock=services.clock,
         policies=services.policies,
