@@ -7,7 +7,7 @@ outbox event) or happen inside one :class:`FeedTransaction`.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Collection, Sequence
+from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from datetime import datetime
 from typing import Final, Protocol
@@ -308,8 +308,8 @@ class FeedCache(Protocol):
         """Cache ``user``'s feed: ``entries`` are every materialised id ``>= horizon``, newest first."""
         ...
 
-    async def add(self, users: Sequence[UserId], post_id: PostId) -> None:
-        """Add a post to those of ``users`` that are cached, keeping each within the window."""
+    async def add(self, additions: Mapping[PostId, Sequence[UserId]]) -> None:
+        """Add each post to the feeds of its users that are cached, keeping each within the window."""
         ...
 
     async def remove(self, users: Sequence[UserId], post_id: PostId) -> None:

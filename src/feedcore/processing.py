@@ -92,8 +92,9 @@ class FeedProcessor:
                 await tx.commit()
         if self._bodies is not None and posts:
             await self._bodies.keep(list(posts.values()))  # before any deletion's burial
+        await self._cache_publications(events, touched, posts)
         for event in events:
-            await self._apply_to_caches(event, touched.get(event.event_id), posts)
+            await self._apply_to_caches(event, touched.get(event.event_id))
         for event in fresh:
             if isinstance(event, PostPublished) and (post := posts.get(PostId(event.post_id))) is not None:
                 self._telemetry.reached_feeds(post)
@@ -121,14 +122,27 @@ class FeedProcessor:
             case UserUnfollowed(follower_id=follower, followee_id=followee):
                 return await self.purge_followee(feeds, UserId(follower), UserId(followee))
 
-    async def _apply_to_caches(self, event: Event, touched: list[UserId] | None, posts: Mapping[PostId, Post]) -> None:
-        """Bring the caches in line with ``event``; ``touched`` is None on a redelivery.
+    async def _cache_publications(
+        self, events: Sequence[Event], touched: Mapping[str, list[UserId]], posts: Mapping[PostId, Post]
+    ) -> None:
+        """Bring the caches in line with the batch's publications, all of them at once (before its
+        other events, as in the store). ``touched`` has no entry for an event applied before, and
+        ``posts`` holds the live posts among those the batch published, when it was applied now."""
+        additions: dict[PostId, list[UserId]] = {}
+        for event in events:
+            if isinstance(event, PostPublished):
+                post_id, author = PostId(event.post_id), UserId(event.author_id)
+                audience = await self._cache_published(post_id, author, touched.get(event.event_id), posts)
+                if audience:
+                    additions[post_id] = audience
+        if additions and self._cache is not None:
+            await self._cache.add(additions)
 
-        ``posts`` holds the live posts among those the batch published, when it was applied now.
-        """
+    async def _apply_to_caches(self, event: Event, touched: list[UserId] | None) -> None:
+        """Bring the caches in line with ``event``, not a publication; ``touched`` is None on a redelivery."""
         match event:
-            case PostPublished(post_id=post_id, author_id=author):
-                await self._cache_published(PostId(post_id), UserId(author), touched, posts)
+            case PostPublished():
+                pass  # all of the batch's at once, by _cache_publications
             case PostDeleted(post_id=post_id, author_id=author):
                 await self._cache_deleted(PostId(post_id), UserId(author), touched)
             case UserFollowed(follower_id=follower) | UserUnfollowed(follower_id=follower):
@@ -139,20 +153,22 @@ class FeedProcessor:
 
     async def _cache_published(
         self, post_id: PostId, author: UserId, touched: list[UserId] | None, posts: Mapping[PostId, Post]
-    ) -> None:
+    ) -> list[UserId]:
+        """The post's body and celebrity window brought in line; returns whose cached feeds get it."""
         post = posts.get(post_id)
         if touched is None or post is None:
             post = (await self._posts.get_many((post_id,))).get(post_id)
             if post is not None and self._bodies is not None:
                 await self._bodies.keep([post])
         if post is None:
-            return
+            return []
         if not post.fan_out:
             if self._celebrity_windows is not None:
                 await self._celebrity_windows.add(author, post.id)
-            return
-        if self._cache is not None:
-            await self._cache.add(await self._audience(author) if touched is None else touched, post.id)
+            return []
+        if self._cache is None:
+            return []
+        return await self._audience(author) if touched is None else touched
 
     async def _cache_deleted(self, post_id: PostId, author: UserId, touched: list[UserId] | None) -> None:
         if self._bodies is not None:

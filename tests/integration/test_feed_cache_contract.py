@@ -62,7 +62,7 @@ def ids(*numbers: int) -> list[PostId]:
 
 async def test_a_feed_is_not_cached_until_filled(cache: FeedCache) -> None:
     assert await window(cache, ANA) is None
-    await cache.add([ANA], PostId(5))
+    await cache.add({PostId(5): [ANA]})
     await cache.remove([ANA], PostId(5))
     assert await window(cache, ANA) is None
 
@@ -83,7 +83,7 @@ async def test_reads_page_newest_first_below_before(cache: FeedCache) -> None:
 async def test_ids_beyond_a_double_keep_their_order_and_value(cache: FeedCache) -> None:
     big = ids(MAX_POST_ID, 2**53 + 2, 2**53 + 1)  # neighbours a double could not tell apart
     await cache.fill(ANA, big[1:], horizon=PostId(0))
-    await cache.add([ANA], big[0])
+    await cache.add({big[0]: [ANA]})
 
     assert await window(cache, ANA) == CachedFeed(entries=big, horizon=PostId(0))
     assert await window(cache, ANA, before=PostId(2**53 + 2)) == CachedFeed(entries=ids(2**53 + 1), horizon=PostId(0))
@@ -91,8 +91,8 @@ async def test_ids_beyond_a_double_keep_their_order_and_value(cache: FeedCache) 
 
 async def test_a_full_window_drops_the_oldest_and_raises_its_horizon(cache: FeedCache) -> None:
     await cache.fill(ANA, ids(5, 3), horizon=PostId(0))
-    await cache.add([ANA, BOB], PostId(7))
-    await cache.add([ANA], PostId(9))
+    await cache.add({PostId(7): [ANA, BOB]})
+    await cache.add({PostId(9): [ANA]})
 
     assert await window(cache, ANA) == CachedFeed(entries=ids(9, 7, 5), horizon=PostId(5))
     assert await window(cache, BOB) is None
@@ -106,16 +106,26 @@ async def test_a_fill_beyond_the_window_keeps_the_newest(cache: FeedCache) -> No
 
 async def test_entries_below_the_horizon_are_not_kept(cache: FeedCache) -> None:
     await cache.fill(ANA, ids(9, 8, 4), horizon=PostId(8))
-    await cache.add([ANA], PostId(2))
+    await cache.add({PostId(2): [ANA]})
 
     assert await window(cache, ANA) == CachedFeed(entries=ids(9, 8), horizon=PostId(8))
+
+
+async def test_many_posts_are_added_at_once(cache: FeedCache) -> None:
+    await cache.fill(ANA, ids(5), horizon=PostId(0))
+    await cache.fill(BOB, ids(4), horizon=PostId(0))
+    await cache.add({PostId(7): [ANA, BOB, UserId("cold")], PostId(6): [ANA], PostId(8): []})
+
+    assert await window(cache, ANA) == CachedFeed(entries=ids(7, 6, 5), horizon=PostId(0))
+    assert await window(cache, BOB) == CachedFeed(entries=ids(7, 4), horizon=PostId(0))
+    assert await window(cache, UserId("cold")) is None
 
 
 async def test_adding_twice_and_removing_are_idempotent(cache: FeedCache) -> None:
     await cache.fill(ANA, ids(5), horizon=PostId(0))
     await cache.fill(BOB, ids(5), horizon=PostId(0))
-    await cache.add([ANA, BOB], PostId(6))
-    await cache.add([ANA], PostId(6))
+    await cache.add({PostId(6): [ANA, BOB]})
+    await cache.add({PostId(6): [ANA]})
     await cache.remove([ANA, BOB], PostId(5))
     await cache.remove([ANA], PostId(5))
 
@@ -203,9 +213,9 @@ async def test_redis_sends_its_scripts_by_sha_and_loads_them_again_when_lost(
         await celebrities.fill(user, ids(2), horizon=PostId(0))
     await redis_client.script_flush()  # as a restarted Redis would have lost them
 
-    await cache.add([ANA, BOB], PostId(5))
+    await cache.add({PostId(5): [ANA, BOB]})
     asked = await script_exists_calls(redis_client)
-    await cache.add([ANA, BOB], PostId(6))
+    await cache.add({PostId(6): [ANA, BOB]})
     read = await celebrities.read([ANA, BOB], before=None, limit=10)
 
     assert await script_exists_calls(redis_client) == asked  # no round trip to ask first
@@ -289,7 +299,7 @@ async def test_every_change_to_a_feed_drops_its_pages_and_refuses_pages_begun_be
 
     match change:
         case "add":
-            await cache.add([ANA], PostId(8))
+            await cache.add({PostId(8): [ANA]})
         case "remove":
             await cache.remove([ANA], PostId(5))
         case "fill":
@@ -311,8 +321,8 @@ async def test_every_change_to_a_feed_drops_its_pages_and_refuses_pages_begun_be
 async def test_adding_what_changes_nothing_keeps_the_pages(cache: FeedCache) -> None:
     await cache.fill(ANA, ids(5, 3), horizon=PostId(3))
     await keep(cache, ANA, b"kept")
-    await cache.add([ANA], PostId(5))  # there already
-    await cache.add([ANA], PostId(2))  # below the horizon
+    await cache.add({PostId(5): [ANA]})  # there already
+    await cache.add({PostId(2): [ANA]})  # below the horizon
 
     assert await page_of(cache, ANA) == b"kept"
 

@@ -114,8 +114,8 @@ class TestFeedCache:
         cache = InMemoryFeedCache(window=3)
         user = UserId("ana")
         await cache.fill(user, [PostId(5), PostId(3)], horizon=PostId(0))
-        await cache.add([user, UserId("cold")], PostId(7))
-        await cache.add([user], PostId(9))
+        await cache.add({PostId(7): [user, UserId("cold")]})
+        await cache.add({PostId(9): [user]})
         cached = (await cache.view(user, before=None, limit=10)).window
         assert cached is not None
         assert (cached.entries, cached.horizon) == ([9, 7, 5], 5)
@@ -125,7 +125,7 @@ class TestFeedCache:
         cache = InMemoryFeedCache(window=3)
         user = UserId("ana")
         await cache.fill(user, [PostId(9), PostId(8), PostId(4)], horizon=PostId(8))
-        await cache.add([user], PostId(2))
+        await cache.add({PostId(2): [user]})
         cached = (await cache.view(user, before=None, limit=10)).window
         assert cached is not None
         assert cached.entries == [9, 8]

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import itertools
 from collections import OrderedDict
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 
 from adapters.memory._sorted import SortedKeys
 from feedcore.model import Post, PostId, UserId
@@ -130,10 +130,11 @@ class InMemoryFeedCache:
         for evicted in self._feeds.fill(user, entries, horizon=horizon):
             self._pages.pop(evicted, None)
 
-    async def add(self, users: Sequence[UserId], post_id: PostId) -> None:
-        for user in users:
-            if self._feeds.add(user, post_id):
-                self._pages.pop(user, None)
+    async def add(self, additions: Mapping[PostId, Sequence[UserId]]) -> None:
+        for post_id, users in additions.items():
+            for user in users:
+                if self._feeds.add(user, post_id):
+                    self._pages.pop(user, None)
 
     async def remove(self, users: Sequence[UserId], post_id: PostId) -> None:
         for user in users:

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import itertools
 import os
-from collections.abc import Awaitable, Callable, Collection, Sequence
+from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from datetime import timedelta
 from typing import Any, Final, Protocol, TypeVar
 
@@ -162,19 +162,19 @@ class _Scripts:
             await self._client.script_load(self._source[sha])
             return await self._execute("EVALSHA", sha, len(keys), *keys, *args)
 
-    async def each(self, sha: str, calls: Sequence[Sequence[str]], args: Sequence[Any]) -> list[Any]:
-        """``sha`` once for each list of keys in ``calls``, with the same ``args``, in one pipeline."""
+    async def each(self, sha: str, calls: Sequence[tuple[Sequence[str], Sequence[Any]]]) -> list[Any]:
+        """``sha`` once for each (keys, arguments) of ``calls``, in one pipeline."""
         if not calls:
             return []
         try:
-            return await self._pipelined(sha, calls, args)
+            return await self._pipelined(sha, calls)
         except NoScriptError:
             await self._client.script_load(self._source[sha])
-            return await self._pipelined(sha, calls, args)
+            return await self._pipelined(sha, calls)
 
-    async def _pipelined(self, sha: str, calls: Sequence[Sequence[str]], args: Sequence[Any]) -> list[Any]:
+    async def _pipelined(self, sha: str, calls: Sequence[tuple[Sequence[str], Sequence[Any]]]) -> list[Any]:
         async with self._client.pipeline(transaction=False) as pipe:
-            for keys in calls:
+            for keys, args in calls:
                 pipe.evalsha(sha, len(keys), *keys, *args)
             return list(await pipe.execute())
 
@@ -194,7 +194,7 @@ class _Windows:
         args = read_args(before, limit, self.ttl_ms)
         if len(keys) == 1:
             return [window_of(await self._scripts.run(self._read_sha, keys, args))]
-        return [window_of(reply) for reply in await self._scripts.each(self._read_sha, [[key] for key in keys], args)]
+        return [window_of(reply) for reply in await self._scripts.each(self._read_sha, [([key], args) for key in keys])]
 
     def fill_into(self, pipe: Any, key: str, entries: Sequence[PostId], horizon: PostId) -> None:
         kept = sorted({entry for entry in entries if entry >= horizon}, reverse=True)
@@ -207,8 +207,10 @@ class _Windows:
         pipe.zadd(key, members)
         pipe.pexpire(key, self.ttl_ms)
 
-    async def add(self, calls: Sequence[Sequence[str]], post_id: PostId) -> None:
-        await self._scripts.each(self.add_sha, calls, [sortable_key(post_id), self._size, self.ttl_ms])
+    async def add(self, additions: Sequence[tuple[Sequence[str], PostId]]) -> None:
+        """Each post to the window under its keys (the window, and for feeds its pages)."""
+        calls = [(keys, (sortable_key(post_id), self._size, self.ttl_ms)) for keys, post_id in additions]
+        await self._scripts.each(self.add_sha, calls)
 
 
 class RedisFeedCache:
@@ -291,11 +293,20 @@ class RedisFeedCache:
             self._windows.fill_into(pipe, feed, entries, horizon)
             await pipe.execute()
 
-    async def add(self, users: Sequence[UserId], post_id: PostId) -> None:
-        await self._guard.run("add", lambda: self._add(users, post_id), None)
+    async def add(self, additions: Mapping[PostId, Sequence[UserId]]) -> None:
+        await self._guard.run("add", lambda: self._add(additions), None)
 
-    async def _add(self, users: Sequence[UserId], post_id: PostId) -> None:
-        await self._windows.add([self._keys(user)[:2] for user in await self._cached_among(users)], post_id)
+    async def _add(self, additions: Mapping[PostId, Sequence[UserId]]) -> None:
+        # One question to the registry for the users of all the posts, one pipeline for all of them.
+        cached = set(await self._cached_among(list({user for users in additions.values() for user in users})))
+        await self._windows.add(
+            [
+                (self._keys(user)[:2], post_id)
+                for post_id, users in additions.items()
+                for user in users
+                if user in cached
+            ]
+        )
 
     async def remove(self, users: Sequence[UserId], post_id: PostId) -> None:
         await self._guard.run("remove", lambda: self._remove(users, post_id), None)
@@ -384,7 +395,7 @@ class RedisCelebrityWindows:
         await self._guard.run("fill_celebrity", fill, None)
 
     async def add(self, author: UserId, post_id: PostId) -> None:
-        await self._guard.run("add_celebrity", lambda: self._windows.add([[self._key(author)]], post_id), None)
+        await self._guard.run("add_celebrity", lambda: self._windows.add([([self._key(author)], post_id)]), None)
 
     async def remove(self, author: UserId, post_id: PostId) -> None:
         key, member = self._key(author), sortable_key(post_id)
