@@ -1,5 +1,5 @@
 """The feed-invariant state machine of the unit tests, with every storage port on PostgreSQL and
-the feed cache on Redis."""
+the caches on Redis (reads down lanes, as servers send them)."""
 
 from __future__ import annotations
 
@@ -14,8 +14,8 @@ from hypothesis.stateful import run_state_machine_as_test
 from psycopg_pool import AsyncConnectionPool
 
 from adapters.postgres import connection_pool, migrate
-from adapters.redis import HiredisPackedConnection, RedisFeedCache
-from feedcore import Clock, FeedCache
+from adapters.redis import HiredisPackedConnection, Lanes, RedisCelebrityWindows, RedisFeedCache, RedisPostBodies
+from feedcore import CelebrityWindows, Clock, FeedCache, PostBodies
 from tests.integration.conftest import TABLES, postgres_adapters, service_url
 from tests.unit.test_feed_invariant import POLICIES, FeedMachine
 from tests.unit.world import Adapters
@@ -28,6 +28,7 @@ class PostgresFeedMachine(FeedMachine):
     shared_loop: ClassVar[asyncio.AbstractEventLoop]
     pool: ClassVar[AsyncConnectionPool[Any]]
     redis: ClassVar[aioredis.Redis]
+    lanes: ClassVar[Lanes]
     redis_prefix: ClassVar[str]
     examples: ClassVar[int] = 0
 
@@ -38,10 +39,14 @@ class PostgresFeedMachine(FeedMachine):
         self.shared_loop.run_until_complete(self._truncate())
         return postgres_adapters(self.pool)
 
-    def feed_cache(self) -> FeedCache:
+    def caches(self) -> tuple[FeedCache, CelebrityWindows, PostBodies]:
         PostgresFeedMachine.examples += 1
-        prefix = f"{self.redis_prefix}{self.examples}:"
-        return RedisFeedCache(self.redis, prefix=prefix, window=POLICIES.cache_window)
+        prefix, window, lanes = f"{self.redis_prefix}{self.examples}:", POLICIES.cache_window, self.lanes
+        return (
+            RedisFeedCache(self.redis, prefix=prefix, window=window, lanes=lanes),
+            RedisCelebrityWindows(self.redis, prefix=prefix, window=window, lanes=lanes),
+            RedisPostBodies(self.redis, prefix=prefix, lanes=lanes),
+        )
 
     async def _truncate(self) -> None:
         async with self.pool.connection() as connection:
@@ -66,6 +71,7 @@ def test_the_feed_invariant_holds_on_postgres_and_redis(database_url: str, redis
     PostgresFeedMachine.redis = aioredis.Redis.from_url(
         service_url("FEEDCORE_REDIS_URL"), connection_class=HiredisPackedConnection
     )
+    PostgresFeedMachine.lanes = Lanes.beside(PostgresFeedMachine.redis, size=4)
     PostgresFeedMachine.redis_prefix = f"{redis_prefix}machine:"
     try:
         run_state_machine_as_test(
@@ -79,6 +85,7 @@ def test_the_feed_invariant_holds_on_postgres_and_redis(database_url: str, redis
         )
     finally:
         loop.run_until_complete(PostgresFeedMachine.pool.close())
+        loop.run_until_complete(PostgresFeedMachine.lanes.close())
         loop.run_until_complete(_forget(PostgresFeedMachine.redis, PostgresFeedMachine.redis_prefix))
         loop.close()
 

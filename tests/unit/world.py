@@ -89,8 +89,8 @@ _decode_page = msgspec.json.Decoder(Page[Post]).decode
 
 
 class World:
-    """The ports on in-memory adapters (storage from ``adapters``), the caches unless ``cached`` is
-    False, and the use cases bound to them. Feeds are read rendered and decoded again, as the HTTP
+    """The ports on in-memory adapters (storage from ``adapters``, the caches from ``caches``; none
+    when ``cached`` is False), and the use cases bound to them. Feeds are read rendered and decoded again, as the HTTP
     API serves them, so that kept pages are read as well."""
 
     def __init__(
@@ -99,7 +99,7 @@ class World:
         *,
         partitions: int = 4,
         cached: bool = True,
-        cache: FeedCache | None = None,
+        caches: tuple[FeedCache, CelebrityWindows, PostBodies] | None = None,
         adapters: Callable[[Clock], Adapters] = memory_adapters,
     ) -> None:
         self.policies = policies or Policies()
@@ -113,9 +113,11 @@ class World:
         self.ledger = built.ledger
         self.unit_of_work = built.unit_of_work
         window = self.policies.cache_window
-        self.cache = (cache or InMemoryFeedCache(window=window)) if cached else None
-        self.celebrity_windows: CelebrityWindows | None = InMemoryCelebrityWindows(window=window) if cached else None
-        self.bodies: PostBodies | None = InMemoryPostBodies() if cached else None
+        if caches is None and cached:
+            caches = InMemoryFeedCache(window=window), InMemoryCelebrityWindows(window=window), InMemoryPostBodies()
+        self.cache: FeedCache | None = caches[0] if caches else None
+        self.celebrity_windows: CelebrityWindows | None = caches[1] if caches else None
+        self.bodies: PostBodies | None = caches[2] if caches else None
         self.bus = InMemoryEventBus(partitions=partitions)
         self.processor = self.make_processor(self.cache)
         self.home_feeds = HomeFeeds(
