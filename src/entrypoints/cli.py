@@ -16,7 +16,7 @@ import psycopg
 from prometheus_client import values
 
 from adapters.metrics import MULTIPROCESS_DIRECTORY
-from entrypoints import backbone
+from entrypoints import dead_letter_tools, processes
 from entrypoints.auth import Tokens, token_secret
 from entrypoints.logs import configure_logging, logging_config
 from entrypoints.migrations import migrate_database
@@ -136,7 +136,7 @@ def migrate() -> None:
 def relay() -> None:
     """Relay the outbox to Kafka (as `feedcore serve` also does), until SIGTERM or SIGINT."""
     settings = _settings(serving=False, kafka=True)
-    backbone.run_until_signalled(lambda stop: backbone.relay(settings, stop), grace=settings.shutdown_seconds)
+    processes.run_until_signalled(lambda stop: processes.relay(settings, stop), grace=settings.shutdown_seconds)
 
 
 @main.command()
@@ -147,7 +147,7 @@ def process() -> None:
     and exits 0.
     """
     settings = _settings(serving=False, kafka=True)
-    backbone.run_until_signalled(lambda stop: backbone.process(settings, stop), grace=settings.shutdown_seconds)
+    processes.run_until_signalled(lambda stop: processes.process(settings, stop), grace=settings.shutdown_seconds)
 
 
 @main.group()
@@ -158,14 +158,14 @@ def dlq() -> None:
 def _run_tool(action: Coroutine[Any, Any, T]) -> T:
     try:
         return asyncio.run(action)
-    except backbone.KafkaUnreachable as error:
+    except dead_letter_tools.KafkaUnreachable as error:
         raise click.ClickException(str(error)) from None
 
 
 @dlq.command("list")
 def dlq_list() -> None:
     """A table of the dead letters, oldest first."""
-    letters = _run_tool(backbone.dead_letters(_settings(serving=False, kafka=True)))
+    letters = _run_tool(dead_letter_tools.dead_letters(_settings(serving=False, kafka=True)))
     if not letters:
         click.echo("the dead-letter topic is empty")
         return
@@ -190,7 +190,7 @@ def dlq_list() -> None:
 @click.argument("letter_id", metavar="ID")
 def dlq_show(letter_id: str) -> None:
     """Everything about one dead letter, its original bytes included."""
-    letters = _run_tool(backbone.dead_letters(_settings(serving=False, kafka=True)))
+    letters = _run_tool(dead_letter_tools.dead_letters(_settings(serving=False, kafka=True)))
     letter = next((found for found in letters if found.id == letter_id), None)
     if letter is None:
         raise click.ClickException(f"no dead letter {letter_id}: `feedcore dlq list` shows their ids")
@@ -215,7 +215,7 @@ def dlq_replay(letter_ids: tuple[str, ...], *, replay_all: bool) -> None:
     if replay_all == bool(letter_ids):
         raise click.UsageError("give the ids to replay, or --all")
     settings = _settings(serving=False, kafka=True)
-    replayed = _run_tool(backbone.replay_dead_letters(settings, None if replay_all else set(letter_ids)))
+    replayed = _run_tool(dead_letter_tools.replay_dead_letters(settings, None if replay_all else set(letter_ids)))
     missing = set(letter_ids) - {letter.id for letter in replayed}
     click.echo(f"replayed {len(replayed)} dead letter(s) to {settings.kafka_topic}")
     if missing:
@@ -226,7 +226,7 @@ def dlq_replay(letter_ids: tuple[str, ...], *, replay_all: bool) -> None:
 @click.confirmation_option(prompt="Delete every dead letter for good?")
 def dlq_purge() -> None:
     """Delete every dead letter now in the topic."""
-    purged = _run_tool(backbone.purge(_settings(serving=False, kafka=True)))
+    purged = _run_tool(dead_letter_tools.purge(_settings(serving=False, kafka=True)))
     click.echo(f"purged {purged} dead letter(s)")
 
 

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 from collections.abc import AsyncIterator, Awaitable
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any, Protocol, TypeVar
+from typing import Any, TypeVar
 
 import psycopg
 from dependency_injector import containers, providers
@@ -59,29 +60,19 @@ from feedcore import (
     FeedProcessor,
     FeedReader,
     FeedUnitOfWork,
+    Health,
     HomeFeeds,
     IdGenerator,
     Policies,
     PostBodies,
     PostStore,
+    RateLimiter,
     SnowflakeIdGenerator,
     SocialGraph,
     Telemetry,
 )
 
 T = TypeVar("T")
-
-
-class RateLimiter(Protocol):
-    async def acquire(self, key: str) -> float:
-        """Take one token; returns 0 when granted, else the seconds until one is available."""
-        ...
-
-
-class Health(Protocol):
-    async def ready(self) -> bool:
-        """Whether every dependency answers."""
-        ...
 
 
 class _Unlimited:
@@ -242,6 +233,7 @@ class MemoryStorage(containers.DeclarativeContainer):
     metrics = providers.Dependency(instance_of=Metrics)
 
     outbox = providers.Singleton(InMemoryOutbox)
+    polled_outbox = outbox
     feeds = providers.Singleton(InMemoryFeedStore)
     graph = providers.Singleton(InMemorySocialGraph, outbox)
     posts = providers.Singleton(
@@ -324,9 +316,9 @@ class AppContainer(containers.DeclarativeContainer):
     rate_limiter = providers.Singleton(_rate_limiter, settings)
     caches = storage.caches
     bus = providers.Singleton(InMemoryEventBus)
-    processor = providers.Singleton(
+    #: Called with the consumer's name: the processor of `feedcore process`, or the in-process one.
+    processor = providers.Factory(
         feed_processor,
-        "feedcore-in-process",
         posts=storage.posts,
         graph=storage.graph,
         unit_of_work=storage.unit_of_work,
@@ -366,8 +358,9 @@ class Containers:
     storage: MemoryStorage | PostgresStorage
 
 
-def build_containers(settings: Settings, secret: str) -> Containers:
-    """The containers the settings call for; the storage one must be initialised before use."""
+def build_containers(settings: Settings, secret: str | None = None) -> Containers:
+    """The containers the settings call for; the storage one must be initialised before use. Only
+    a server needs the token ``secret``."""
     settings.check()
     app = AppContainer(settings=settings, secret=secret)
     storage: MemoryStorage | PostgresStorage = (
@@ -377,6 +370,31 @@ def build_containers(settings: Settings, secret: str) -> Containers:
     )
     app.storage.override(storage)
     return Containers(app=app, storage=storage)
+
+
+@contextlib.asynccontextmanager
+async def running(settings: Settings, secret: str | None = None) -> AsyncIterator[Containers]:
+    """The containers the settings call for, their resources (pools, clients) open until the end."""
+    built = build_containers(settings, secret)
+    await awaited(built.storage.init_resources())
+    try:
+        yield built
+    finally:
+        await awaited(built.storage.shutdown_resources())
+
+
+@contextlib.asynccontextmanager
+async def node_lease(built: Containers) -> AsyncIterator[None]:
+    """This server's node number (in its post ids) held while serving, where servers lease one."""
+    ids = await awaited(built.app.ids())
+    if not isinstance(ids, LeasedIdGenerator):
+        yield
+        return
+    await ids.start()
+    try:
+        yield
+    finally:
+        await ids.stop()
 
 
 def embedded_container(settings: Settings, secret: str) -> AppContainer:

@@ -128,6 +128,14 @@ class Outbox(Protocol):
         """
         ...
 
+    async def wait(self, max_wait: float) -> None:
+        """Return once there may be new events, or after ``max_wait`` seconds at most."""
+        ...
+
+    async def backlog(self, *, at_most: int | None = None) -> int:
+        """How many events wait, counted up to ``at_most`` (None: all)."""
+        ...
+
 
 class FollowCounts(msgspec.Struct, frozen=True, kw_only=True):
     followers: int
@@ -301,7 +309,7 @@ class FeedCache(Protocol):
         """The rendered page kept under ``page`` when one is, and nothing else. Otherwise the
         window's ids with ``horizon <= id < before``, newest first; the celebrities kept for the set
         ``celebrities`` names (when given); and, when ``page`` is given and the feed is cached, a
-        stamp to keep a page with. A read renews the feed's time to live."""
+        stamp to keep a page with. A read past a kept page renews the feed's time to live."""
         ...
 
     async def fill(self, user: UserId, entries: Sequence[PostId], *, horizon: PostId) -> None:
@@ -398,6 +406,27 @@ class EventBus(Protocol):
 
     async def commit(self, deliveries: Sequence[Delivery]) -> None:
         """Mark ``deliveries`` consumed; uncommitted ones are delivered again after a restart."""
+        ...
+
+
+# --- what the services around the core use: the HTTP API and the background loops --------------
+
+
+class RateLimiter(Protocol):
+    async def acquire(self, key: str) -> float:
+        """Take one token of ``key``'s; returns 0 when granted, else the seconds until one is."""
+        ...
+
+
+class Health(Protocol):
+    async def ready(self) -> bool:
+        """Whether every dependency answers."""
+        ...
+
+
+class Retention(Protocol):
+    async def prune(self) -> dict[str, int]:
+        """Delete expired rows (Idempotency-Keys, ledger marks); returns how many went, per table."""
         ...
 
 

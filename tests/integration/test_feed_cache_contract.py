@@ -318,6 +318,19 @@ async def test_every_change_to_a_feed_drops_its_pages_and_refuses_pages_begun_be
     assert await page_of(cache, ANA) == b"new"
 
 
+async def test_a_page_outliving_its_evicted_window_goes_with_the_next_addition(
+    redis_client: aioredis.Redis, redis_prefix: str
+) -> None:
+    cache = RedisFeedCache(redis_client, prefix=redis_prefix, window=WINDOW)
+    await cache.fill(ANA, ids(5), horizon=PostId(0))
+    await keep(cache, ANA, b"kept")
+    await redis_client.delete(f"{redis_prefix}feed:{{ana}}")  # as an eviction would
+
+    await cache.add({PostId(7): [ANA]})
+
+    assert await page_of(cache, ANA) is None
+
+
 async def test_adding_what_changes_nothing_keeps_the_pages(cache: FeedCache) -> None:
     await cache.fill(ANA, ids(5, 3), horizon=PostId(3))
     await keep(cache, ANA, b"kept")

@@ -10,23 +10,15 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import psycopg
-from prometheus_client import CollectorRegistry
 
 from adapters.kafka import KafkaDeadLetters, KafkaRecordSource
-from adapters.metrics import Metrics
-from entrypoints.backbone import (
-    CONSUMER,
-    consumer,
-    create_topics,
-    dead_letters,
-    postgres_storage,
-    producer,
-    started,
-)
 from entrypoints.consumer import EventConsumer, RetryPolicy
-from entrypoints.container import awaited
+from entrypoints.container import awaited, running
+from entrypoints.dead_letter_tools import dead_letters
+from entrypoints.kafka import consumer, create_topics, producer, started
+from entrypoints.processes import CONSUMER
 from entrypoints.settings import Settings
-from feedcore import Event, FeedProcessor, PostPublished
+from feedcore import Event, PostPublished
 from tests.integration.stack import ROOT, Stack, isolated_stack, wait_until
 
 
@@ -131,23 +123,15 @@ async def test_poison_goes_to_the_dead_letter_topic_and_a_replay_after_the_fix_a
         settings = Settings.from_env(stack.environment())
         await create_topics(settings, asyncio.Event())
         broken: set[str] = set()
-        metrics = Metrics(CollectorRegistry())
         async with (
-            postgres_storage(settings, metrics) as storage,
+            running(settings) as built,
             started(lambda: producer(settings), asyncio.Event(), what="test") as kafka_producer,
             started(lambda: consumer(settings), asyncio.Event(), what="test") as member,
         ):
             assert kafka_producer is not None
             assert member is not None
-            processor = FeedProcessor(
-                consumer=CONSUMER,
-                posts=await awaited(storage.posts()),
-                graph=await awaited(storage.graph()),
-                unit_of_work=await awaited(storage.unit_of_work()),
-                cache=None,
-                policies=settings.policies,
-                telemetry=metrics,
-            )
+            metrics = built.app.metrics()
+            processor = await awaited(built.app.processor(CONSUMER))
 
             async def apply(events: Sequence[Event]) -> list[Event]:
                 for event in events:
@@ -159,7 +143,7 @@ async def test_poison_goes_to_the_dead_letter_topic_and_a_replay_after_the_fix_a
                 KafkaRecordSource(member),
                 apply,
                 KafkaDeadLetters(kafka_producer, settings.dead_letter_topic),
-                transient=storage.unavailable_errors(),
+                transient=built.storage.unavailable_errors(),
                 policy=RetryPolicy(max_attempts=3, first_wait=0.01, max_wait=0.05),
                 metrics=metrics,
             )

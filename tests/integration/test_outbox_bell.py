@@ -18,7 +18,7 @@ from adapters.postgres import (
     PostgresSocialGraph,
     connection_pool,
 )
-from entrypoints.worker import run_relay
+from entrypoints.loops import run_relay
 from feedcore.events import Event, PostDeleted, PostPublished, UserFollowed
 from feedcore.model import Post, PostId, UserId
 from tests.integration.conftest import TABLES

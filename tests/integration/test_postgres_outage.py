@@ -14,7 +14,7 @@ from pathlib import Path
 
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-from entrypoints.backbone import dead_letters
+from entrypoints.dead_letter_tools import dead_letters
 from entrypoints.settings import Settings
 from tests.integration.stack import Stack, free_port, isolated_stack, log_records, scrape, wait_until
 from tests.integration.tcp_proxy import TcpProxy

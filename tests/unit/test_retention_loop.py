@@ -8,7 +8,7 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from adapters.metrics import Metrics
-from entrypoints.worker import run_retention
+from entrypoints.loops import run_retention
 
 
 class Passes:

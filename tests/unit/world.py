@@ -5,11 +5,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Protocol
 
 import msgspec
 
-import feedcore
 from adapters.memory import (
     InMemoryCelebrityWindows,
     InMemoryEventBus,
@@ -32,6 +30,7 @@ from feedcore import (
     FeedUnitOfWork,
     HomeFeeds,
     IdempotencyLedger,
+    Outbox,
     Page,
     Policies,
     Post,
@@ -51,10 +50,6 @@ from feedcore import (
     read_profile,
     unfollow,
 )
-
-
-class Outbox(feedcore.Outbox, Protocol):
-    async def backlog(self, *, at_most: int | None = None) -> int: ...
 
 
 @dataclass(frozen=True, kw_only=True)

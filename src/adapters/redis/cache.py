@@ -49,11 +49,15 @@ _DELETED: Final = b"-"
 
 # Adds one post to one cached window: only when the window is cached and the post is at or above
 # its horizon; the oldest entries beyond the size go, and the horizon rises to the oldest kept. A
-# feed's rendered pages go with any change. KEYS[1] the window, KEYS[2] (feeds only) its pages;
-# ARGV: member, size, ttl (ms).
+# feed's rendered pages go with any change, and with any addition to a window that is gone (pages
+# may outlive it: evicted, or expired a moment before them). KEYS[1] the window, KEYS[2] (feeds
+# only) its pages; ARGV: member, size, ttl (ms).
 _ADD: Final = """
 local found = redis.call('ZRANGE', KEYS[1], '-', '(0', 'BYLEX', 'LIMIT', 0, 1)
-if #found == 0 then return 0 end
+if #found == 0 then
+  if KEYS[2] then redis.call('DEL', KEYS[2]) end
+  return 0
+end
 local horizon = string.sub(found[1], 3)
 if ARGV[1] < horizon then return 0 end
 if redis.call('ZADD', KEYS[1], 0, ARGV[1]) == 0 then return 0 end
@@ -84,20 +88,12 @@ table.insert(page, 1, found[1])
 return page
 """
 
-# A feed read. With a page name (ARGV[1]) kept in the user's pages, that page and nothing else,
-# writing nothing (while the window exists: pages never outlive it). Otherwise: the celebrities
-# seen (when a version is given, ARGV[5]); and when the feed is cached, the pages' stamp (set from
-# ARGV[6] when there is none, and only when a page was asked for), the horizon member and the
-# slice, renewing the window's TTL. KEYS: the window, its pages, the celebrities seen; ARGV: page
-# name or "", upper bound (BYLEX), limit, ttl (ms), version or "", a new stamp.
+# A feed read past a kept page: the celebrities seen (when a version is given, ARGV[5]); and when
+# the feed is cached, the pages' stamp (set from ARGV[6] when there is none, and only when a page
+# was asked for, ARGV[1]), the horizon member and the slice, renewing the window's TTL. KEYS: the
+# window, its pages, the celebrities seen; ARGV: page name or "", upper bound (BYLEX), limit,
+# ttl (ms), version or "", a new stamp.
 _VIEW: Final = """
-if ARGV[1] ~= '' then
-  local page = redis.call('HGET', KEYS[2], ARGV[1])
-  if page then
-    if redis.call('EXISTS', KEYS[1]) == 1 then return {page} end
-    redis.call('DEL', KEYS[2])
-  end
-end
 local seen = false
 if ARGV[5] ~= '' then seen = redis.call('GET', KEYS[3]) end
 local top = redis.call('ZRANGE', KEYS[1], '(0', '-', 'BYLEX', 'REV', 'LIMIT', 0, 1)
@@ -241,6 +237,7 @@ class RedisFeedCache:
         self._prefix = prefix
         self._guard = guard or Unguarded()
         self._scripts = _Scripts(client, lanes)
+        self._execute = lanes.execute if lanes is not None else client.execute_command
         self._windows = _Windows(client, self._scripts, size=window, ttl_ms=int(ttl.total_seconds() * 1000))
         self._view_sha = self._scripts.register(_VIEW)
         self._keep_page_sha = self._scripts.register(_KEEP_PAGE)
@@ -271,12 +268,17 @@ class RedisFeedCache:
     async def _view(
         self, user: UserId, before: PostId | None, limit: int, page: str | None, celebrities: str | None
     ) -> FeedView:
+        keys = self._keys(user)
+        if page is not None:
+            # A kept page is one plain HGET: no script, nothing written. Pages need not be checked
+            # against the window: whatever changes the feed drops them.
+            kept = await self._execute("HGET", keys[1], page)
+            if kept is not None:
+                return FeedView(page=kept)
         upper = "+" if before is None else f"({sortable_key(before)}"
         stamp = next(self._stamps) if page is not None else ""
         args = (page or "", upper, limit, self._windows.ttl_ms, celebrities or "", stamp)
-        reply = await self._scripts.run(self._view_sha, self._keys(user), args)
-        if len(reply) == 1:
-            return FeedView(page=reply[0])
+        reply = await self._scripts.run(self._view_sha, keys, args)
         seen = _seen(reply[1], celebrities)
         if len(reply) == 2:
             return FeedView(celebrities=seen)
@@ -320,7 +322,7 @@ class RedisFeedCache:
             for user in cached:
                 feed, pages, _ = self._keys(user)
                 pipe.zrem(feed, member)  # the pages after: a page begun between is never kept
-                pipe.delete(pages)
+                pipe.delete(pages)  # whether the window is still there or not
             await pipe.execute()
 
     async def drop(self, user: UserId) -> None:

@@ -18,18 +18,18 @@ from litestar.openapi import OpenAPIConfig
 from litestar.openapi.spec import Components, SecurityScheme
 
 from adapters.metrics import Metrics
-from adapters.postgres import LeasedIdGenerator
 from entrypoints.auth import token_secret
-from entrypoints.backbone import relay_to_kafka
-from entrypoints.container import Containers, Services, awaited, build_containers
+from entrypoints.container import Containers, Services, awaited, build_containers, node_lease
 from entrypoints.http.observability import observed
 from entrypoints.http.problems import EXCEPTION_HANDLERS, on_unavailable
 from entrypoints.http.routes import ROUTES, reject_unknown_query
 from entrypoints.http.schemas import REQUEST_BODIES
 from entrypoints.logs import configure_logging
+from entrypoints.loops import run_in_process_worker, run_retention
 from entrypoints.migrations import migrate_database
+from entrypoints.processes import relay_to_kafka
 from entrypoints.settings import Settings
-from entrypoints.worker import WaitableOutbox, run_in_process_worker, run_retention
+from feedcore import Outbox
 
 _log = logging.getLogger(__name__)
 
@@ -131,44 +131,42 @@ def _resolved(value: T | Awaitable[T]) -> T:
 def _run_in_process(built: Containers, settings: Settings, services: list[Services]) -> Lifespan:
     @asynccontextmanager
     async def lifespan(_: Litestar) -> AsyncIterator[None]:
-        await awaited(built.storage.init_resources())
         stop = asyncio.Event()
-        workers: list[asyncio.Task[None]] = []
-        leased: LeasedIdGenerator | None = None
-        try:
+        tasks: list[asyncio.Task[None]] = []
+        async with contextlib.AsyncExitStack() as held:
+            await awaited(built.storage.init_resources())
+            held.push_async_callback(lambda: awaited(built.storage.shutdown_resources()))
             if settings.database_url and settings.migrate_on_start:
                 await migrate_database(settings)
             if not services:
                 services.append(await awaited(built.app.services()))
-            ids = await awaited(built.app.ids())
-            if isinstance(ids, LeasedIdGenerator):
-                await ids.start()
-                leased = ids
-            outbox: WaitableOutbox = await awaited(built.storage.outbox())
+            await held.enter_async_context(node_lease(built))
+            held.push_async_callback(_stopped, stop, tasks)  # first on the way out
+            outbox: Outbox = await awaited(built.storage.outbox())
             metrics = built.app.metrics()
             if settings.kafka_bootstrap:
-                workers.append(asyncio.create_task(relay_to_kafka(settings, outbox, stop, metrics)))
+                tasks.append(asyncio.create_task(relay_to_kafka(settings, outbox, stop, metrics)))
             else:
-                processor = await awaited(built.app.processor())
+                processor = await awaited(built.app.processor("feedcore-in-process"))
                 bus = built.app.bus()
-                workers.append(asyncio.create_task(run_in_process_worker(outbox, bus, processor, stop, metrics)))
+                worker = run_in_process_worker(outbox, bus, processor, stop, metrics, rewind=bus.rewind)
+                tasks.append(asyncio.create_task(worker))
             retention = await awaited(built.storage.retention())
             if retention is not None:
                 pruning = run_retention(retention, stop, metrics, every=settings.prune_every_seconds)
-                workers.append(asyncio.create_task(pruning))
+                tasks.append(asyncio.create_task(pruning))
             # What start-up made lives as long as the process: leave it out of every garbage
             # collection from now on, which shortens the pauses requests wait out.
             gc.collect()
             gc.freeze()
             yield
-        finally:
-            stop.set()
-            for worker in workers:
-                # A batch not finished in time is cancelled: its transaction rolls back.
-                with contextlib.suppress(asyncio.CancelledError, TimeoutError):
-                    await asyncio.wait_for(worker, timeout=5)
-            if leased is not None:
-                await leased.stop()
-            await awaited(built.storage.shutdown_resources())
 
     return lifespan
+
+
+async def _stopped(stop: asyncio.Event, tasks: list[asyncio.Task[None]]) -> None:
+    stop.set()
+    for task in tasks:
+        # A batch not finished in time is cancelled: its transaction rolls back.
+        with contextlib.suppress(asyncio.CancelledError, TimeoutError):
+            await asyncio.wait_for(task, timeout=5)

@@ -7,11 +7,10 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
-from typing import Any, Protocol
+from typing import Any
 
-from adapters.memory import InMemoryEventBus
 from adapters.metrics import Metrics
-from feedcore import Event, FeedProcessor, Outbox
+from feedcore import Event, EventBus, FeedProcessor, Outbox, Retention
 
 _log = logging.getLogger(__name__)
 _BATCH = 500
@@ -26,18 +25,8 @@ _BACKLOG_EVERY = 1.0
 _BACKLOG_COUNTED = 100_000
 
 
-class WaitableOutbox(Outbox, Protocol):
-    async def wait(self, max_wait: float) -> None:
-        """Return once there may be new events, or after ``max_wait`` seconds."""
-        ...
-
-    async def backlog(self, *, at_most: int | None = None) -> int:
-        """How many events wait in the outbox, counted up to ``at_most`` (None: all)."""
-        ...
-
-
 async def run_relay(
-    outbox: WaitableOutbox,
+    outbox: Outbox,
     publish: Callable[[Sequence[Event]], Awaitable[None]],
     stop: asyncio.Event,
     metrics: Metrics | None = None,
@@ -97,12 +86,6 @@ async def run_every(
         await _first_of(asyncio.sleep(seconds), stop.wait())
 
 
-class Retention(Protocol):
-    async def prune(self) -> dict[str, int]:
-        """Delete expired rows; returns how many went, per table."""
-        ...
-
-
 async def run_retention(retention: Retention, stop: asyncio.Event, metrics: Metrics | None, *, every: float) -> None:
     """Delete expired rows now and every ``every`` seconds until ``stop``; a pass that fails (the
     store is away) is made again at the next."""
@@ -118,13 +101,16 @@ async def run_retention(retention: Retention, stop: asyncio.Event, metrics: Metr
 
 
 async def run_in_process_worker(
-    outbox: WaitableOutbox,
-    bus: InMemoryEventBus,
+    outbox: Outbox,
+    bus: EventBus,
     processor: FeedProcessor,
     stop: asyncio.Event,
     metrics: Metrics | None = None,
+    *,
+    rewind: Callable[[], None],
 ) -> None:
-    """Relay the outbox to an in-memory bus and apply what it delivers, in this process, until ``stop``."""
+    """Relay the outbox to a bus in this process and apply what it delivers, until ``stop``;
+    ``rewind`` makes the bus deliver again from its last commit."""
 
     async def step() -> bool:
         try:
@@ -132,7 +118,7 @@ async def run_in_process_worker(
             applied = await processor.process_batch(bus, max_events=_BATCH, max_wait=0)
         except Exception:
             # Nothing of the failed batch was committed: restart from the last commit.
-            bus.rewind()
+            rewind()
             raise
         return bool(relayed or applied)
 
@@ -159,7 +145,7 @@ class Backoff:
 
 async def _loop(
     step: Callable[[], Awaitable[bool]],
-    outbox: WaitableOutbox,
+    outbox: Outbox,
     stop: asyncio.Event,
     *,
     name: str,
