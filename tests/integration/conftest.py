@@ -32,7 +32,7 @@ from adapters.postgres import (
     migrate,
 )
 from adapters.redis import HiredisPackedConnection
-from tests.unit.world import Adapters
+from tests.support.world import Adapters
 
 SERVICE_VARIABLES = ("FEEDCORE_DATABASE_URL", "FEEDCORE_REDIS_URL", "FEEDCORE_KAFKA_BOOTSTRAP")
 SESSION = uuid.uuid4().hex[:10]

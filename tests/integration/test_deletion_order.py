@@ -19,7 +19,7 @@ from adapters.postgres import connection_pool
 from feedcore.events import PostDeleted, PostPublished, UserFollowed
 from feedcore.model import Post, PostId, UserId
 from tests.integration.conftest import TABLES, postgres_adapters
-from tests.unit.world import Adapters
+from tests.support.world import Adapters
 
 NOW: Final = datetime(2026, 5, 6, 7, 8, 9, tzinfo=UTC)
 AUTHOR: Final = UserId("author")

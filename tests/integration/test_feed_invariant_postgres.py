@@ -17,8 +17,8 @@ from adapters.postgres import connection_pool, migrate
 from adapters.redis import HiredisPackedConnection, Lanes, RedisCelebrityWindows, RedisFeedCache, RedisPostBodies
 from feedcore import CelebrityWindows, Clock, FeedCache, PostBodies
 from tests.integration.conftest import TABLES, postgres_adapters, service_url
-from tests.unit.test_feed_invariant import POLICIES, FeedMachine
-from tests.unit.world import Adapters
+from tests.support.feed_machine import POLICIES, FeedMachine
+from tests.support.world import Adapters
 
 
 class PostgresFeedMachine(FeedMachine):

@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 
 from feedcore import Policies
-from tests.unit.world import World
+from tests.support.world import World
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ from feedcore import (
     PostId,
     UserId,
 )
-from tests.unit.world import World
+from tests.support.world import World
 
 
 def ids(posts: list[Post]) -> list[int]:

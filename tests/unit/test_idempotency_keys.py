@@ -14,7 +14,7 @@ from feedcore import (
     Post,
     UserId,
 )
-from tests.unit.world import World
+from tests.support.world import World
 
 
 async def test_the_same_request_again_returns_the_first_post_and_stores_nothing(world: World) -> None:

@@ -15,7 +15,7 @@ from entrypoints.container import embedded_container
 from entrypoints.http.app import create_app, create_service_app
 from entrypoints.logs import EVENT_ID, REQUEST_ID, ContextFilter, logging_config
 from tests.prometheus import Scrape, parse
-from tests.unit.test_http_api import SECRET, Api, make_settings
+from tests.unit.http.api import SECRET, Api, make_settings
 
 
 @pytest.fixture

@@ -17,7 +17,7 @@ from feedcore import (
     read_post,
 )
 from feedcore.model import encode_user_cursor
-from tests.unit.world import World
+from tests.support.world import World
 
 
 async def test_a_published_post_can_be_read_back(world: World) -> None:

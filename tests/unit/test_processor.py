@@ -6,7 +6,7 @@ import pytest
 
 from adapters.memory import InMemoryFeedStore
 from feedcore import Event, Policies, PostId, UserId
-from tests.unit.world import World
+from tests.support.world import World
 
 
 async def published_events(world: World) -> list[Event]:

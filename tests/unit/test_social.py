@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 
 from feedcore import SelfFollow
-from tests.unit.world import World
+from tests.support.world import World
 
 
 async def test_following_is_idempotent_and_emits_one_event(world: World) -> None:

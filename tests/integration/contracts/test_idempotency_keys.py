@@ -1,0 +1,85 @@
+"""PostStore with Idempotency-Keys: replays, other fingerprints, keys in flight."""
+
+from __future__ import annotations
+
+from feedcore.ports import (
+    IdempotencyClaim,
+    IdempotencyRecord,
+)
+from tests.integration.contracts.blocks import (
+    ANA,
+    BOB,
+    deleted,
+    drain,
+    post,
+    postgres_ports,
+    published,
+)
+from tests.support.world import Adapters
+
+
+def claim(key: str, fingerprint: str) -> IdempotencyClaim:
+    return IdempotencyClaim(key=key, fingerprint=fingerprint)
+
+
+class TestIdempotencyKeys:
+    async def test_a_claimed_publish_stores_once_and_then_answers_with_the_record(self, ports: Adapters) -> None:
+        first, second = post(2**53 + 7), post(2**53 + 8)
+        assert await ports.posts.publish(first, published(first), claim=claim("key-1", "fingerprint-a")) == first
+
+        again = await ports.posts.publish(second, published(second), claim=claim("key-1", "fingerprint-b"))
+
+        assert again == IdempotencyRecord(fingerprint="fingerprint-a", post=first)
+        assert await ports.posts.get_many([first.id, second.id]) == {first.id: first}
+        assert await ports.posts.count_by(ANA) == 1
+        assert await drain(ports.outbox) == [published(first)]
+
+    async def test_keys_are_scoped_per_author(self, ports: Adapters) -> None:
+        by_ana, by_bob, other_key = post(41), post(42, BOB), post(43)
+
+        for item, key in ((by_ana, "key-1"), (by_bob, "key-1"), (other_key, "key-2")):
+            assert await ports.posts.publish(item, published(item), claim=claim(key, "same")) == item
+
+        assert await ports.posts.count_by(ANA) == 2
+        assert await ports.posts.count_by(BOB) == 1
+
+    async def test_the_record_outlives_the_post_s_deletion(self, ports: Adapters) -> None:
+        first, second = post(41), post(42)
+        assert await ports.posts.publish(first, published(first), claim=claim("key-1", "fingerprint-a")) == first
+        assert await ports.posts.delete(first.id, deleted(first)) == []
+
+        again = await ports.posts.publish(second, published(second), claim=claim("key-1", "fingerprint-a"))
+
+        assert again == IdempotencyRecord(fingerprint="fingerprint-a", post=first)
+        assert await ports.posts.count_by(ANA) == 0
+
+
+class TestPostgresIdempotencyKeys:
+    """What only a shared database has: requests that overlap, and keys kept by the database's clock."""
+
+    async def test_a_repeat_while_the_first_holds_the_key_stores_nothing(self, migrated_database: str) -> None:
+        first, repeat = post(41), post(42)
+        async with postgres_ports(migrated_database) as (ports, pool), pool.connection() as holder:
+            async with holder.transaction():  # the first request, between its lock and its commit
+                await holder.execute(
+                    "SELECT pg_advisory_xact_lock(hashtextextended(%s || ' ' || %s, 0))", (ANA, "key-1")
+                )
+                in_flight = await ports.posts.publish(repeat, published(repeat), claim=claim("key-1", "fp"))
+            assert await ports.posts.publish(first, published(first), claim=claim("key-1", "fp")) == first
+
+            assert in_flight == IdempotencyRecord(fingerprint="fp", post=None)
+            assert await ports.posts.get_many([first.id, repeat.id]) == {first.id: first}
+            assert await drain(ports.outbox) == [published(first)]
+
+    async def test_an_expired_key_is_taken_over(self, migrated_database: str) -> None:
+        first, later = post(41), post(42)
+        async with postgres_ports(migrated_database) as (ports, pool):
+            assert await ports.posts.publish(first, published(first), claim=claim("key-1", "fp-a")) == first
+            async with pool.connection() as connection:
+                await connection.execute("UPDATE idempotency_keys SET created_at = now() - interval '25 hours'")
+
+            assert await ports.posts.publish(later, published(later), claim=claim("key-1", "fp-b")) == later
+            again = await ports.posts.publish(post(43), published(post(43)), claim=claim("key-1", "fp-c"))
+
+            assert again == IdempotencyRecord(fingerprint="fp-b", post=later)
+            assert await ports.posts.count_by(ANA) == 2

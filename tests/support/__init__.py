@@ -1,0 +1,1 @@
+"""What the unit and the integration tests share: the world of in-memory ports, the state machine."""
