@@ -7,6 +7,7 @@ import inspect
 from collections.abc import AsyncIterator, Awaitable
 from dataclasses import dataclass
 from datetime import timedelta
+from operator import attrgetter
 from typing import Any, TypeVar
 
 import psycopg
@@ -58,18 +59,13 @@ from feedcore import (
     Clock,
     FeedCache,
     FeedProcessor,
-    FeedReader,
-    FeedUnitOfWork,
     Health,
     HomeFeeds,
-    IdGenerator,
-    Policies,
     PostBodies,
-    PostStore,
+    Posts,
     RateLimiter,
     SnowflakeIdGenerator,
-    SocialGraph,
-    Telemetry,
+    Social,
 )
 
 T = TypeVar("T")
@@ -91,15 +87,11 @@ class Caches:
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class Services:
-    """What the HTTP handlers are given: ports, use cases and policies, never concrete adapters."""
+    """What the HTTP handlers are given: the use cases, and what serving needs besides."""
 
-    posts: PostStore
-    graph: SocialGraph
     home_feeds: HomeFeeds
-    caches: Caches
-    ids: IdGenerator
-    clock: Clock
-    policies: Policies
+    posts: Posts
+    social: Social
     tokens: Tokens
     rate_limiter: RateLimiter
     metrics: Metrics
@@ -135,45 +127,6 @@ def _caches(settings: Settings, redis: Redis | None, lanes: Lanes | None, metric
         feeds=InMemoryFeedCache(window=window),
         celebrities=InMemoryCelebrityWindows(window=window),
         bodies=InMemoryPostBodies(),
-    )
-
-
-def feed_processor(
-    consumer: str,
-    *,
-    posts: PostStore,
-    graph: SocialGraph,
-    unit_of_work: FeedUnitOfWork,
-    caches: Caches,
-    policies: Policies,
-    telemetry: Telemetry,
-) -> FeedProcessor:
-    """The fan-out processor, as consumer ``consumer`` of the events, keeping ``caches`` in line."""
-    return FeedProcessor(
-        consumer=consumer,
-        posts=posts,
-        graph=graph,
-        unit_of_work=unit_of_work,
-        policies=policies,
-        cache=caches.feeds,
-        celebrity_windows=caches.celebrities,
-        bodies=caches.bodies,
-        telemetry=telemetry,
-    )
-
-
-def _home_feeds(
-    *, posts: PostStore, graph: SocialGraph, feeds: FeedReader, caches: Caches, policies: Policies, telemetry: Telemetry
-) -> HomeFeeds:
-    return HomeFeeds(
-        posts=posts,
-        graph=graph,
-        feeds=feeds,
-        policies=policies,
-        cache=caches.feeds,
-        celebrity_windows=caches.celebrities,
-        bodies=caches.bodies,
-        telemetry=telemetry,
     )
 
 
@@ -315,36 +268,51 @@ class AppContainer(containers.DeclarativeContainer):
     tokens = providers.Singleton(Tokens, secret)
     rate_limiter = providers.Singleton(_rate_limiter, settings)
     caches = storage.caches
+    cache = providers.Callable(attrgetter("feeds"), caches)
+    celebrity_windows = providers.Callable(attrgetter("celebrities"), caches)
+    bodies = providers.Callable(attrgetter("bodies"), caches)
     bus = providers.Singleton(InMemoryEventBus)
     #: Called with the consumer's name: the processor of `feedcore process`, or the in-process one.
     processor = providers.Factory(
-        feed_processor,
+        FeedProcessor,
         posts=storage.posts,
         graph=storage.graph,
         unit_of_work=storage.unit_of_work,
-        caches=caches,
         policies=policies,
+        cache=cache,
+        celebrity_windows=celebrity_windows,
+        bodies=bodies,
         telemetry=metrics,
     )
     home_feeds = providers.Singleton(
-        _home_feeds,
+        HomeFeeds,
         posts=storage.posts,
         graph=storage.graph,
         feeds=storage.feeds,
-        caches=caches,
         policies=policies,
+        cache=cache,
+        celebrity_windows=celebrity_windows,
+        bodies=bodies,
         telemetry=metrics,
     )
-
-    services = providers.Singleton(
-        Services,
+    posts = providers.Singleton(
+        Posts,
         posts=storage.posts,
         graph=storage.graph,
-        home_feeds=home_feeds,
-        caches=caches,
         ids=ids,
         clock=clock,
         policies=policies,
+        cache=cache,
+        bodies=bodies,
+        telemetry=metrics,
+    )
+    social = providers.Singleton(Social, graph=storage.graph, ids=ids, clock=clock, policies=policies, cache=cache)
+
+    services = providers.Singleton(
+        Services,
+        home_feeds=home_feeds,
+        posts=posts,
+        social=social,
         tokens=tokens,
         rate_limiter=rate_limiter,
         metrics=metrics,

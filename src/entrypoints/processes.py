@@ -65,7 +65,7 @@ async def process(settings: Settings, stop: asyncio.Event) -> None:
         ):
             if dead_letters is None or group_member is None:
                 return
-            processor = await awaited(built.app.processor(CONSUMER))
+            processor = await awaited(built.app.processor(consumer=CONSUMER))
             events = EventConsumer(
                 KafkaRecordSource(group_member),
                 processor.apply_all,

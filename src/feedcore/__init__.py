@@ -72,9 +72,9 @@ from feedcore.ports import (
     SocialGraph,
     Telemetry,
 )
-from feedcore.posts import delete_post, publish_post, read_author_timeline, read_post, read_profile
+from feedcore.posts import Posts
 from feedcore.processing import FeedProcessor
-from feedcore.social import follow, read_followers, read_following, unfollow
+from feedcore.social import Social
 
 __all__ = [
     "CachedFeed",
@@ -120,6 +120,7 @@ __all__ = [
     "PostNotFound",
     "PostPublished",
     "PostStore",
+    "Posts",
     "Profile",
     "RateLimiter",
     "Render",
@@ -127,6 +128,7 @@ __all__ = [
     "SelfFollow",
     "SingleFlight",
     "SnowflakeIdGenerator",
+    "Social",
     "SocialGraph",
     "Unavailable",
     "Unprocessable",
@@ -134,18 +136,9 @@ __all__ = [
     "UserId",
     "UserUnfollowed",
     "decode_event",
-    "delete_post",
     "encode_event",
-    "follow",
     "parse_post_id",
     "parse_user_id",
-    "publish_post",
-    "read_author_timeline",
-    "read_followers",
-    "read_following",
-    "read_post",
-    "read_profile",
-    "unfollow",
     "NO_TELEMETRY",
     "NoTelemetry",
     "Telemetry",

@@ -64,8 +64,9 @@ class FeedProcessor:
         return bool(await self.apply_all([event]))
 
     async def apply_all(self, events: Sequence[Event]) -> list[Event]:
-        """Apply ``events`` in order, in one transaction: all their store effects and ledger marks
-        commit together, or none do. Then the cache is brought in line with each of them.
+        """Apply ``events`` in one transaction: all their store effects and ledger marks commit
+        together, or none do. Then the caches are brought in line with each of them. Publications
+        go first, all at once, and the other events after them in order (see :meth:`_fan_out`).
 
         Returns the events applied to the store now: those this consumer had not applied before
         (an event repeated within ``events`` counts once).

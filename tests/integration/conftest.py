@@ -74,6 +74,19 @@ def migrated_database(database_url: str) -> str:
 
 
 @pytest.fixture
+async def emptied_pool(migrated_database: str) -> AsyncIterator[AsyncConnectionPool[Any]]:
+    """A pool on this session's migrated database, its tables emptied first."""
+    pool: AsyncConnectionPool[Any] = connection_pool(migrated_database, min_size=1, max_size=4)
+    await pool.open(wait=True, timeout=10)
+    try:
+        async with pool.connection() as connection:
+            await connection.execute(f"TRUNCATE {TABLES}")
+        yield pool
+    finally:
+        await pool.close()
+
+
+@pytest.fixture
 async def postgres_pool(database_url: str) -> AsyncIterator[AsyncConnectionPool]:
     pool = connection_pool(database_url, min_size=1, max_size=4)
     await pool.open(wait=True, timeout=10)

@@ -11,25 +11,17 @@ from typing import Any, Final
 import pytest
 from psycopg_pool import AsyncConnectionPool
 
-from adapters.postgres import PostgresPostStore, connection_pool
+from adapters.postgres import PostgresPostStore
 from feedcore.events import PostDeleted, PostPublished
 from feedcore.model import Post, PostId, UserId
-from tests.integration.conftest import TABLES
 
 NOW: Final = datetime(2026, 9, 10, 11, 12, 13, tzinfo=UTC)
 STAR: Final = UserId("star")
 
 
 @pytest.fixture
-async def pool(migrated_database: str) -> AsyncIterator[AsyncConnectionPool[Any]]:
-    pool: AsyncConnectionPool[Any] = connection_pool(migrated_database, min_size=1, max_size=4)
-    await pool.open(wait=True, timeout=10)
-    try:
-        async with pool.connection() as connection:
-            await connection.execute(f"TRUNCATE {TABLES}")
-        yield pool
-    finally:
-        await pool.close()
+def pool(emptied_pool: AsyncConnectionPool[Any]) -> AsyncConnectionPool[Any]:
+    return emptied_pool
 
 
 class Counted:

@@ -131,7 +131,7 @@ async def test_poison_goes_to_the_dead_letter_topic_and_a_replay_after_the_fix_a
             assert kafka_producer is not None
             assert member is not None
             metrics = built.app.metrics()
-            processor = await awaited(built.app.processor(CONSUMER))
+            processor = await awaited(built.app.processor(consumer=CONSUMER))
 
             async def apply(events: Sequence[Event]) -> list[Event]:
                 for event in events:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any, Final
 
@@ -16,12 +16,10 @@ from adapters.postgres import (
     PostgresOutbox,
     PostgresPostStore,
     PostgresSocialGraph,
-    connection_pool,
 )
 from entrypoints.loops import run_relay
 from feedcore.events import Event, PostDeleted, PostPublished, UserFollowed
 from feedcore.model import Post, PostId, UserId
-from tests.integration.conftest import TABLES
 
 NOW: Final = datetime(2026, 7, 8, 9, 10, 11, tzinfo=UTC)
 #: Far longer than any wake-up takes: a relay that waited for its poll would miss every deadline.
@@ -29,15 +27,8 @@ POLL_EVERY: Final = 30.0
 
 
 @pytest.fixture
-async def pool(migrated_database: str) -> AsyncIterator[AsyncConnectionPool[Any]]:
-    pool: AsyncConnectionPool[Any] = connection_pool(migrated_database, min_size=1, max_size=4)
-    await pool.open(wait=True, timeout=10)
-    try:
-        async with pool.connection() as connection:
-            await connection.execute(f"TRUNCATE {TABLES}")
-        yield pool
-    finally:
-        await pool.close()
+def pool(emptied_pool: AsyncConnectionPool[Any]) -> AsyncConnectionPool[Any]:
+    return emptied_pool
 
 
 class Relayed:

@@ -3,30 +3,21 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import Any
 
 import pytest
 from psycopg_pool import AsyncConnectionPool
 
-from adapters.postgres import PostgresRetention, connection_pool
-from tests.integration.conftest import TABLES
+from adapters.postgres import PostgresRetention
 
 KEY_TTL = timedelta(hours=24)
 LEDGER_RETENTION = timedelta(days=7)
 
 
 @pytest.fixture
-async def pool(migrated_database: str) -> AsyncIterator[AsyncConnectionPool[Any]]:
-    pool = connection_pool(migrated_database, min_size=1, max_size=4)
-    await pool.open(wait=True, timeout=10)
-    try:
-        async with pool.connection() as connection:
-            await connection.execute(f"TRUNCATE {TABLES}")
-        yield pool
-    finally:
-        await pool.close()
+def pool(emptied_pool: AsyncConnectionPool[Any]) -> AsyncConnectionPool[Any]:
+    return emptied_pool
 
 
 async def aged(pool: AsyncConnectionPool[Any], *, keys: dict[str, timedelta], marks: dict[str, timedelta]) -> None:

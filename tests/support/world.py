@@ -36,19 +36,13 @@ from feedcore import (
     Post,
     PostBodies,
     PostId,
+    Posts,
     PostStore,
     Profile,
     SnowflakeIdGenerator,
+    Social,
     SocialGraph,
     UserId,
-    delete_post,
-    follow,
-    publish_post,
-    read_author_timeline,
-    read_followers,
-    read_following,
-    read_profile,
-    unfollow,
 )
 
 
@@ -124,6 +118,17 @@ class World:
             celebrity_windows=self.celebrity_windows,
             bodies=self.bodies,
         )
+        #: The use cases of posts and of the graph, over this world's ports.
+        self.posting = Posts(
+            posts=self.posts,
+            graph=self.graph,
+            ids=self.ids,
+            clock=self.clock,
+            policies=self.policies,
+            cache=self.cache,
+            bodies=self.bodies,
+        )
+        self.social = Social(graph=self.graph, ids=self.ids, clock=self.clock, policies=self.policies, cache=self.cache)
 
     def make_processor(
         self,
@@ -147,36 +152,16 @@ class World:
 
     async def publish(self, author: str, content: str = "hello", *, key: str | None = None) -> Post:
         self.tick()
-        return await publish_post(
-            UserId(author),
-            content,
-            idempotency_key=key,
-            posts=self.posts,
-            ids=self.ids,
-            clock=self.clock,
-            policies=self.policies,
-        )
+        return await self.posting.publish(UserId(author), content, idempotency_key=key)
 
     async def delete(self, requester: str, post_id: PostId) -> None:
-        await delete_post(
-            UserId(requester),
-            post_id,
-            posts=self.posts,
-            ids=self.ids,
-            clock=self.clock,
-            cache=self.cache,
-            bodies=self.bodies,
-        )
+        await self.posting.delete(UserId(requester), post_id)
 
     async def follow(self, follower: str, followee: str) -> None:
-        await follow(
-            UserId(follower), UserId(followee), graph=self.graph, ids=self.ids, clock=self.clock, cache=self.cache
-        )
+        await self.social.follow(UserId(follower), UserId(followee))
 
     async def unfollow(self, follower: str, followee: str) -> None:
-        await unfollow(
-            UserId(follower), UserId(followee), graph=self.graph, ids=self.ids, clock=self.clock, cache=self.cache
-        )
+        await self.social.unfollow(UserId(follower), UserId(followee))
 
     async def relay(self, limit: int = 1_000) -> int:
         return await self.outbox.relay(self.bus.publish, limit=limit)
@@ -214,15 +199,13 @@ class World:
         raise AssertionError("the feed did not end")
 
     async def timeline(self, author: str, *, limit: int | None = None, cursor: str | None = None) -> Page[Post]:
-        return await read_author_timeline(
-            UserId(author), limit=limit, cursor=cursor, posts=self.posts, policies=self.policies
-        )
+        return await self.posting.timeline(UserId(author), limit=limit, cursor=cursor)
 
     async def followers(self, user: str, *, limit: int | None = None, cursor: str | None = None) -> Page[UserId]:
-        return await read_followers(UserId(user), limit=limit, cursor=cursor, graph=self.graph, policies=self.policies)
+        return await self.social.followers(UserId(user), limit=limit, cursor=cursor)
 
     async def following(self, user: str, *, limit: int | None = None, cursor: str | None = None) -> Page[UserId]:
-        return await read_following(UserId(user), limit=limit, cursor=cursor, graph=self.graph, policies=self.policies)
+        return await self.social.following(UserId(user), limit=limit, cursor=cursor)
 
     async def profile(self, user: str) -> Profile:
-        return await read_profile(UserId(user), posts=self.posts, graph=self.graph)
+        return await self.posting.profile(UserId(user))

@@ -96,7 +96,7 @@ def test_a_store_outage_answers_503_and_counts_a_fallback(tmp_path: Path, monkey
     async def away(*_: object, **__: object) -> None:
         raise Unreachable
 
-    monkeypatch.setattr(services.graph, "counts", away)
+    monkeypatch.setattr(services.posts, "profile", away)
     app = create_app(services, max_body_bytes=1_000, metrics=services.metrics, unavailable_errors=(Unreachable,))
     with TestClient(app) as client:
         assert client.get("/users/ana").status_code == 503

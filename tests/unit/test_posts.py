@@ -14,7 +14,6 @@ from feedcore import (
     PostNotFound,
     PostPublished,
     UserId,
-    read_post,
 )
 from feedcore.model import encode_user_cursor
 from tests.support.world import World
@@ -22,7 +21,7 @@ from tests.support.world import World
 
 async def test_a_published_post_can_be_read_back(world: World) -> None:
     post = await world.publish("ana", "first!")
-    assert await read_post(post.id, posts=world.posts) == post
+    assert await world.posting.get(post.id) == post
     assert (post.author_id, post.content, post.created_at) == ("ana", "first!", world.clock.now())
 
 
@@ -58,14 +57,14 @@ async def test_posts_of_an_author_above_the_threshold_are_not_fanned_out(small_w
 
 async def test_reading_a_missing_post_is_not_found(world: World) -> None:
     with pytest.raises(PostNotFound):
-        await read_post(PostId(12345), posts=world.posts)
+        await world.posting.get(PostId(12345))
 
 
 async def test_the_author_deletes_a_post(world: World) -> None:
     post = await world.publish("ana")
     await world.delete("ana", post.id)
     with pytest.raises(PostNotFound):
-        await read_post(post.id, posts=world.posts)
+        await world.posting.get(post.id)
     assert (await world.profile("ana")).posts == 0
 
 
@@ -73,7 +72,7 @@ async def test_nobody_else_may_delete_a_post(world: World) -> None:
     post = await world.publish("ana")
     with pytest.raises(Forbidden):
         await world.delete("bo", post.id)
-    assert await read_post(post.id, posts=world.posts) == post
+    assert await world.posting.get(post.id) == post
 
 
 async def test_deleting_twice_or_a_missing_post_is_not_found(world: World) -> None:

@@ -209,7 +209,28 @@ class _Windows:
         await self._scripts.each(self.add_sha, calls)
 
 
-class RedisFeedCache:
+class _RedisWindows:
+    """What the two adapters of cached windows share: the client, the lanes, and a key prefix."""
+
+    def __init__(
+        self,
+        client: Redis,
+        *,
+        prefix: str = "feedcore:",
+        window: int = 800,
+        ttl: timedelta = timedelta(days=1),
+        guard: Guard | None = None,
+        lanes: Lanes | None = None,
+    ) -> None:
+        self._client = client
+        self._prefix = prefix
+        self._guard = guard or Unguarded()
+        self._scripts = _Scripts(client, lanes)
+        self._execute = lanes.execute if lanes is not None else client.execute_command
+        self._windows = _Windows(client, self._scripts, size=window, ttl_ms=int(ttl.total_seconds() * 1000))
+
+
+class RedisFeedCache(_RedisWindows):
     """The newest ``window`` entries of active users' feeds, with the celebrities each user sees and
     their rendered first pages.
 
@@ -233,12 +254,7 @@ class RedisFeedCache:
         guard: Guard | None = None,
         lanes: Lanes | None = None,
     ) -> None:
-        self._client = client
-        self._prefix = prefix
-        self._guard = guard or Unguarded()
-        self._scripts = _Scripts(client, lanes)
-        self._execute = lanes.execute if lanes is not None else client.execute_command
-        self._windows = _Windows(client, self._scripts, size=window, ttl_ms=int(ttl.total_seconds() * 1000))
+        super().__init__(client, prefix=prefix, window=window, ttl=ttl, guard=guard, lanes=lanes)
         self._view_sha = self._scripts.register(_VIEW)
         self._keep_page_sha = self._scripts.register(_KEEP_PAGE)
         # Stamps only have to differ between the reads that begin pages: this process's own prefix
@@ -357,24 +373,8 @@ class RedisFeedCache:
         return [user for user, flag in zip(users, flags, strict=True) if flag]
 
 
-class RedisCelebrityWindows:
+class RedisCelebrityWindows(_RedisWindows):
     """The newest ``window`` unfanned posts of each celebrity read lately; expire as feeds do."""
-
-    def __init__(
-        self,
-        client: Redis,
-        *,
-        prefix: str = "feedcore:",
-        window: int = 800,
-        ttl: timedelta = timedelta(days=1),
-        guard: Guard | None = None,
-        lanes: Lanes | None = None,
-    ) -> None:
-        self._client = client
-        self._prefix = prefix
-        self._guard = guard or Unguarded()
-        scripts = _Scripts(client, lanes)
-        self._windows = _Windows(client, scripts, size=window, ttl_ms=int(ttl.total_seconds() * 1000))
 
     def _key(self, author: UserId) -> str:
         return f"{self._prefix}celebrity:{{{author}}}"

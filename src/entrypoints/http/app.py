@@ -147,7 +147,7 @@ def _run_in_process(built: Containers, settings: Settings, services: list[Servic
             if settings.kafka_bootstrap:
                 tasks.append(asyncio.create_task(relay_to_kafka(settings, outbox, stop, metrics)))
             else:
-                processor = await awaited(built.app.processor("feedcore-in-process"))
+                processor = await awaited(built.app.processor(consumer="feedcore-in-process"))
                 bus = built.app.bus()
                 worker = run_in_process_worker(outbox, bus, processor, stop, metrics, rewind=bus.rewind)
                 tasks.append(asyncio.create_task(worker))

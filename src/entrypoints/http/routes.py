@@ -30,20 +30,7 @@ from entrypoints.http.schemas import (
     UserPage,
     render_post_page,
 )
-from feedcore import (
-    UserId,
-    delete_post,
-    follow,
-    parse_post_id,
-    parse_user_id,
-    publish_post,
-    read_author_timeline,
-    read_followers,
-    read_following,
-    read_post,
-    read_profile,
-    unfollow,
-)
+from feedcore import UserId, parse_post_id, parse_user_id
 from feedcore.model import POST_ID_PATTERN, USER_ID_PATTERN
 from feedcore.posts import IDEMPOTENCY_KEY_PATTERN
 
@@ -127,23 +114,14 @@ async def create_post(
     data: JSONBody[NewPost], writer: WriterDep, services: ServicesDep, idempotency_key: IdempotencyKey = None
 ) -> PostBody:
     """Publish a post as the token's user."""
-    created = await publish_post(
-        writer,
-        data.content,
-        idempotency_key=idempotency_key,
-        posts=services.posts,
-        ids=services.ids,
-        clock=services.clock,
-        policies=services.policies,
-        telemetry=services.metrics,
-    )
+    created = await services.posts.publish(writer, data.content, idempotency_key=idempotency_key)
     return PostBody.of(created)
 
 
 @get("/posts/{post_id:str}", responses=_problems(404))
 async def get_post(post_id: PostIdPath, services: ServicesDep) -> PostBody:
     """One post; deleted posts are not found."""
-    return PostBody.of(await read_post(parse_post_id(post_id), posts=services.posts))
+    return PostBody.of(await services.posts.get(parse_post_id(post_id)))
 
 
 @delete(
@@ -155,15 +133,7 @@ async def get_post(post_id: PostIdPath, services: ServicesDep) -> PostBody:
 )
 async def remove_post(post_id: PostIdPath, writer: WriterDep, services: ServicesDep) -> None:
     """Delete a post; only its author may."""
-    await delete_post(
-        writer,
-        parse_post_id(post_id),
-        posts=services.posts,
-        ids=services.ids,
-        clock=services.clock,
-        cache=services.caches.feeds,
-        bodies=services.caches.bodies,
-    )
+    await services.posts.delete(writer, parse_post_id(post_id))
 
 
 @route("/posts/{post_id:str}", http_method=HttpMethod.OPTIONS, include_in_schema=False, status_code=204)
@@ -181,14 +151,7 @@ async def post_options() -> Response[None]:
 )
 async def create_follow(data: JSONBody[NewFollow], writer: WriterDep, services: ServicesDep) -> None:
     """Follow a user as the token's user; following again changes nothing."""
-    await follow(
-        writer,
-        parse_user_id(data.followee_id),
-        graph=services.graph,
-        ids=services.ids,
-        clock=services.clock,
-        cache=services.caches.feeds,
-    )
+    await services.social.follow(writer, parse_user_id(data.followee_id))
 
 
 @delete(
@@ -200,14 +163,7 @@ async def create_follow(data: JSONBody[NewFollow], writer: WriterDep, services: 
 )
 async def remove_follow(followee_id: UserIdPath, writer: WriterDep, services: ServicesDep) -> None:
     """Stop following a user; unfollowing again changes nothing."""
-    await unfollow(
-        writer,
-        parse_user_id(followee_id),
-        graph=services.graph,
-        ids=services.ids,
-        clock=services.clock,
-        cache=services.caches.feeds,
-    )
+    await services.social.unfollow(writer, parse_user_id(followee_id))
 
 
 @get(
@@ -230,8 +186,7 @@ async def get_feed(
 @get("/users/{user_id:str}", responses=_problems())
 async def get_user(user_id: UserIdPath, services: ServicesDep) -> ProfileBody:
     """A user's follower, following and post counts."""
-    profile = await read_profile(parse_user_id(user_id), posts=services.posts, graph=services.graph)
-    return ProfileBody.of(profile)
+    return ProfileBody.of(await services.posts.profile(parse_user_id(user_id)))
 
 
 @get("/users/{user_id:str}/posts", opt=PAGED, responses=_problems())
@@ -239,10 +194,7 @@ async def get_user_posts(
     user_id: UserIdPath, services: ServicesDep, limit: Limit = None, cursor: Cursor = None
 ) -> PostPage:
     """A page of a user's own posts, newest first."""
-    page = await read_author_timeline(
-        parse_user_id(user_id), limit=limit, cursor=cursor, posts=services.posts, policies=services.policies
-    )
-    return PostPage.of(page)
+    return PostPage.of(await services.posts.timeline(parse_user_id(user_id), limit=limit, cursor=cursor))
 
 
 @get("/users/{user_id:str}/followers", opt=PAGED, responses=_problems())
@@ -250,10 +202,7 @@ async def get_followers(
     user_id: UserIdPath, services: ServicesDep, limit: Limit = None, cursor: Cursor = None
 ) -> UserPage:
     """A page of who follows a user, in id order."""
-    page = await read_followers(
-        parse_user_id(user_id), limit=limit, cursor=cursor, graph=services.graph, policies=services.policies
-    )
-    return UserPage.of(page)
+    return UserPage.of(await services.social.followers(parse_user_id(user_id), limit=limit, cursor=cursor))
 
 
 @get("/users/{user_id:str}/following", opt=PAGED, responses=_problems())
@@ -261,10 +210,7 @@ async def get_following(
     user_id: UserIdPath, services: ServicesDep, limit: Limit = None, cursor: Cursor = None
 ) -> UserPage:
     """A page of whom a user follows, in id order."""
-    page = await read_following(
-        parse_user_id(user_id), limit=limit, cursor=cursor, graph=services.graph, policies=services.policies
-    )
-    return UserPage.of(page)
+    return UserPage.of(await services.social.following(parse_user_id(user_id), limit=limit, cursor=cursor))
 
 
 @get("/healthz")

@@ -60,13 +60,14 @@ def test_an_idempotency_key_with_other_content_is_a_422(api: Api) -> None:
 
 def test_a_repeat_while_the_first_is_in_flight_is_a_409(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     settings = make_settings(tmp_path)
-    services = embedded_container(settings, SECRET).services()
+    container = embedded_container(settings, SECRET)
+    services = container.services()
 
     # What a shared database answers while another request holds the key (see the port contract).
     async def held_by_another_request(*_: object, **__: object) -> IdempotencyRecord:
         return IdempotencyRecord(fingerprint=hashlib.sha256(b"slow").hexdigest(), post=None)
 
-    monkeypatch.setattr(services.posts, "publish", held_by_another_request)
+    monkeypatch.setattr(container.storage.posts(), "publish", held_by_another_request)
     with TestClient(create_app(services, max_body_bytes=settings.max_body_bytes, metrics=services.metrics)) as client:
         api = Api(client)
 
