@@ -32,7 +32,7 @@ from feedcore.events import (
     decode_event,
     encode_event,
 )
-from feedcore.feed import HomeFeeds, Render, SingleFlight
+from feedcore.feed import HomeFeeds, Render
 from feedcore.ids import SnowflakeIdGenerator
 from feedcore.model import (
     Page,
@@ -75,6 +75,7 @@ from feedcore.ports import (
 from feedcore.posts import Posts
 from feedcore.processing import FeedProcessor
 from feedcore.social import Social
+from feedcore.streams import SingleFlight
 
 __all__ = [
     "CachedFeed",

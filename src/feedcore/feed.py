@@ -28,12 +28,11 @@ What may be served without a check, and why:
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import functools
 import hashlib
-from collections.abc import AsyncGenerator, Awaitable, Callable, Collection, Hashable, Sequence
-from typing import Final, Generic, TypeVar
+from collections.abc import AsyncGenerator, Callable, Collection, Sequence
+from typing import Final
 
 from feedcore.errors import Forbidden
 from feedcore.model import Page, Post, PostId, UserId, decode_post_cursor
@@ -51,17 +50,14 @@ from feedcore.ports import (
     Telemetry,
 )
 from feedcore.posts import page_of_posts
+from feedcore.streams import Candidate, Fetch, Once, SingleFlight, merge_descending, paged, zero
 
-T = TypeVar("T")
 _FOLLOWING_PAGE: Final = 1_000
 #: The version of an empty set of celebrities.
 _NO_CELEBRITIES: Final = "-"
 
 #: How a transport encodes a page of posts; the bytes are what a kept rendered page holds.
 Render = Callable[[Page[Post]], bytes]
-#: A candidate post: its id, and whether its author is known visible to the owner already.
-_Candidate = tuple[PostId, bool]
-_Fetch = Callable[[PostId | None, int], Awaitable[list[PostId]]]
 
 
 class HomeFeeds:
@@ -205,7 +201,7 @@ class HomeFeeds:
     ) -> list[Post]:
         """Up to ``wanted`` visible posts below ``before``, newest first, from every source."""
         found: list[Post] = []
-        batch: list[_Candidate] = []
+        batch: list[Candidate] = []
         async with contextlib.aclosing(self._candidates(read, before, wanted, window, seen)) as candidates:
             async for candidate in candidates:
                 batch.append(candidate)
@@ -224,14 +220,14 @@ class HomeFeeds:
         batch: int,
         window: CachedFeed | None,
         seen: frozenset[UserId],
-    ) -> AsyncGenerator[_Candidate, None]:
+    ) -> AsyncGenerator[Candidate, None]:
         owner = read.owner
-        store_horizon = _Once(lambda: self._feeds.horizon(owner))
+        store_horizon = Once(lambda: self._feeds.horizon(owner))
         # A window complete to the feed's beginning leaves nothing for the store or the timelines.
         complete = window is not None and window.horizon == 0
-        merge_floor = _Once(_zero) if complete else store_horizon
+        merge_floor = Once(zero) if complete else store_horizon
         materialised = self._materialised(owner, before, batch, window, store_horizon)
-        merged = _merge_descending(materialised, self._celebrity_posts(read, seen, before, batch, merge_floor))
+        merged = merge_descending(materialised, self._celebrity_posts(read, seen, before, batch, merge_floor))
         async with contextlib.aclosing(merged):
             async for candidate in merged:
                 yield candidate
@@ -245,7 +241,7 @@ class HomeFeeds:
             floor = min(floor, window.horizon)
         if floor > 0:
             deep_before = floor if before is None else min(before, floor)
-            async with contextlib.aclosing(_paged(self._timelines(read), PostId(deep_before), batch)) as timelines:
+            async with contextlib.aclosing(paged(self._timelines(read), PostId(deep_before), batch)) as timelines:
                 async for post_id in timelines:
                     yield post_id, True
 
@@ -255,8 +251,8 @@ class HomeFeeds:
         before: PostId | None,
         batch: int,
         window: CachedFeed | None,
-        store_horizon: _Once[PostId],
-    ) -> AsyncGenerator[_Candidate, None]:
+        store_horizon: Once[PostId],
+    ) -> AsyncGenerator[Candidate, None]:
         """The materialised feed below ``before``: the cached window's entries, then the store's below
         the window (or below the last entry served, should the window move under this read)."""
         store_before = before
@@ -281,13 +277,13 @@ class HomeFeeds:
         async def fetch(below: PostId | None, limit: int) -> list[PostId]:
             return await self._feeds.entries(owner, before=below, floor=floor, limit=limit)
 
-        async with contextlib.aclosing(_paged(fetch, store_before, batch)) as stored:
+        async with contextlib.aclosing(paged(fetch, store_before, batch)) as stored:
             async for post_id in stored:
                 yield post_id, False
 
     async def _celebrity_posts(
-        self, read: _Read, seen: frozenset[UserId], before: PostId | None, batch: int, floor: _Once[PostId]
-    ) -> AsyncGenerator[_Candidate, None]:
+        self, read: _Read, seen: frozenset[UserId], before: PostId | None, batch: int, floor: Once[PostId]
+    ) -> AsyncGenerator[Candidate, None]:
         """The posts of the celebrities the owner sees, at or above ``floor``, newest first."""
         if not seen:
             return
@@ -295,7 +291,7 @@ class HomeFeeds:
         async def fetch(below: PostId | None, limit: int) -> list[PostId]:
             return await self._celebrity_ids(read, seen, before=below, floor=await floor(), limit=limit)
 
-        async with contextlib.aclosing(_paged(fetch, before, batch)) as posts:
+        async with contextlib.aclosing(paged(fetch, before, batch)) as posts:
             async for post_id in posts:
                 yield post_id, True
 
@@ -336,7 +332,7 @@ class HomeFeeds:
             windows.update(await windows_port.read(cold, before=before, limit=limit))
         return windows
 
-    def _timelines(self, read: _Read) -> _Fetch:
+    def _timelines(self, read: _Read) -> Fetch:
         authors: list[UserId] | None = None
 
         async def fetch(before: PostId | None, limit: int) -> list[PostId]:
@@ -398,7 +394,7 @@ class HomeFeeds:
             read.learn(unknown, await self._graph.followed_among(read.owner, unknown))
         return {author for author in authors if read.visible[author]}
 
-    async def _keep_visible(self, read: _Read, candidates: Sequence[_Candidate]) -> list[Post]:
+    async def _keep_visible(self, read: _Read, candidates: Sequence[Candidate]) -> list[Post]:
         """The live posts among ``candidates`` whose authors the owner sees, in their order."""
         posts = await self._live(read, [post_id for post_id, _ in candidates])
         trusted = {post_id for post_id, known in candidates if known}
@@ -444,86 +440,6 @@ class _Read:
             self.loaded[post.id] = post
             self.visible[post.author_id] = True
         return [post.id for post in found]
-
-
-class SingleFlight:
-    """One run at a time of each keyed piece of work, in one process: calls that find it under way
-    wait for it to end instead of running it again (cold rebuilds, here)."""
-
-    def __init__(self) -> None:
-        self._running: dict[Hashable, asyncio.Future[None]] = {}
-
-    async def once(self, key: Hashable, work: Callable[[], Awaitable[None]]) -> None:
-        running = self._running.get(key)
-        if running is not None:
-            await asyncio.shield(running)
-            return
-        done = asyncio.get_running_loop().create_future()
-        self._running[key] = done
-        try:
-            await work()
-        finally:
-            # Waiters go on either way: without a copy, the store serves them.
-            del self._running[key]
-            done.set_result(None)
-
-
-class _Once(Generic[T]):
-    """An awaitable value computed on first use, once."""
-
-    __slots__ = ("_compute", "_value")
-
-    def __init__(self, compute: Callable[[], Awaitable[T]]) -> None:
-        self._compute = compute
-        self._value: T | None = None
-
-    async def __call__(self) -> T:
-        if self._value is None:
-            self._value = await self._compute()
-        return self._value
-
-
-async def _zero() -> PostId:
-    return PostId(0)
-
-
-async def _paged(fetch: _Fetch, before: PostId | None, batch: int) -> AsyncGenerator[PostId, None]:
-    """Every id ``fetch`` serves below ``before``, newest first, ``batch`` (and one more) at a time.
-
-    The one more is the look-ahead a merge takes past a page: it costs no extra round trip.
-    """
-    while True:
-        found = await fetch(before, batch + 1)
-        for post_id in found:
-            yield post_id
-        if len(found) < batch + 1:
-            return
-        before = found[-1]
-
-
-async def _merge_descending(*streams: AsyncGenerator[_Candidate, None]) -> AsyncGenerator[_Candidate, None]:
-    """Merge streams of candidates descending by id into one, dropping repeats; closes them after."""
-    try:
-        heads: dict[int, _Candidate] = {}
-        for index, stream in enumerate(streams):
-            first = await anext(stream, None)
-            if first is not None:
-                heads[index] = first
-        last: PostId | None = None
-        while heads:
-            index = max(heads, key=lambda i: heads[i][0])
-            candidate = heads[index]
-            following = await anext(streams[index], None)
-            if following is None:
-                del heads[index]
-            else:
-                heads[index] = following
-            if candidate[0] != last:
-                yield candidate
-                last = candidate[0]
-    finally:
-        for stream in streams:
-            await stream.aclose()
 
 
 def _version(celebrities: frozenset[UserId]) -> str:
