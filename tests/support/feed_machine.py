@@ -19,7 +19,6 @@ from typing import Any, TypeVar
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
-from adapters.memory import InMemoryCelebrityWindows, InMemoryFeedCache, InMemoryPostBodies
 from feedcore import CelebrityWindows, Clock, Event, FeedCache, Policies, PostBodies, PostId, SelfFollow, UserId
 from tests.support.world import Adapters, World, memory_adapters
 
@@ -105,11 +104,10 @@ class FeedMachine(RuleBasedStateMachine):
         return asyncio.new_event_loop()
 
     def adapters(self, clock: Clock) -> Adapters:
-        return memory_adapters(clock)
+        return memory_adapters(clock)  # as the embedded service wires them
 
-    def caches(self) -> tuple[FeedCache, CelebrityWindows, PostBodies]:
-        window = POLICIES.cache_window
-        return InMemoryFeedCache(window=window), InMemoryCelebrityWindows(window=window), InMemoryPostBodies()
+    def caches(self) -> tuple[FeedCache, CelebrityWindows, PostBodies] | None:
+        return None  # the wiring's own, in memory
 
     def close(self) -> None:
         self.loop.close()

@@ -7,20 +7,11 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 import msgspec
+from dependency_injector import providers
 
-from adapters.memory import (
-    InMemoryCelebrityWindows,
-    InMemoryEventBus,
-    InMemoryFeedCache,
-    InMemoryFeedStore,
-    InMemoryFeedUnitOfWork,
-    InMemoryIdempotencyLedger,
-    InMemoryOutbox,
-    InMemoryPostBodies,
-    InMemoryPostStore,
-    InMemorySocialGraph,
-    ManualClock,
-)
+from adapters.memory import InMemoryEventBus, ManualClock
+from entrypoints.container import Caches, MemoryStorage, build_containers
+from entrypoints.settings import Settings
 from feedcore import (
     CelebrityWindows,
     Clock,
@@ -28,7 +19,6 @@ from feedcore import (
     FeedProcessor,
     FeedReader,
     FeedUnitOfWork,
-    HomeFeeds,
     IdempotencyLedger,
     Outbox,
     Page,
@@ -36,14 +26,13 @@ from feedcore import (
     Post,
     PostBodies,
     PostId,
-    Posts,
     PostStore,
     Profile,
-    SnowflakeIdGenerator,
-    Social,
     SocialGraph,
     UserId,
 )
+
+_STORAGE_PORTS = ("posts", "graph", "feeds", "ledger", "unit_of_work", "outbox")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -59,17 +48,18 @@ class Adapters:
 
 
 def memory_adapters(clock: Clock) -> Adapters:
-    outbox = InMemoryOutbox()
-    feeds = InMemoryFeedStore()
-    graph = InMemorySocialGraph(outbox)
-    ledger = InMemoryIdempotencyLedger()
-    return Adapters(
-        posts=InMemoryPostStore(outbox, clock, feeds=feeds, graph=graph),
-        graph=graph,
-        feeds=feeds,
-        ledger=ledger,
-        unit_of_work=InMemoryFeedUnitOfWork(feeds, graph, ledger),
-        outbox=outbox,
+    """The storage ports as the embedded service wires them (entrypoints.container)."""
+    storage = MemoryStorage(settings=Settings(), clock=clock)
+    return Adapters(**{name: getattr(storage, name)() for name in _STORAGE_PORTS})
+
+
+def _settings(policies: Policies) -> Settings:
+    """Embedded settings that carry ``policies`` (the container sizes the caches from them)."""
+    return Settings(
+        celebrity_threshold=policies.celebrity_threshold,
+        backfill_limit=policies.backfill_limit,
+        cache_window=policies.cache_window,
+        fanout_chunk=policies.fanout_chunk,
     )
 
 
@@ -78,9 +68,10 @@ _decode_page = msgspec.json.Decoder(Page[Post]).decode
 
 
 class World:
-    """The ports on in-memory adapters (storage from ``adapters``, the caches from ``caches``; none
-    when ``cached`` is False), and the use cases bound to them. Feeds are read rendered and decoded again, as the HTTP
-    API serves them, so that kept pages are read as well."""
+    """The embedded service's wiring (entrypoints.container) with a manual clock, for tests to
+    drive: storage from ``adapters`` when given, the caches from ``caches`` (none when ``cached`` is
+    False), the use cases bound to them. Feeds are read rendered and decoded again, as the HTTP API
+    serves them, so that kept pages are read as well."""
 
     def __init__(
         self,
@@ -89,46 +80,40 @@ class World:
         partitions: int = 4,
         cached: bool = True,
         caches: tuple[FeedCache, CelebrityWindows, PostBodies] | None = None,
-        adapters: Callable[[Clock], Adapters] = memory_adapters,
+        adapters: Callable[[Clock], Adapters] | None = None,
     ) -> None:
         self.policies = policies or Policies()
         self.clock = ManualClock()
-        self.ids = SnowflakeIdGenerator(self.clock)
-        built = adapters(self.clock)
-        self.outbox = built.outbox
-        self.posts = built.posts
-        self.graph = built.graph
-        self.feeds = built.feeds
-        self.ledger = built.ledger
-        self.unit_of_work = built.unit_of_work
-        window = self.policies.cache_window
-        if caches is None and cached:
-            caches = InMemoryFeedCache(window=window), InMemoryCelebrityWindows(window=window), InMemoryPostBodies()
-        self.cache: FeedCache | None = caches[0] if caches else None
-        self.celebrity_windows: CelebrityWindows | None = caches[1] if caches else None
-        self.bodies: PostBodies | None = caches[2] if caches else None
-        self.bus = InMemoryEventBus(partitions=partitions)
+        built = build_containers(_settings(self.policies))
+        app, storage = built.app, built.storage
+        app.clock.override(providers.Object(self.clock))
+        app.policies.override(providers.Object(self.policies))
+        app.bus.override(providers.Object(InMemoryEventBus(partitions=partitions)))
+        if adapters is not None:
+            given = adapters(self.clock)
+            for name in _STORAGE_PORTS:
+                getattr(storage, name).override(providers.Object(getattr(given, name)))
+        if caches is not None or not cached:
+            trio = caches if cached else None
+            chosen = Caches(feeds=trio[0], celebrities=trio[1], bodies=trio[2]) if trio else Caches()
+            storage.caches.override(providers.Object(chosen))
+        self._app = app
+        self.ids = app.ids()
+        self.outbox: Outbox = storage.outbox()
+        self.posts: PostStore = storage.posts()
+        self.graph: SocialGraph = storage.graph()
+        self.feeds: FeedReader = storage.feeds()
+        self.ledger: IdempotencyLedger = storage.ledger()
+        self.unit_of_work: FeedUnitOfWork = storage.unit_of_work()
+        self.cache: FeedCache | None = app.cache()
+        self.celebrity_windows: CelebrityWindows | None = app.celebrity_windows()
+        self.bodies: PostBodies | None = app.bodies()
+        self.bus: InMemoryEventBus = app.bus()
         self.processor = self.make_processor(self.cache)
-        self.home_feeds = HomeFeeds(
-            posts=self.posts,
-            graph=self.graph,
-            feeds=self.feeds,
-            policies=self.policies,
-            cache=self.cache,
-            celebrity_windows=self.celebrity_windows,
-            bodies=self.bodies,
-        )
+        self.home_feeds = app.home_feeds()
         #: The use cases of posts and of the graph, over this world's ports.
-        self.posting = Posts(
-            posts=self.posts,
-            graph=self.graph,
-            ids=self.ids,
-            clock=self.clock,
-            policies=self.policies,
-            cache=self.cache,
-            bodies=self.bodies,
-        )
-        self.social = Social(graph=self.graph, ids=self.ids, clock=self.clock, policies=self.policies, cache=self.cache)
+        self.posting = app.posts()
+        self.social = app.social()
 
     def make_processor(
         self,
@@ -136,16 +121,14 @@ class World:
         celebrity_windows: CelebrityWindows | None = None,
         bodies: PostBodies | None = None,
     ) -> FeedProcessor:
-        return FeedProcessor(
+        """The wiring's processor, on other caches than the world's where given."""
+        processor: FeedProcessor = self._app.processor(
             consumer="feedcore-test",
-            posts=self.posts,
-            graph=self.graph,
-            unit_of_work=self.unit_of_work,
-            policies=self.policies,
             cache=cache,
             celebrity_windows=celebrity_windows or self.celebrity_windows,
             bodies=bodies or self.bodies,
         )
+        return processor
 
     def tick(self, milliseconds: int = 1) -> None:
         self.clock.advance(timedelta(milliseconds=milliseconds))
