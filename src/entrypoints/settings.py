@@ -41,7 +41,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     redis_prefix: str = "feedcore:"
     #: How long a Redis command may take before the cache is given up for PostgreSQL.
     redis_timeout_seconds: Annotated[float, msgspec.Meta(gt=0)] = 0.5
-    #: Connections to Redis per process; a request waits for a free one up to the timeout above.
+    #: Connections to Redis per process: as many for the read path's lanes, and as many for the
+    #: rest; a request waits for a free one up to the timeout above.
     redis_pool_max: Annotated[int, msgspec.Meta(ge=1)] = 128
     #: Kafka brokers, ``host:port[,host:port...]``; with it, events travel through Kafka and
     #: `feedcore process` applies them.

@@ -178,12 +178,11 @@ class _Scripts:
 class _Windows:
     """Cached windows of ids (feeds, or celebrities' posts) under one kind of key."""
 
-    def __init__(self, client: Redis, scripts: _Scripts, *, size: int, ttl_ms: int) -> None:
-        self._client = client
+    def __init__(self, scripts: _Scripts, *, size: int, ttl_ms: int) -> None:
         self._scripts = scripts
         self._size = size
         self.ttl_ms = ttl_ms
-        self.add_sha = scripts.register(_ADD)
+        self._add_sha = scripts.register(_ADD)
         self._read_sha = scripts.register(_READ)
 
     async def read(self, keys: Sequence[str], before: PostId | None, limit: int) -> list[CachedFeed | None]:
@@ -206,7 +205,7 @@ class _Windows:
     async def add(self, additions: Sequence[tuple[Sequence[str], PostId]]) -> None:
         """Each post to the window under its keys (the window, and for feeds its pages)."""
         calls = [(keys, (sortable_key(post_id), self._size, self.ttl_ms)) for keys, post_id in additions]
-        await self._scripts.each(self.add_sha, calls)
+        await self._scripts.each(self._add_sha, calls)
 
 
 class _RedisWindows:
@@ -227,7 +226,7 @@ class _RedisWindows:
         self._guard = guard or Unguarded()
         self._scripts = _Scripts(client, lanes)
         self._execute = lanes.execute if lanes is not None else client.execute_command
-        self._windows = _Windows(client, self._scripts, size=window, ttl_ms=int(ttl.total_seconds() * 1000))
+        self._windows = _Windows(self._scripts, size=window, ttl_ms=int(ttl.total_seconds() * 1000))
 
 
 class RedisFeedCache(_RedisWindows):
