@@ -355,37 +355,30 @@ class HomeFeeds:
             after = page[-1]
 
     async def _rebuild(self, cache: FeedCache, owner: UserId) -> None:
-        """Fill the owner's cached window from the store, with visible posts only."""
+        """Fill the owner's cached window from the store, with visible posts only: begun in the
+        cache first, so that a change the processor makes meanwhile (and leaves the cache alone
+        for, the feed not being cached yet) makes the cache keep nothing rather than a copy that
+        lacks it. The store is read once, the cache written once after it."""
         size = self._policies.cache_window
+        await cache.begin_fill(owner)
         store_horizon = await self._feeds.horizon(owner)
         entries = await self._feeds.entries(owner, before=None, floor=store_horizon, limit=size)
         horizon = entries[-1] if len(entries) == size else store_horizon
-        visible = await self._keep_visible(_Read(owner), [(post_id, False) for post_id in entries])
-        await cache.fill(owner, [post.id for post in visible], horizon=horizon)
-        self._telemetry.cache_rebuilt("feed")
-        # The processor may have changed the store between that read and the fill, and left the
-        # cache alone because the feed was not cached yet: then the copy may lack the change, and
-        # it is dropped (this read is served by the store). Changes after this second look reach
-        # the cached copy through the processor.
-        again = await self._feeds.entries(owner, before=None, floor=store_horizon, limit=size)
-        if again != entries or await self._feeds.horizon(owner) != store_horizon:
-            await cache.drop(owner)
+        authors = await self._posts.authors_of(entries)
+        seen = await self._followed(_Read(owner), set(authors.values()))
+        visible = [post_id for post_id in entries if authors.get(post_id) in seen]
+        if await cache.finish_fill(owner, visible, horizon=horizon):
+            self._telemetry.cache_rebuilt("feed")
 
     async def _rebuild_celebrity(self, windows: CelebrityWindows, author: UserId) -> None:
         size = self._policies.cache_window
-
-        async def newest() -> list[Post]:
-            return await self._posts.latest((author,), before=None, floor=PostId(0), limit=size, unfanned_only=True)
-
-        found = await newest()
+        await windows.begin_fill(author)
+        found = await self._posts.latest((author,), before=None, floor=PostId(0), limit=size, unfanned_only=True)
         horizon = found[-1].id if len(found) == size else PostId(0)
         if self._bodies is not None:
             await self._bodies.keep(found)
-        await windows.fill(author, [post.id for post in found], horizon=horizon)
-        self._telemetry.cache_rebuilt("celebrity")
-        # As for feeds: a post the processor applied meanwhile may be missing from the copy.
-        if await newest() != found:
-            await windows.drop(author)
+        if await windows.finish_fill(author, [post.id for post in found], horizon=horizon):
+            self._telemetry.cache_rebuilt("celebrity")
 
     async def _followed(self, read: _Read, authors: Collection[UserId]) -> set[UserId]:
         """Those of ``authors`` whose posts the owner sees: the owner and whom the owner follows."""

@@ -85,6 +85,11 @@ class PostStore(Protocol):
         """The posts among ``post_ids`` that exist and are not deleted."""
         ...
 
+    async def authors_of(self, post_ids: Collection[PostId]) -> dict[PostId, UserId]:
+        """The author of each post among ``post_ids`` that exists and is not deleted (what a read
+        needs to know whether to show a post, without its content)."""
+        ...
+
     async def latest(
         self,
         authors: Collection[UserId],
@@ -316,6 +321,17 @@ class FeedCache(Protocol):
         """Cache ``user``'s feed: ``entries`` are every materialised id ``>= horizon``, newest first."""
         ...
 
+    async def begin_fill(self, user: UserId) -> None:
+        """Begin filling ``user``'s feed, before reading what to fill it with from the store: a
+        change that reaches the feed from now on (:meth:`add`, :meth:`remove`, :meth:`drop`) makes
+        :meth:`finish_fill` keep nothing. Nothing is begun when the feed is cached already."""
+        ...
+
+    async def finish_fill(self, user: UserId, entries: Sequence[PostId], *, horizon: PostId) -> bool:
+        """:meth:`fill` the feed begun by :meth:`begin_fill`, unless a change reached it since (or
+        another fill finished first); returns whether it was filled."""
+        ...
+
     async def add(self, additions: Mapping[PostId, Sequence[UserId]]) -> None:
         """Add each post to the feeds of its users that are cached, keeping each within the window."""
         ...
@@ -353,6 +369,14 @@ class CelebrityWindows(Protocol):
 
     async def fill(self, author: UserId, entries: Sequence[PostId], *, horizon: PostId) -> None:
         """Cache ``author``'s unfanned post ids: ``entries`` are all of them ``>= horizon``."""
+        ...
+
+    async def begin_fill(self, author: UserId) -> None:
+        """As :meth:`FeedCache.begin_fill`, for ``author``'s window."""
+        ...
+
+    async def finish_fill(self, author: UserId, entries: Sequence[PostId], *, horizon: PostId) -> bool:
+        """As :meth:`FeedCache.finish_fill`, for ``author``'s window."""
         ...
 
     async def add(self, author: UserId, post_id: PostId) -> None:

@@ -297,14 +297,14 @@ async def test_concurrent_first_reads_of_a_cold_feed_rebuild_it_once(world: Worl
     assert world.cache is not None
     await world.cache.drop(UserId("ana"))
     fills: list[UserId] = []
-    fill = world.cache.fill
+    fill = world.cache.finish_fill
 
-    async def counted(user: UserId, entries: Sequence[PostId], *, horizon: PostId) -> None:
+    async def counted(user: UserId, entries: Sequence[PostId], *, horizon: PostId) -> bool:
         fills.append(user)
         await asyncio.sleep(0)  # let the other reads arrive while this rebuild is under way
-        await fill(user, entries, horizon=horizon)
+        return await fill(user, entries, horizon=horizon)
 
-    world.cache.fill = counted  # type: ignore[method-assign]
+    world.cache.finish_fill = counted  # type: ignore[method-assign]
 
     pages = await asyncio.gather(*(world.feed("ana") for _ in range(10)))
 

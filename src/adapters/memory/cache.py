@@ -18,12 +18,29 @@ class _Window:
 
 
 class _Windows:
-    """The newest ``size`` ids of up to ``max_owners`` lists, least recently used out first."""
+    """The newest ``size`` ids of up to ``max_owners`` lists, least recently used out first, and
+    the fills begun (whether a change reached them since)."""
 
     def __init__(self, *, size: int, max_owners: int) -> None:
         self._size = size
         self._max_owners = max_owners
         self._lists: OrderedDict[UserId, _Window] = OrderedDict()
+        self._filling: dict[UserId, bool] = {}
+
+    def begin_fill(self, owner: UserId) -> None:
+        if owner not in self._lists:
+            self._filling.setdefault(owner, False)
+
+    def finish_fill(self, owner: UserId, entries: Sequence[PostId], horizon: PostId) -> list[UserId] | None:
+        """Fill ``owner``'s list if its fill is pending and unchanged; returns the owners evicted,
+        or None when nothing was filled."""
+        if self._filling.pop(owner, True):
+            return None
+        return self.fill(owner, entries, horizon=horizon)
+
+    def _changed(self, owner: UserId) -> None:
+        if owner in self._filling:
+            self._filling[owner] = True
 
     def read(self, owner: UserId, *, before: PostId | None, limit: int) -> CachedFeed | None:
         window = self._lists.get(owner)
@@ -38,6 +55,7 @@ class _Windows:
 
     def fill(self, owner: UserId, entries: Sequence[PostId], *, horizon: PostId) -> list[UserId]:
         """Fill ``owner``'s list; returns the owners evicted to make room."""
+        self._filling.pop(owner, None)
         window = _Window(horizon)
         for post_id in entries:
             if post_id >= horizon:
@@ -52,6 +70,7 @@ class _Windows:
 
     def add(self, owner: UserId, post_id: PostId) -> bool:
         """Add ``post_id`` to ``owner``'s list, if kept; returns whether the list changed."""
+        self._changed(owner)
         window = self._lists.get(owner)
         # Below the horizon the store serves reads; an entry there would never be read.
         if window is None or post_id < window.horizon or not window.entries.add(post_id):
@@ -60,11 +79,13 @@ class _Windows:
         return True
 
     def remove(self, owner: UserId, post_id: PostId) -> None:
+        self._changed(owner)
         window = self._lists.get(owner)
         if window is not None:
             window.entries.discard(post_id)
 
     def drop(self, owner: UserId) -> None:
+        self._filling.pop(owner, None)
         self._lists.pop(owner, None)
 
     def _trim(self, window: _Window) -> None:
@@ -130,6 +151,18 @@ class InMemoryFeedCache:
         for evicted in self._feeds.fill(user, entries, horizon=horizon):
             self._pages.pop(evicted, None)
 
+    async def begin_fill(self, user: UserId) -> None:
+        self._feeds.begin_fill(user)
+
+    async def finish_fill(self, user: UserId, entries: Sequence[PostId], *, horizon: PostId) -> bool:
+        evicted = self._feeds.finish_fill(user, entries, horizon)
+        if evicted is None:
+            return False
+        self._pages.pop(user, None)
+        for owner in evicted:
+            self._pages.pop(owner, None)
+        return True
+
     async def add(self, additions: Mapping[PostId, Sequence[UserId]]) -> None:
         for post_id, users in additions.items():
             for user in users:
@@ -174,6 +207,12 @@ class InMemoryCelebrityWindows:
 
     async def fill(self, author: UserId, entries: Sequence[PostId], *, horizon: PostId) -> None:
         self._windows.fill(author, entries, horizon=horizon)
+
+    async def begin_fill(self, author: UserId) -> None:
+        self._windows.begin_fill(author)
+
+    async def finish_fill(self, author: UserId, entries: Sequence[PostId], *, horizon: PostId) -> bool:
+        return self._windows.finish_fill(author, entries, horizon) is not None
 
     async def add(self, author: UserId, post_id: PostId) -> None:
         self._windows.add(author, post_id)

@@ -75,6 +75,9 @@ class InMemoryPostStore:
         self._outbox.append(event)
         return self._feeds.holders_of(post_id) if self._feeds is not None else []
 
+    async def authors_of(self, post_ids: Collection[PostId]) -> dict[PostId, UserId]:
+        return {post_id: self._posts[post_id].author_id for post_id in post_ids if post_id in self._posts}
+
     async def get_many(self, post_ids: Collection[PostId]) -> dict[PostId, Post]:
         return {post_id: self._posts[post_id] for post_id in post_ids if post_id in self._posts}
 

@@ -177,6 +177,15 @@ class PostgresPostStore:
         ring(self._bell)
         return holders
 
+    async def authors_of(self, post_ids: Collection[PostId]) -> dict[PostId, UserId]:
+        if not post_ids:
+            return {}
+        async with self._pool.connection() as connection:
+            cursor = await connection.execute(
+                "SELECT id, author_id FROM posts WHERE id = ANY(%s) AND deleted_at IS NULL", (list(post_ids),)
+            )
+            return {row[0]: row[1] for row in await cursor.fetchall()}
+
     async def get_many(self, post_ids: Collection[PostId]) -> dict[PostId, Post]:
         if not post_ids:
             return {}

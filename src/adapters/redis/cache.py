@@ -42,6 +42,9 @@ T = TypeVar("T")
 # "!h<id>": a window and its horizon are one key, so they are evicted, expired and replaced
 # together.
 _HORIZON: Final = "!h"
+# A fill begun and not finished holds only "!f" (a reader finds the feed not cached); a change
+# that reaches it meanwhile adds "!d", and the fill then keeps nothing. Both sort below "!h".
+_FILLING: Final = "!f"
 #: The field of a user's pages hash that holds the stamp pages are kept under.
 _STAMP: Final = "~"
 # A deleted post's body key holds this instead of the body, so that no late fill brings it back.
@@ -49,13 +52,17 @@ _DELETED: Final = b"-"
 
 # Adds one post to one cached window: only when the window is cached and the post is at or above
 # its horizon; the oldest entries beyond the size go, and the horizon rises to the oldest kept. A
-# feed's rendered pages go with any change, and with any addition to a window that is gone (pages
-# may outlive it: evicted, or expired a moment before them). KEYS[1] the window, KEYS[2] (feeds
-# only) its pages; ARGV: member, size, ttl (ms).
+# fill under way is marked changed instead. A feed's rendered pages go with any change, and with
+# any addition to a window that is gone (pages may outlive it: evicted, or expired a moment before
+# them). KEYS[1] the window, KEYS[2] (feeds only) its pages; ARGV: member, size, ttl (ms).
 _ADD: Final = """
 local found = redis.call('ZRANGE', KEYS[1], '-', '(0', 'BYLEX', 'LIMIT', 0, 1)
 if #found == 0 then
   if KEYS[2] then redis.call('DEL', KEYS[2]) end
+  return 0
+end
+if string.sub(found[1], 1, 2) ~= '!h' then
+  redis.call('ZADD', KEYS[1], 0, '!d')
   return 0
 end
 local horizon = string.sub(found[1], 3)
@@ -81,7 +88,7 @@ return 1
 # limit, ttl (ms).
 _READ: Final = """
 local found = redis.call('ZRANGE', KEYS[1], '(0', '-', 'BYLEX', 'REV', 'LIMIT', 0, 1)
-if #found == 0 then return {} end
+if #found == 0 or string.sub(found[1], 1, 2) ~= '!h' then return {} end
 local page = redis.call('ZRANGE', KEYS[1], ARGV[1], '[0', 'BYLEX', 'REV', 'LIMIT', 0, tonumber(ARGV[2]))
 redis.call('PEXPIRE', KEYS[1], ARGV[3])
 table.insert(page, 1, found[1])
@@ -97,7 +104,7 @@ _VIEW: Final = """
 local seen = false
 if ARGV[5] ~= '' then seen = redis.call('GET', KEYS[3]) end
 local top = redis.call('ZRANGE', KEYS[1], '(0', '-', 'BYLEX', 'REV', 'LIMIT', 0, 1)
-if #top == 0 then return {false, seen} end
+if #top == 0 or string.sub(top[1], 1, 2) ~= '!h' then return {false, seen} end
 local stamp = ''
 if ARGV[1] ~= '' then
   redis.call('HSETNX', KEYS[2], '~', ARGV[6])
@@ -118,6 +125,54 @@ redis.call('HSET', KEYS[1], ARGV[2], ARGV[3])
 redis.call('PEXPIRE', KEYS[1], ARGV[4])
 return 1
 """
+
+
+# Removes one post from one cached window (or marks a fill under way changed); a feed's rendered
+# pages go, whether the window is there or not. KEYS[1] the window, KEYS[2] (feeds only) its pages;
+# ARGV: member.
+_REMOVE: Final = """
+local found = redis.call('ZRANGE', KEYS[1], '-', '(0', 'BYLEX', 'LIMIT', 0, 1)
+if #found > 0 and string.sub(found[1], 1, 2) ~= '!h' then
+  redis.call('ZADD', KEYS[1], 0, '!d')
+else
+  redis.call('ZREM', KEYS[1], ARGV[1])
+end
+if KEYS[2] then redis.call('DEL', KEYS[2]) end
+return 0
+"""
+
+# Begins a fill: the window becomes "!f" unless it exists (cached, or a fill already begun, whose
+# finish this one's shares). KEYS[1] the window; ARGV: how long an unfinished fill stands (ms).
+_BEGIN: Final = """
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+redis.call('ZADD', KEYS[1], 0, '!f')
+redis.call('PEXPIRE', KEYS[1], ARGV[1])
+return 1
+"""
+
+# Finishes a fill: the members replace "!f" when nothing changed the window since it was begun,
+# and the feed's pages go; a fill that a change reached is dropped, so that the next read begins
+# again; a window filled meanwhile by another is left as it is. KEYS[1] the window, KEYS[2] (feeds
+# only) its pages; ARGV: ttl (ms), then the members, horizon included.
+_FINISH: Final = """
+local found = redis.call('ZRANGE', KEYS[1], '-', '(0', 'BYLEX', 'LIMIT', 0, 1)
+if #found == 0 or found[1] ~= '!f' then
+  if #found > 0 and found[1] == '!d' then redis.call('DEL', KEYS[1]) end
+  return 0
+end
+redis.call('DEL', KEYS[1])
+local members = {}
+for i = 2, #ARGV do
+  members[#members + 1] = 0
+  members[#members + 1] = ARGV[i]
+end
+redis.call('ZADD', KEYS[1], unpack(members))
+redis.call('PEXPIRE', KEYS[1], ARGV[1])
+if KEYS[2] then redis.call('DEL', KEYS[2]) end
+return 1
+"""
+#: How long a fill begun and never finished (its reader died) keeps the window from being filled.
+_FILL_WITHIN_MS: Final = 60_000
 
 
 class Guard(Protocol):
@@ -184,6 +239,9 @@ class _Windows:
         self.ttl_ms = ttl_ms
         self._add_sha = scripts.register(_ADD)
         self._read_sha = scripts.register(_READ)
+        self._remove_sha = scripts.register(_REMOVE)
+        self._begin_sha = scripts.register(_BEGIN)
+        self._finish_sha = scripts.register(_FINISH)
 
     async def read(self, keys: Sequence[str], before: PostId | None, limit: int) -> list[CachedFeed | None]:
         args = read_args(before, limit, self.ttl_ms)
@@ -191,16 +249,30 @@ class _Windows:
             return [window_of(await self._scripts.run(self._read_sha, keys, args))]
         return [window_of(reply) for reply in await self._scripts.each(self._read_sha, [([key], args) for key in keys])]
 
-    def fill_into(self, pipe: Any, key: str, entries: Sequence[PostId], horizon: PostId) -> None:
+    def _members(self, entries: Sequence[PostId], horizon: PostId) -> list[str]:
+        """The members of a window of ``entries`` (those within the size) and its horizon."""
         kept = sorted({entry for entry in entries if entry >= horizon}, reverse=True)
         if len(kept) > self._size:
             kept = kept[: self._size]
             horizon = max(horizon, kept[-1])
-        members: dict[str, float] = {sortable_key(entry): 0 for entry in kept}
-        members[_HORIZON + sortable_key(horizon)] = 0
+        return [*map(sortable_key, kept), _HORIZON + sortable_key(horizon)]
+
+    def fill_into(self, pipe: Any, key: str, entries: Sequence[PostId], horizon: PostId) -> None:
         pipe.delete(key)
-        pipe.zadd(key, members)
+        pipe.zadd(key, dict.fromkeys(self._members(entries, horizon), 0))
         pipe.pexpire(key, self.ttl_ms)
+
+    async def begin(self, key: str) -> None:
+        await self._scripts.run(self._begin_sha, [key], [_FILL_WITHIN_MS])
+
+    async def finish(self, keys: Sequence[str], entries: Sequence[PostId], horizon: PostId) -> bool:
+        args = [self.ttl_ms, *self._members(entries, horizon)]
+        return bool(await self._scripts.run(self._finish_sha, keys, args))
+
+    async def remove(self, calls: Sequence[Sequence[str]], post_id: PostId) -> None:
+        """``post_id`` out of the window under each keys of ``calls`` (the window, and for feeds its pages)."""
+        member = sortable_key(post_id)
+        await self._scripts.each(self._remove_sha, [(keys, (member,)) for keys in calls])
 
     async def add(self, additions: Sequence[tuple[Sequence[str], PostId]]) -> None:
         """Each post to the window under its keys (the window, and for feeds its pages)."""
@@ -330,15 +402,19 @@ class RedisFeedCache(_RedisWindows):
 
     async def _remove(self, users: Sequence[UserId], post_id: PostId) -> None:
         cached = await self._cached_among(users)
-        if not cached:
-            return
-        member = sortable_key(post_id)
-        async with self._client.pipeline(transaction=False) as pipe:
-            for user in cached:
-                feed, pages, _ = self._keys(user)
-                pipe.zrem(feed, member)  # the pages after: a page begun between is never kept
-                pipe.delete(pages)  # whether the window is still there or not
-            await pipe.execute()
+        if cached:
+            await self._windows.remove([self._keys(user)[:2] for user in cached], post_id)
+
+    async def begin_fill(self, user: UserId) -> None:
+        async def begin() -> None:
+            await self._client.sadd(self._registry, user)  # first: see the class
+            await self._windows.begin(self._keys(user)[0])
+
+        await self._guard.run("begin_fill", begin, None)
+
+    async def finish_fill(self, user: UserId, entries: Sequence[PostId], *, horizon: PostId) -> bool:
+        keys = self._keys(user)[:2]
+        return await self._guard.run("fill", lambda: self._windows.finish(keys, entries, horizon), fallback=False)
 
     async def drop(self, user: UserId) -> None:
         await self._guard.run("drop", lambda: self._client.delete(*self._keys(user)), None)
@@ -399,8 +475,17 @@ class RedisCelebrityWindows(_RedisWindows):
         await self._guard.run("add_celebrity", lambda: self._windows.add([([self._key(author)], post_id)]), None)
 
     async def remove(self, author: UserId, post_id: PostId) -> None:
-        key, member = self._key(author), sortable_key(post_id)
-        await self._guard.run("remove_celebrity", lambda: self._client.zrem(key, member), None)
+        keys = [self._key(author)]
+        await self._guard.run("remove_celebrity", lambda: self._windows.remove([keys], post_id), None)
+
+    async def begin_fill(self, author: UserId) -> None:
+        await self._guard.run("begin_fill_celebrity", lambda: self._windows.begin(self._key(author)), None)
+
+    async def finish_fill(self, author: UserId, entries: Sequence[PostId], *, horizon: PostId) -> bool:
+        keys = [self._key(author)]
+        return await self._guard.run(
+            "fill_celebrity", lambda: self._windows.finish(keys, entries, horizon), fallback=False
+        )
 
     async def drop(self, author: UserId) -> None:
         await self._guard.run("drop_celebrity", lambda: self._client.delete(self._key(author)), None)

@@ -365,3 +365,67 @@ async def test_a_lane_gives_up_on_a_command_not_answered_in_time(
         assert await lanes.execute("PING") == b"PONG"  # on a connection opened again
     finally:
         await lanes.close()
+
+
+async def test_a_fill_begun_and_finished_caches_the_feed(cache: FeedCache) -> None:
+    await cache.begin_fill(ANA)
+    assert await window(cache, ANA) is None  # begun is not cached
+
+    assert await cache.finish_fill(ANA, ids(9, 7), horizon=PostId(0))
+
+    assert await window(cache, ANA) == CachedFeed(entries=ids(9, 7), horizon=PostId(0))
+    assert not await cache.finish_fill(ANA, ids(5), horizon=PostId(0))  # nothing begun: nothing kept
+    assert not await cache.finish_fill(BOB, ids(5), horizon=PostId(0))
+    assert await window(cache, BOB) is None
+
+
+@pytest.mark.parametrize("change", ["add", "remove", "drop"])
+async def test_a_change_while_a_fill_is_under_way_makes_it_keep_nothing(cache: FeedCache, change: str) -> None:
+    await cache.fill(BOB, ids(5), horizon=PostId(0))  # in the set of cached users, as ana will be
+    await cache.begin_fill(ANA)
+    match change:
+        case "add":
+            await cache.add({PostId(8): [ANA, BOB]})
+        case "remove":
+            await cache.remove([ANA], PostId(7))
+        case "drop":
+            await cache.drop(ANA)
+
+    assert not await cache.finish_fill(ANA, ids(9, 7), horizon=PostId(0))
+
+    assert await window(cache, ANA) is None
+    await cache.begin_fill(ANA)  # the next read begins again
+    assert await cache.finish_fill(ANA, ids(9, 8), horizon=PostId(0))
+    assert await window(cache, ANA) == CachedFeed(entries=ids(9, 8), horizon=PostId(0))
+
+
+async def test_of_two_fills_begun_together_the_first_finished_is_kept(cache: FeedCache) -> None:
+    await cache.begin_fill(ANA)
+    await cache.begin_fill(ANA)  # another reader's, while the first is under way
+
+    assert await cache.finish_fill(ANA, ids(9), horizon=PostId(0))
+    assert not await cache.finish_fill(ANA, ids(7), horizon=PostId(0))
+
+    assert await window(cache, ANA) == CachedFeed(entries=ids(9), horizon=PostId(0))
+
+
+async def test_a_fill_begun_on_a_cached_feed_changes_nothing(cache: FeedCache) -> None:
+    await cache.fill(ANA, ids(5), horizon=PostId(0))
+    await cache.begin_fill(ANA)
+    await cache.add({PostId(6): [ANA]})
+
+    assert not await cache.finish_fill(ANA, ids(9), horizon=PostId(0))
+
+    assert await window(cache, ANA) == CachedFeed(entries=ids(6, 5), horizon=PostId(0))
+
+
+async def test_celebrity_windows_fill_as_feeds_do(celebrities: CelebrityWindows) -> None:
+    await celebrities.begin_fill(ANA)
+    await celebrities.add(ANA, PostId(6))
+    assert not await celebrities.finish_fill(ANA, ids(5), horizon=PostId(0))
+    assert await celebrities.read([ANA], before=None, limit=10) == {}
+
+    await celebrities.begin_fill(ANA)
+    assert await celebrities.finish_fill(ANA, ids(6, 5), horizon=PostId(0))
+    await celebrities.remove(ANA, PostId(5))
+    assert await celebrities.read([ANA], before=None, limit=10) == {ANA: CachedFeed(entries=ids(6), horizon=PostId(0))}
