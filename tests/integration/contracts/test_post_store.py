@@ -61,6 +61,14 @@ class TestPostStore:
         kept = await ports.posts.get_many(ids_of(21, 22, 23, 24, 25))
         assert [kept[PostId(n)].fan_out for n in (21, 22, 23, 24, 25)] == [False, True, False, False, True]
 
+    async def test_authors_of_names_the_authors_of_live_posts_only(self, ports: Adapters) -> None:
+        by_ana, by_bob, gone = post(51), post(52, BOB), post(53)
+        await publish_all(ports, [by_ana, by_bob, gone])
+        assert await ports.posts.delete(gone.id, deleted(gone)) is not None
+
+        assert await ports.posts.authors_of(ids_of(51, 52, 53, 59)) == {by_ana.id: ANA, by_bob.id: BOB}
+        assert await ports.posts.authors_of([]) == {}
+
     async def test_delete_succeeds_once_and_hides_the_post(self, ports: Adapters) -> None:
         kept, gone = post(31), post(32)
         await publish_all(ports, [kept, gone])
