@@ -4,7 +4,7 @@ import asyncio
 import contextvars
 import logging
 from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from typing import Protocol, TypeVar
 
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
@@ -13,6 +13,21 @@ _log = logging.getLogger(__name__)
 T = TypeVar("T")
 #: What says Redis is away or too slow, as opposed to a bug.
 UNAVAILABLE: tuple[type[Exception], ...] = (RedisError, OSError, TimeoutError)
+
+
+class Guard(Protocol):
+    """How the adapters meet Redis failing: :class:`adapters.redis.RedisOutages`, or not at all."""
+
+    async def run(self, operation: str, action: Callable[[], Awaitable[T]], fallback: T) -> T:
+        """``action``'s result, or ``fallback`` when Redis is away."""
+        ...
+
+
+class Unguarded:
+    """Redis errors go to the caller."""
+
+    async def run(self, operation: str, action: Callable[[], Awaitable[T]], fallback: T) -> T:
+        return await action()
 
 
 class RedisOutages:
