@@ -3,16 +3,9 @@ pages, all under the user's hash tag."""
 
 from __future__ import annotations
 
-import itertools
-import os
 from collections.abc import Collection, Mapping, Sequence
-from datetime import timedelta
 from typing import Any, Final
 
-from redis.asyncio import Redis
-
-from adapters.redis.connection import Lanes
-from adapters.redis.resilient import Guard
 from adapters.redis.windows import RedisWindows, text, window_of
 from feedcore.model import PostId, UserId, sortable_key
 from feedcore.ports import FeedView
@@ -63,22 +56,7 @@ class RedisFeedCache(RedisWindows):
     since expired costs one no-op script per post.
     """
 
-    def __init__(
-        self,
-        client: Redis,
-        *,
-        prefix: str = "feedcore:",
-        window: int = 800,
-        ttl: timedelta = timedelta(days=1),
-        guard: Guard | None = None,
-        lanes: Lanes | None = None,
-    ) -> None:
-        super().__init__(client, prefix=prefix, window=window, ttl=ttl, guard=guard, lanes=lanes)
-        self._view_sha = self._scripts.register(_VIEW)
-        self._keep_page_sha = self._scripts.register(_KEEP_PAGE)
-        # Stamps only have to differ between the reads that begin pages: this process's own prefix
-        # and a count.
-        self._stamps = map(f"{os.urandom(6).hex()}:{{}}".format, itertools.count())
+    SCRIPTS = (_VIEW, _KEEP_PAGE)
 
     def _keys(self, user: UserId) -> tuple[str, str, str]:
         """The user's window, pages and celebrities seen: one hash slot, the user's."""
@@ -113,7 +91,7 @@ class RedisFeedCache(RedisWindows):
         upper = "+" if before is None else f"({sortable_key(before)}"
         stamp = next(self._stamps) if page is not None else ""
         args = (page or "", upper, limit, self._windows.ttl_ms, celebrities or "", stamp)
-        reply = await self._scripts.run(self._view_sha, keys, args)
+        reply = await self._scripts.run(self._shas[_VIEW], keys, args)
         seen = _seen(reply[1], celebrities)
         if len(reply) == 2:
             return FeedView(celebrities=seen)
@@ -176,7 +154,7 @@ class RedisFeedCache(RedisWindows):
     async def keep_page(self, user: UserId, *, page: str, rendered: bytes, stamp: str) -> None:
         feed, pages, _ = self._keys(user)
         args = (stamp, page, rendered, self._windows.ttl_ms)
-        await self._guard.run("keep_page", lambda: self._scripts.run(self._keep_page_sha, (pages, feed), args), None)
+        await self._guard.run("keep_page", lambda: self._scripts.run(self._shas[_KEEP_PAGE], (pages, feed), args), None)
 
     async def drop_pages(self, users: Sequence[UserId]) -> None:
         await self._guard.run("drop_pages", lambda: self._drop_pages(users), None)

@@ -3,9 +3,11 @@ cached in, the Lua scripts that keep them, and what the adapters of both share."
 
 from __future__ import annotations
 
+import itertools
+import os
 from collections.abc import Sequence
 from datetime import timedelta
-from typing import Any, Final
+from typing import Any, ClassVar, Final
 
 from redis.asyncio import Redis
 from redis.exceptions import NoScriptError
@@ -208,7 +210,10 @@ class Windows:
 
 
 class RedisWindows:
-    """What the two adapters of cached windows share: the client, the lanes, and a key prefix."""
+    """What the two adapters of cached windows share: the client, the lanes, a key prefix, and the
+    scripts of their own (``SCRIPTS``, registered as ``self._shas[script]``)."""
+
+    SCRIPTS: ClassVar[tuple[str, ...]] = ()
 
     def __init__(
         self,
@@ -226,6 +231,10 @@ class RedisWindows:
         self._scripts = Scripts(client, lanes)
         self._execute = lanes.execute if lanes is not None else client.execute_command
         self._windows = Windows(self._scripts, size=window, ttl_ms=int(ttl.total_seconds() * 1000))
+        self._shas = {script: self._scripts.register(script) for script in self.SCRIPTS}
+        # Stamps (of the feed cache's pages) only have to differ between the reads that begin
+        # pages: an instance's own random prefix (made here, in the process that uses it) and a count.
+        self._stamps = map(f"{os.urandom(6).hex()}:{{}}".format, itertools.count())
 
 
 def read_args(before: PostId | None, limit: int, ttl_ms: int) -> list[Any]:
