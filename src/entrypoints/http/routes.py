@@ -94,6 +94,8 @@ PAGED: Final = {"query": frozenset({"limit", "cursor"})}
 
 async def reject_unknown_query(request: Request[Any, Any, Any]) -> None:
     """Refuse query parameters a route does not take, as bodies refuse unknown fields."""
+    if not request.scope["query_string"]:  # most reads: nothing to parse
+        return
     unknown = set(request.query_params) - request.route_handler.opt.get("query", frozenset())
     if unknown:
         raise ValidationException(f"unknown query parameter: {', '.join(sorted(unknown))[:200]}")
