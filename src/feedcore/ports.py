@@ -298,8 +298,8 @@ class FeedCache(Protocol):
 
     Beside each window it keeps which celebrities the user sees (so that a read need not ask the
     graph each time; kept per version of the set of celebrities it was worked out from), and rendered
-    first pages. Every change to a window (:meth:`add`, :meth:`remove`, :meth:`fill`, :meth:`drop`)
-    drops the user's rendered pages, and so does :meth:`drop_pages`.
+    first pages. Every change to a window (:meth:`add`, :meth:`remove`, :meth:`finish_fill`,
+    :meth:`drop`) drops the user's rendered pages, and so does :meth:`drop_pages`.
     """
 
     async def view(
@@ -317,10 +317,6 @@ class FeedCache(Protocol):
         stamp to keep a page with. A read past a kept page renews the feed's time to live."""
         ...
 
-    async def fill(self, user: UserId, entries: Sequence[PostId], *, horizon: PostId) -> None:
-        """Cache ``user``'s feed: ``entries`` are every materialised id ``>= horizon``, newest first."""
-        ...
-
     async def begin_fill(self, user: UserId) -> None:
         """Begin filling ``user``'s feed, before reading what to fill it with from the store: a
         change that reaches the feed from now on (:meth:`add`, :meth:`remove`, :meth:`drop`) makes
@@ -328,8 +324,9 @@ class FeedCache(Protocol):
         ...
 
     async def finish_fill(self, user: UserId, entries: Sequence[PostId], *, horizon: PostId) -> bool:
-        """:meth:`fill` the feed begun by :meth:`begin_fill`, unless a change reached it since (or
-        another fill finished first); returns whether it was filled."""
+        """Cache the feed begun by :meth:`begin_fill`, unless a change reached it since (or another
+        fill finished first); returns whether it was filled. ``entries`` are every materialised id
+        ``>= horizon``, newest first; the newest within the window are kept."""
         ...
 
     async def add(self, additions: Mapping[PostId, Sequence[UserId]]) -> None:
@@ -367,16 +364,13 @@ class CelebrityWindows(Protocol):
         """Each cached author's window below ``before``, newest first; authors not cached are absent."""
         ...
 
-    async def fill(self, author: UserId, entries: Sequence[PostId], *, horizon: PostId) -> None:
-        """Cache ``author``'s unfanned post ids: ``entries`` are all of them ``>= horizon``."""
-        ...
-
     async def begin_fill(self, author: UserId) -> None:
         """As :meth:`FeedCache.begin_fill`, for ``author``'s window."""
         ...
 
     async def finish_fill(self, author: UserId, entries: Sequence[PostId], *, horizon: PostId) -> bool:
-        """As :meth:`FeedCache.finish_fill`, for ``author``'s window."""
+        """As :meth:`FeedCache.finish_fill`, for ``author``'s window: ``entries`` are all of
+        ``author``'s unfanned post ids ``>= horizon``."""
         ...
 
     async def add(self, author: UserId, post_id: PostId) -> None:

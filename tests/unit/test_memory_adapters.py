@@ -110,31 +110,16 @@ class TestOutbox:
 
 
 class TestFeedCache:
-    async def test_a_full_window_drops_the_oldest_and_raises_its_horizon(self) -> None:
-        cache = InMemoryFeedCache(window=3)
-        user = UserId("ana")
-        await cache.fill(user, [PostId(5), PostId(3)], horizon=PostId(0))
-        await cache.add({PostId(7): [user, UserId("cold")]})
-        await cache.add({PostId(9): [user]})
-        cached = (await cache.view(user, before=None, limit=10)).window
-        assert cached is not None
-        assert (cached.entries, cached.horizon) == ([9, 7, 5], 5)
-        assert (await cache.view(UserId("cold"), before=None, limit=10)).window is None
-
-    async def test_entries_below_the_horizon_are_not_kept(self) -> None:
-        cache = InMemoryFeedCache(window=3)
-        user = UserId("ana")
-        await cache.fill(user, [PostId(9), PostId(8), PostId(4)], horizon=PostId(8))
-        await cache.add({PostId(2): [user]})
-        cached = (await cache.view(user, before=None, limit=10)).window
-        assert cached is not None
-        assert cached.entries == [9, 8]
-
     async def test_the_least_recently_read_feed_is_evicted_first(self) -> None:
         cache = InMemoryFeedCache(window=3, max_users=2)
+
+        async def fill(user: UserId) -> None:
+            await cache.begin_fill(user)
+            assert await cache.finish_fill(user, [], horizon=PostId(0))
+
         for name in ("a", "b"):
-            await cache.fill(UserId(name), [], horizon=PostId(0))
+            await fill(UserId(name))
         await cache.view(UserId("a"), before=None, limit=1)
-        await cache.fill(UserId("c"), [], horizon=PostId(0))
+        await fill(UserId("c"))
         assert (await cache.view(UserId("b"), before=None, limit=1)).window is None
         assert (await cache.view(UserId("a"), before=None, limit=1)).window is not None

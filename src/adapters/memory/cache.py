@@ -36,7 +36,17 @@ class _Windows:
         or None when nothing was filled."""
         if self._filling.pop(owner, True):
             return None
-        return self.fill(owner, entries, horizon=horizon)
+        window = _Window(horizon)
+        for post_id in entries:
+            if post_id >= horizon:
+                window.entries.add(post_id)
+        self._lists[owner] = window
+        self._lists.move_to_end(owner)
+        self._trim(window)
+        evicted = []
+        while len(self._lists) > self._max_owners:
+            evicted.append(self._lists.popitem(last=False)[0])
+        return evicted
 
     def _changed(self, owner: UserId) -> None:
         if owner in self._filling:
@@ -52,21 +62,6 @@ class _Windows:
 
     def __contains__(self, owner: UserId) -> bool:
         return owner in self._lists
-
-    def fill(self, owner: UserId, entries: Sequence[PostId], *, horizon: PostId) -> list[UserId]:
-        """Fill ``owner``'s list; returns the owners evicted to make room."""
-        self._filling.pop(owner, None)
-        window = _Window(horizon)
-        for post_id in entries:
-            if post_id >= horizon:
-                window.entries.add(post_id)
-        self._lists[owner] = window
-        self._lists.move_to_end(owner)
-        self._trim(window)
-        evicted = []
-        while len(self._lists) > self._max_owners:
-            evicted.append(self._lists.popitem(last=False)[0])
-        return evicted
 
     def add(self, owner: UserId, post_id: PostId) -> bool:
         """Add ``post_id`` to ``owner``'s list, if kept; returns whether the list changed."""
@@ -146,11 +141,6 @@ class InMemoryFeedCache:
         self._celebrities.move_to_end(user)
         return kept[1]
 
-    async def fill(self, user: UserId, entries: Sequence[PostId], *, horizon: PostId) -> None:
-        self._pages.pop(user, None)
-        for evicted in self._feeds.fill(user, entries, horizon=horizon):
-            self._pages.pop(evicted, None)
-
     async def begin_fill(self, user: UserId) -> None:
         self._feeds.begin_fill(user)
 
@@ -204,9 +194,6 @@ class InMemoryCelebrityWindows:
     async def read(self, authors: Collection[UserId], *, before: PostId | None, limit: int) -> dict[UserId, CachedFeed]:
         found = {author: self._windows.read(author, before=before, limit=limit) for author in authors}
         return {author: cached for author, cached in found.items() if cached is not None}
-
-    async def fill(self, author: UserId, entries: Sequence[PostId], *, horizon: PostId) -> None:
-        self._windows.fill(author, entries, horizon=horizon)
 
     async def begin_fill(self, author: UserId) -> None:
         self._windows.begin_fill(author)

@@ -24,14 +24,6 @@ class RedisCelebrityWindows(RedisWindows):
 
         return await self._guard.run("read_celebrities", read, {})
 
-    async def fill(self, author: UserId, entries: Sequence[PostId], *, horizon: PostId) -> None:
-        async def fill() -> None:
-            async with self._client.pipeline(transaction=True) as pipe:
-                self._windows.fill_into(pipe, self._key(author), entries, horizon)
-                await pipe.execute()
-
-        await self._guard.run("fill_celebrity", fill, None)
-
     async def add(self, author: UserId, post_id: PostId) -> None:
         await self._guard.run("add_celebrity", lambda: self._windows.add([([self._key(author)], post_id)]), None)
 

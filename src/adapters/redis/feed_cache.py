@@ -6,8 +6,8 @@ from __future__ import annotations
 from collections.abc import Collection, Mapping, Sequence
 from typing import Any, Final
 
-from adapters.redis.windows import RedisWindows, text, window_of
-from feedcore.model import PostId, UserId, sortable_key
+from adapters.redis.windows import RedisWindows, below, text, window_of
+from feedcore.model import PostId, UserId
 from feedcore.ports import FeedView
 
 # A feed read past a kept page: the celebrities seen (when a version is given, ARGV[5]); and when
@@ -88,25 +88,13 @@ class RedisFeedCache(RedisWindows):
             kept = await self._execute("HGET", keys[1], page)
             if kept is not None:
                 return FeedView(page=kept)
-        upper = "+" if before is None else f"({sortable_key(before)}"
         stamp = next(self._stamps) if page is not None else ""
-        args = (page or "", upper, limit, self._windows.ttl_ms, celebrities or "", stamp)
+        args = (page or "", below(before), limit, self._windows.ttl_ms, celebrities or "", stamp)
         reply = await self._scripts.run(self._shas[_VIEW], keys, args)
         seen = _seen(reply[1], celebrities)
         if len(reply) == 2:
             return FeedView(celebrities=seen)
         return FeedView(window=window_of([reply[3], *reply[4]]), celebrities=seen, stamp=text(reply[2]))
-
-    async def fill(self, user: UserId, entries: Sequence[PostId], *, horizon: PostId) -> None:
-        await self._guard.run("fill", lambda: self._fill(user, entries, horizon), None)
-
-    async def _fill(self, user: UserId, entries: Sequence[PostId], horizon: PostId) -> None:
-        await self._client.sadd(self._registry, user)  # first: see the class
-        feed, pages, _ = self._keys(user)
-        async with self._client.pipeline(transaction=True) as pipe:
-            pipe.delete(pages)
-            self._windows.fill_into(pipe, feed, entries, horizon)
-            await pipe.execute()
 
     async def add(self, additions: Mapping[PostId, Sequence[UserId]]) -> None:
         await self._guard.run("add", lambda: self._add(additions), None)

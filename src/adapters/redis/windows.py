@@ -173,7 +173,7 @@ class Windows:
         self._finish_sha = scripts.register(_FINISH)
 
     async def read(self, keys: Sequence[str], before: PostId | None, limit: int) -> list[CachedFeed | None]:
-        args = read_args(before, limit, self.ttl_ms)
+        args = (below(before), limit, self.ttl_ms)
         if len(keys) == 1:
             return [window_of(await self._scripts.run(self._read_sha, keys, args))]
         return [window_of(reply) for reply in await self._scripts.each(self._read_sha, [([key], args) for key in keys])]
@@ -185,11 +185,6 @@ class Windows:
             kept = kept[: self._size]
             horizon = max(horizon, kept[-1])
         return [*map(sortable_key, kept), HORIZON + sortable_key(horizon)]
-
-    def fill_into(self, pipe: Any, key: str, entries: Sequence[PostId], horizon: PostId) -> None:
-        pipe.delete(key)
-        pipe.zadd(key, dict.fromkeys(self._members(entries, horizon), 0))
-        pipe.pexpire(key, self.ttl_ms)
 
     async def begin(self, key: str) -> None:
         await self._scripts.run(self._begin_sha, [key], [_FILL_WITHIN_MS])
@@ -237,8 +232,9 @@ class RedisWindows:
         self._stamps = map(f"{os.urandom(6).hex()}:{{}}".format, itertools.count())
 
 
-def read_args(before: PostId | None, limit: int, ttl_ms: int) -> list[Any]:
-    return ["+" if before is None else f"({sortable_key(before)}", limit, ttl_ms]
+def below(before: PostId | None) -> str:
+    """The upper bound of a BYLEX range of a window's members: below ``before``, or all of them."""
+    return "+" if before is None else f"({sortable_key(before)}"
 
 
 def window_of(found: list[Any]) -> CachedFeed | None:

@@ -60,20 +60,26 @@ def ids(*numbers: int) -> list[PostId]:
     return [PostId(number) for number in numbers]
 
 
+async def fill(windows: FeedCache | CelebrityWindows, user: UserId, entries: list[PostId], *, horizon: PostId) -> None:
+    """Fill a window not cached, as a read does."""
+    await windows.begin_fill(user)
+    assert await windows.finish_fill(user, entries, horizon=horizon)
+
+
 async def test_a_feed_is_not_cached_until_filled(cache: FeedCache) -> None:
     assert await window(cache, ANA) is None
     await cache.add({PostId(5): [ANA]})
     await cache.remove([ANA], PostId(5))
     assert await window(cache, ANA) is None
 
-    await cache.fill(ANA, [], horizon=PostId(0))
+    await fill(cache, ANA, [], horizon=PostId(0))
 
     assert await window(cache, ANA) == CachedFeed(entries=[], horizon=PostId(0))
     assert await window(cache, BOB) is None
 
 
 async def test_reads_page_newest_first_below_before(cache: FeedCache) -> None:
-    await cache.fill(ANA, ids(9, 7, 5), horizon=PostId(0))
+    await fill(cache, ANA, ids(9, 7, 5), horizon=PostId(0))
 
     assert await window(cache, ANA, limit=2) == CachedFeed(entries=ids(9, 7), horizon=PostId(0))
     assert await window(cache, ANA, before=PostId(7)) == CachedFeed(entries=ids(5), horizon=PostId(0))
@@ -82,7 +88,7 @@ async def test_reads_page_newest_first_below_before(cache: FeedCache) -> None:
 
 async def test_ids_beyond_a_double_keep_their_order_and_value(cache: FeedCache) -> None:
     big = ids(MAX_POST_ID, 2**53 + 2, 2**53 + 1)  # neighbours a double could not tell apart
-    await cache.fill(ANA, big[1:], horizon=PostId(0))
+    await fill(cache, ANA, big[1:], horizon=PostId(0))
     await cache.add({big[0]: [ANA]})
 
     assert await window(cache, ANA) == CachedFeed(entries=big, horizon=PostId(0))
@@ -90,7 +96,7 @@ async def test_ids_beyond_a_double_keep_their_order_and_value(cache: FeedCache) 
 
 
 async def test_a_full_window_drops_the_oldest_and_raises_its_horizon(cache: FeedCache) -> None:
-    await cache.fill(ANA, ids(5, 3), horizon=PostId(0))
+    await fill(cache, ANA, ids(5, 3), horizon=PostId(0))
     await cache.add({PostId(7): [ANA, BOB]})
     await cache.add({PostId(9): [ANA]})
 
@@ -99,21 +105,21 @@ async def test_a_full_window_drops_the_oldest_and_raises_its_horizon(cache: Feed
 
 
 async def test_a_fill_beyond_the_window_keeps_the_newest(cache: FeedCache) -> None:
-    await cache.fill(ANA, ids(9, 8, 6, 4, 2), horizon=PostId(1))
+    await fill(cache, ANA, ids(9, 8, 6, 4, 2), horizon=PostId(1))
 
     assert await window(cache, ANA) == CachedFeed(entries=ids(9, 8, 6), horizon=PostId(6))
 
 
 async def test_entries_below_the_horizon_are_not_kept(cache: FeedCache) -> None:
-    await cache.fill(ANA, ids(9, 8, 4), horizon=PostId(8))
+    await fill(cache, ANA, ids(9, 8, 4), horizon=PostId(8))
     await cache.add({PostId(2): [ANA]})
 
     assert await window(cache, ANA) == CachedFeed(entries=ids(9, 8), horizon=PostId(8))
 
 
 async def test_many_posts_are_added_at_once(cache: FeedCache) -> None:
-    await cache.fill(ANA, ids(5), horizon=PostId(0))
-    await cache.fill(BOB, ids(4), horizon=PostId(0))
+    await fill(cache, ANA, ids(5), horizon=PostId(0))
+    await fill(cache, BOB, ids(4), horizon=PostId(0))
     await cache.add({PostId(7): [ANA, BOB, UserId("cold")], PostId(6): [ANA], PostId(8): []})
 
     assert await window(cache, ANA) == CachedFeed(entries=ids(7, 6, 5), horizon=PostId(0))
@@ -122,8 +128,8 @@ async def test_many_posts_are_added_at_once(cache: FeedCache) -> None:
 
 
 async def test_adding_twice_and_removing_are_idempotent(cache: FeedCache) -> None:
-    await cache.fill(ANA, ids(5), horizon=PostId(0))
-    await cache.fill(BOB, ids(5), horizon=PostId(0))
+    await fill(cache, ANA, ids(5), horizon=PostId(0))
+    await fill(cache, BOB, ids(5), horizon=PostId(0))
     await cache.add({PostId(6): [ANA, BOB]})
     await cache.add({PostId(6): [ANA]})
     await cache.remove([ANA, BOB], PostId(5))
@@ -133,16 +139,16 @@ async def test_adding_twice_and_removing_are_idempotent(cache: FeedCache) -> Non
     assert await window(cache, BOB) == CachedFeed(entries=ids(6), horizon=PostId(0))
 
 
-async def test_a_refill_replaces_the_feed_and_drop_forgets_it(cache: FeedCache) -> None:
-    await cache.fill(ANA, ids(9, 7), horizon=PostId(0))
-    await cache.fill(ANA, ids(8), horizon=PostId(4))
-
-    assert await window(cache, ANA) == CachedFeed(entries=ids(8), horizon=PostId(4))
-
+async def test_drop_forgets_the_feed_and_the_next_fill_replaces_it(cache: FeedCache) -> None:
+    await fill(cache, ANA, ids(9, 7), horizon=PostId(0))
     await cache.drop(ANA)
     await cache.drop(BOB)
 
     assert await window(cache, ANA) is None
+
+    await fill(cache, ANA, ids(8), horizon=PostId(4))
+
+    assert await window(cache, ANA) == CachedFeed(entries=ids(8), horizon=PostId(4))
 
 
 def post(number: int, author: UserId = ANA, *, fan_out: bool = True) -> Post:
@@ -176,8 +182,8 @@ async def test_celebrity_windows_are_kept_per_author(celebrities: CelebrityWindo
     assert await celebrities.read([ANA, BOB], before=None, limit=10) == {}
     await celebrities.add(ANA, PostId(4))  # not cached: nothing to add to
 
-    await celebrities.fill(ANA, ids(5, 3), horizon=PostId(0))
-    await celebrities.fill(BOB, ids(8), horizon=PostId(2))
+    await fill(celebrities, ANA, ids(5, 3), horizon=PostId(0))
+    await fill(celebrities, BOB, ids(8), horizon=PostId(2))
     await celebrities.add(ANA, PostId(7))
     await celebrities.add(ANA, PostId(9))  # beyond the window of 3: 3 goes, the horizon rises
     await celebrities.remove(BOB, PostId(8))
@@ -198,7 +204,7 @@ async def test_celebrity_windows_are_kept_per_author(celebrities: CelebrityWindo
 async def test_celebrity_windows_are_apart_from_feeds(redis_client: aioredis.Redis, redis_prefix: str) -> None:
     cache = RedisFeedCache(redis_client, prefix=redis_prefix, window=WINDOW)
     celebrities = RedisCelebrityWindows(redis_client, prefix=redis_prefix, window=WINDOW)
-    await celebrities.fill(ANA, ids(5), horizon=PostId(0))
+    await fill(celebrities, ANA, ids(5), horizon=PostId(0))
 
     assert await window(cache, ANA) is None
 
@@ -209,8 +215,8 @@ async def test_redis_sends_its_scripts_by_sha_and_loads_them_again_when_lost(
     cache = RedisFeedCache(redis_client, prefix=redis_prefix, window=WINDOW)
     celebrities = RedisCelebrityWindows(redis_client, prefix=redis_prefix, window=WINDOW)
     for user in (ANA, BOB):
-        await cache.fill(user, ids(1), horizon=PostId(0))
-        await celebrities.fill(user, ids(2), horizon=PostId(0))
+        await fill(cache, user, ids(1), horizon=PostId(0))
+        await fill(celebrities, user, ids(2), horizon=PostId(0))
     await redis_client.script_flush()  # as a restarted Redis would have lost them
 
     await cache.add({PostId(5): [ANA, BOB]})
@@ -262,7 +268,7 @@ async def page_of(cache: FeedCache, user: UserId, page: str = "p") -> bytes | No
 
 
 async def test_a_page_kept_is_served_alone_by_name(cache: FeedCache) -> None:
-    await cache.fill(ANA, ids(9, 7), horizon=PostId(0))
+    await fill(cache, ANA, ids(9, 7), horizon=PostId(0))
     begun = await cache.view(ANA, before=None, limit=2, page="p")
     assert (begun.page, begun.window) == (None, CachedFeed(entries=ids(9, 7), horizon=PostId(0)))
     assert begun.stamp
@@ -286,13 +292,13 @@ async def test_no_page_is_kept_for_a_feed_not_cached(cache: FeedCache) -> None:
 
 @pytest.mark.parametrize(
     "change",
-    ["add", "remove", "fill", "drop", "drop_pages"],
+    ["add", "remove", "drop", "drop_pages"],
 )
 async def test_every_change_to_a_feed_drops_its_pages_and_refuses_pages_begun_before(
     cache: FeedCache, change: str
 ) -> None:
-    await cache.fill(ANA, ids(5, 3), horizon=PostId(0))
-    await cache.fill(BOB, ids(5, 3), horizon=PostId(0))
+    await fill(cache, ANA, ids(5, 3), horizon=PostId(0))
+    await fill(cache, BOB, ids(5, 3), horizon=PostId(0))
     await keep(cache, ANA, b"kept")
     await keep(cache, BOB, b"kept")
     begun = (await cache.view(ANA, before=None, limit=2, page="q")).stamp
@@ -302,11 +308,9 @@ async def test_every_change_to_a_feed_drops_its_pages_and_refuses_pages_begun_be
             await cache.add({PostId(8): [ANA]})
         case "remove":
             await cache.remove([ANA], PostId(5))
-        case "fill":
-            await cache.fill(ANA, ids(5, 3), horizon=PostId(0))
         case "drop":
             await cache.drop(ANA)
-            await cache.fill(ANA, ids(5, 3), horizon=PostId(0))
+            await fill(cache, ANA, ids(5, 3), horizon=PostId(0))
         case "drop_pages":
             await cache.drop_pages([ANA, UserId("cold")])
     await cache.keep_page(ANA, page="q", rendered=b"stale", stamp=begun)
@@ -318,21 +322,25 @@ async def test_every_change_to_a_feed_drops_its_pages_and_refuses_pages_begun_be
     assert await page_of(cache, ANA) == b"new"
 
 
-async def test_a_page_outliving_its_evicted_window_goes_with_the_next_addition(
-    redis_client: aioredis.Redis, redis_prefix: str
+@pytest.mark.parametrize("change", ["add", "fill"])
+async def test_a_page_outliving_its_evicted_window_goes_with_the_next_change(
+    redis_client: aioredis.Redis, redis_prefix: str, change: str
 ) -> None:
     cache = RedisFeedCache(redis_client, prefix=redis_prefix, window=WINDOW)
-    await cache.fill(ANA, ids(5), horizon=PostId(0))
+    await fill(cache, ANA, ids(5), horizon=PostId(0))
     await keep(cache, ANA, b"kept")
     await redis_client.delete(f"{redis_prefix}feed:{{ana}}")  # as an eviction would
 
-    await cache.add({PostId(7): [ANA]})
+    if change == "add":
+        await cache.add({PostId(7): [ANA]})
+    else:
+        await fill(cache, ANA, ids(5), horizon=PostId(0))
 
     assert await page_of(cache, ANA) is None
 
 
 async def test_adding_what_changes_nothing_keeps_the_pages(cache: FeedCache) -> None:
-    await cache.fill(ANA, ids(5, 3), horizon=PostId(3))
+    await fill(cache, ANA, ids(5, 3), horizon=PostId(3))
     await keep(cache, ANA, b"kept")
     await cache.add({PostId(5): [ANA]})  # there already
     await cache.add({PostId(2): [ANA]})  # below the horizon
@@ -381,7 +389,7 @@ async def test_a_fill_begun_and_finished_caches_the_feed(cache: FeedCache) -> No
 
 @pytest.mark.parametrize("change", ["add", "remove", "drop"])
 async def test_a_change_while_a_fill_is_under_way_makes_it_keep_nothing(cache: FeedCache, change: str) -> None:
-    await cache.fill(BOB, ids(5), horizon=PostId(0))  # in the set of cached users, as ana will be
+    await fill(cache, BOB, ids(5), horizon=PostId(0))  # in the set of cached users, as ana will be
     await cache.begin_fill(ANA)
     match change:
         case "add":
@@ -410,7 +418,7 @@ async def test_of_two_fills_begun_together_the_first_finished_is_kept(cache: Fee
 
 
 async def test_a_fill_begun_on_a_cached_feed_changes_nothing(cache: FeedCache) -> None:
-    await cache.fill(ANA, ids(5), horizon=PostId(0))
+    await fill(cache, ANA, ids(5), horizon=PostId(0))
     await cache.begin_fill(ANA)
     await cache.add({PostId(6): [ANA]})
 
