@@ -6,7 +6,7 @@ from typing import Any
 from psycopg_pool import AsyncConnectionPool
 
 from adapters.postgres.outbox import OutboxBell
-from adapters.postgres.posts import add_to_counts, append_to_outbox, ring
+from adapters.postgres.posts import add_to_counts, append_to_outbox
 from feedcore.events import UserFollowed, UserUnfollowed
 from feedcore.model import UserId
 from feedcore.ports import FollowCounts
@@ -17,7 +17,7 @@ class PostgresSocialGraph:
 
     def __init__(self, pool: AsyncConnectionPool[Any], *, bell: OutboxBell | None = None) -> None:
         self._pool = pool
-        self._bell = bell
+        self._bell = bell or OutboxBell()
 
     async def follow(self, follower: UserId, followee: UserId, event: UserFollowed) -> bool:
         async with self._pool.connection() as connection, connection.transaction():
@@ -29,7 +29,7 @@ class PostgresSocialGraph:
                 return False
             await add_to_counts(connection, [(follower, 0, 1, 0), (followee, 1, 0, 0)])
             await append_to_outbox(connection, event)
-        ring(self._bell)
+        self._bell.ring()
         return True
 
     async def unfollow(self, follower: UserId, followee: UserId, event: UserUnfollowed) -> bool:
@@ -41,7 +41,7 @@ class PostgresSocialGraph:
                 return False
             await add_to_counts(connection, [(follower, 0, -1, 0), (followee, -1, 0, 0)])
             await append_to_outbox(connection, event)
-        ring(self._bell)
+        self._bell.ring()
         return True
 
     async def is_following(self, follower: UserId, followee: UserId) -> bool:

@@ -43,12 +43,11 @@ class PostgresOutbox:
         self, pool: AsyncConnectionPool[Any], *, bell: OutboxBell | None = None, poll_every: float = 0.05
     ) -> None:
         self._pool = pool
-        self._bell = bell
+        self._bell = bell or OutboxBell()
         self._poll_every = poll_every
 
     async def relay(self, publish: Callable[[Sequence[Event]], Awaitable[None]], *, limit: int) -> int:
-        if self._bell is not None:
-            self._bell.clear()  # before the claim: a row committed after it rings again
+        self._bell.clear()  # before the claim: a row committed after it rings again
         async with self._pool.connection() as connection, connection.transaction():
             cursor = await connection.execute(
                 "SELECT id, payload FROM outbox ORDER BY id LIMIT %s FOR UPDATE SKIP LOCKED", (limit,)
@@ -63,11 +62,7 @@ class PostgresOutbox:
     async def wait(self, max_wait: float) -> None:
         """Return when this process has appended rows, or after ``poll_every`` (or ``max_wait``)
         seconds: the table tells nobody of rows other processes append."""
-        timeout = min(max_wait, self._poll_every)
-        if self._bell is None:
-            await asyncio.sleep(timeout)
-        else:
-            await self._bell.wait(timeout)
+        await self._bell.wait(min(max_wait, self._poll_every))
 
     async def backlog(self, *, at_most: int | None = None) -> int:
         """Rows waiting, counted up to ``at_most``: a full count scans them all (0.1 s a million)."""

@@ -99,7 +99,7 @@ class PostgresPostStore:
         bell: OutboxBell | None = None,
     ) -> None:
         self._pool = pool
-        self._bell = bell
+        self._bell = bell or OutboxBell()  # rung with no relay listening: costs nothing
         self._key_ttl = key_ttl
         self._celebrities_ttl = celebrities_ttl
         self._celebrities: frozenset[UserId] | None = None
@@ -145,7 +145,7 @@ class PostgresPostStore:
         raise RuntimeError(f"idempotency key {claim.key!r} was neither free nor recorded")
 
     def _published(self, post: Post, *, fan_out: bool) -> Post:
-        ring(self._bell)
+        self._bell.ring()
         if not fan_out:
             if self._celebrities is not None:
                 self._celebrities |= {post.author_id}
@@ -174,7 +174,7 @@ class PostgresPostStore:
                 "SELECT user_id FROM feed_entries WHERE post_id = %s ORDER BY user_id", (post_id,)
             )
             holders = [row[0] for row in await cursor.fetchall()]
-        ring(self._bell)
+        self._bell.ring()
         return holders
 
     async def authors_of(self, post_ids: Collection[PostId]) -> dict[PostId, UserId]:
@@ -258,11 +258,6 @@ class PostgresPostStore:
         finally:
             if ask == self._asks:
                 self._asking = None
-
-
-def ring(bell: OutboxBell | None) -> None:
-    if bell is not None:
-        bell.ring()
 
 
 def below(before: PostId | None) -> int:
