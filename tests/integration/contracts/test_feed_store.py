@@ -172,12 +172,7 @@ class TestFeedStore:
             await transaction.commit()
 
     async def test_leaving_without_commit_discards_every_write(self, ports: Adapters) -> None:
-        async with ports.unit_of_work.begin() as transaction:
-            await transaction.feeds.add([ANA, BOB], PostId(1), CID)
-            await transaction.feeds.add([ANA], PostId(2), DEE)
-            await transaction.feeds.backfill(ANA, [post(3, CID)], horizon=PostId(3))
-            await transaction.ledger.mark("feeds", ["event-1"])
-            await transaction.commit()
+        await self.commit_first(ports)
 
         async with ports.unit_of_work.begin() as transaction:
             await transaction.feeds.add([ANA, CID], PostId(10), BOB)
@@ -190,12 +185,7 @@ class TestFeedStore:
         await self.assert_untouched(ports)
 
     async def test_an_exception_inside_rolls_back(self, ports: Adapters) -> None:
-        async with ports.unit_of_work.begin() as transaction:
-            await transaction.feeds.add([ANA, BOB], PostId(1), CID)
-            await transaction.feeds.add([ANA], PostId(2), DEE)
-            await transaction.feeds.backfill(ANA, [post(3, CID)], horizon=PostId(3))
-            await transaction.ledger.mark("feeds", ["event-1"])
-            await transaction.commit()
+        await self.commit_first(ports)
 
         async def fail_midway() -> None:
             async with ports.unit_of_work.begin() as transaction:
@@ -219,8 +209,18 @@ class TestFeedStore:
         assert await ports.ledger.applied("feeds", ["event-3"]) == {"event-3"}
 
     @staticmethod
+    async def commit_first(ports: Adapters) -> None:
+        """The first transaction of the two tests above, committed."""
+        async with ports.unit_of_work.begin() as transaction:
+            await transaction.feeds.add([ANA, BOB], PostId(1), CID)
+            await transaction.feeds.add([ANA], PostId(2), DEE)
+            await transaction.feeds.backfill(ANA, [post(3, CID)], horizon=PostId(3))
+            await transaction.ledger.mark("feeds", ["event-1"])
+            await transaction.commit()
+
+    @staticmethod
     async def assert_untouched(ports: Adapters) -> None:
-        """The state the first, committed transaction of the two tests above leaves."""
+        """The state :meth:`commit_first` leaves."""
         feeds = {
             user: await ports.feeds.entries(user, before=None, floor=PostId(0), limit=10) for user in (ANA, BOB, CID)
         }
