@@ -75,12 +75,15 @@ class TestFeedStore:
             await ports.graph.follow(fan, star, followed(fan, star))
         await ports.graph.follow(ANA, BOB, followed(ANA, BOB))
         async with ports.unit_of_work.begin() as transaction:
+            await transaction.feeds.add([DEE], PostId(4), quiet)  # written before, in the same transaction
+            await transaction.feeds.add([fans[1]], PostId(5), star)  # already there (a backfill's): stays once
             written = await transaction.feeds.add_to_audiences(
                 [(PostId(5), star), (PostId(6), BOB), (PostId(7), quiet)], limit=3
             )
             await transaction.commit()
 
         assert written == {PostId(5): fans[:3], PostId(6): [ANA], PostId(7): []}
+        assert await ports.feeds.entries(DEE, before=None, floor=PostId(0), limit=10) == [4]
         for user, expected in [(star, [5]), (BOB, [6]), (quiet, [7]), (ANA, [6]), *((fan, [5]) for fan in fans[:3])]:
             assert await ports.feeds.entries(user, before=None, floor=PostId(0), limit=10) == expected, user
         assert await ports.feeds.entries(fans[3], before=None, floor=PostId(0), limit=10) == []  # the next chunk's
