@@ -8,9 +8,11 @@ from datetime import timedelta
 from typing import Any, Final
 
 import msgspec
+import psycopg
 from psycopg import AsyncConnection
-from psycopg_pool import AsyncConnectionPool
+from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
+from adapters.postgres.batches import Coalescer
 from adapters.postgres.outbox import OutboxBell
 from feedcore.events import Event, PostDeleted, PostPublished, encode_event
 from feedcore.model import Post, PostId, UserId
@@ -77,6 +79,92 @@ claim AS (
 {_WRITES}
 SELECT (SELECT fan_out FROM post) FROM lock WHERE held
 """  # noqa: S608  # constant fragments only
+# The same for many posts at once, with and without keys: one row per post, saying whether its
+# key's lock was free (always, without a key) and, if the post was stored, whether it fans out. A
+# key still recorded stores nothing for its post. Several posts of one author add to the count in
+# one row, and count rows are locked in author order, so that concurrent batches queue, not deadlock.
+_PUBLISH_MANY: Final = """
+WITH input AS MATERIALIZED (
+    SELECT * FROM unnest(
+        %(ids)s::bigint[], %(authors)s::text[], %(contents)s::text[], %(created)s::timestamptz[],
+        %(fan_outs)s::boolean[], %(up_tos)s::bigint[], %(payloads)s::bytea[], %(keys)s::text[], %(fingerprints)s::text[]
+    ) AS i (id, author, content, created_at, fan_out, up_to, payload, key, fingerprint)
+),
+lock AS MATERIALIZED (
+    SELECT id, key IS NULL OR pg_try_advisory_xact_lock(hashtextextended(author || ' ' || key, 0)) AS held FROM input
+),
+claim AS (
+    INSERT INTO idempotency_keys (user_id, key, fingerprint, post_id)
+    SELECT i.author, i.key, i.fingerprint, i.id FROM input i JOIN lock l USING (id) WHERE l.held AND i.key IS NOT NULL
+    ON CONFLICT (user_id, key) DO UPDATE
+    SET fingerprint = excluded.fingerprint, post_id = excluded.post_id, created_at = now()
+    WHERE idempotency_keys.created_at < now() - %(ttl)s
+    RETURNING post_id
+),
+go AS MATERIALIZED (
+    SELECT i.* FROM input i JOIN lock l USING (id)
+    WHERE l.held AND (i.key IS NULL OR i.id IN (SELECT post_id FROM claim))
+),
+post AS (
+    INSERT INTO posts (id, author_id, content, created_at, fan_out)
+    SELECT g.id, g.author, g.content, g.created_at,
+        CASE WHEN g.up_to IS NULL THEN g.fan_out ELSE coalesce(c.followers, 0) <= g.up_to END
+    FROM go g LEFT JOIN user_counts c ON c.user_id = g.author
+    RETURNING id, fan_out
+),
+outbox AS (INSERT INTO outbox (key, payload) SELECT author, payload FROM go ORDER BY id),
+counts AS (
+    INSERT INTO user_counts (user_id, posts) SELECT author, count(*) FROM go GROUP BY author ORDER BY author
+    ON CONFLICT (user_id) DO UPDATE SET posts = user_counts.posts + excluded.posts
+)
+SELECT l.id, l.held, p.fan_out FROM lock l LEFT JOIN post p USING (id)
+"""
+
+
+#: The statement's input arrays, in the order of :meth:`_Publication.columns`.
+_MANY_COLUMNS: Final = [
+    "ids",
+    "authors",
+    "contents",
+    "created",
+    "fan_outs",
+    "up_tos",
+    "payloads",
+    "keys",
+    "fingerprints",
+]
+
+
+class _Publication(msgspec.Struct, frozen=True):
+    """One publish request, waiting to be written with the others that came with it."""
+
+    post: Post
+    payload: bytes
+    claim: IdempotencyClaim | None
+    up_to: int | None
+
+    def columns(self) -> tuple[Any, ...]:
+        post, claim = self.post, self.claim
+        return (
+            post.id,
+            post.author_id,
+            post.content,
+            post.created_at,
+            post.fan_out,
+            self.up_to,
+            self.payload,
+            claim.key if claim else None,
+            claim.fingerprint if claim else None,
+        )
+
+    def key(self) -> tuple[str, str] | None:
+        """Two requests with one Idempotency-Key are never written together: they are taken in turn."""
+        return (self.post.author_id, self.claim.key) if self.claim else None
+
+
+def _columns(batch: Sequence[_Publication]) -> dict[str, list[Any]]:
+    rows = [item.columns() for item in batch]
+    return {name: [row[index] for row in rows] for index, name in enumerate(_MANY_COLUMNS)}
 
 
 class PostgresPostStore:
@@ -107,6 +195,10 @@ class PostgresPostStore:
         self._asking: asyncio.Task[frozenset[UserId]] | None = None
         self._asks = 0
         self._published_while_asking: set[UserId] = set()
+        # Concurrent publishes share statements and commits; half the pool stays for everything else.
+        self._publications: Coalescer[_Publication, Post | IdempotencyRecord] = Coalescer(
+            self._publish_many, concurrency=max(1, pool.max_size // 2), max_batch=64, apart=_Publication.key
+        )
 
     async def publish(
         self,
@@ -116,14 +208,53 @@ class PostgresPostStore:
         claim: IdempotencyClaim | None = None,
         fan_out_up_to: int | None = None,
     ) -> Post | IdempotencyRecord:
+        return await self._publications.submit(
+            _Publication(post=post, payload=encode_event(event), claim=claim, up_to=fan_out_up_to)
+        )
+
+    async def _publish_many(self, batch: Sequence[_Publication]) -> list[Post | IdempotencyRecord | Exception]:
+        """Write a batch in one statement. A post whose key was recorded already is then answered
+        as a request of its own is, and so is every post of a batch that the database refused
+        (for one bad row, say): each then gets its own answer or error."""
+        if len(batch) == 1:
+            return [await self._publish_one(batch[0])]
+        try:
+            async with self._pool.connection() as connection:
+                cursor = await connection.execute(
+                    _PUBLISH_MANY,
+                    _columns(batch) | {"ttl": self._key_ttl},
+                )
+                rows = {row[0]: (row[1], row[2]) for row in await cursor.fetchall()}
+        except psycopg.errors.TransactionRollback:  # a deadlock, say: one at a time then
+            rows = {}
+        except (psycopg.OperationalError, PoolTimeout):
+            raise  # the database is out of reach: every request's answer
+        except psycopg.Error:  # refused, for one bad row say: each request on its own
+            rows = {}
+        outcomes: list[Post | IdempotencyRecord | Exception] = []
+        for item in batch:
+            held, fan_out = rows.get(item.post.id, (True, None))
+            if not held and item.claim is not None:
+                outcomes.append(IdempotencyRecord(fingerprint=item.claim.fingerprint))  # its request is in flight
+            elif fan_out is not None:
+                outcomes.append(self._published(item.post, fan_out=fan_out))
+            else:
+                try:
+                    outcomes.append(await self._publish_one(item))
+                except Exception as error:  # noqa: BLE001  # this request's own error
+                    outcomes.append(error)
+        return outcomes
+
+    async def _publish_one(self, item: _Publication) -> Post | IdempotencyRecord:
+        post, claim = item.post, item.claim
         values = {
             "id": post.id,
             "author": post.author_id,
             "content": post.content,
             "created_at": post.created_at,
             "fan_out": post.fan_out,
-            "up_to": fan_out_up_to,
-            "payload": encode_event(event),
+            "up_to": item.up_to,
+            "payload": item.payload,
         }
         async with self._pool.connection() as connection:
             if claim is None:

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+
+import pytest
+
+from feedcore.model import Post
 from feedcore.ports import (
     IdempotencyClaim,
     IdempotencyRecord,
@@ -53,6 +58,44 @@ class TestIdempotencyKeys:
         assert again == IdempotencyRecord(fingerprint="fingerprint-a", post=first)
         assert await ports.posts.count_by(ANA) == 0
 
+    async def test_publishes_at_once_each_get_their_own_answer(self, ports: Adapters) -> None:
+        # PostgreSQL writes publishes that wait together in one statement; each answer is its own.
+        kept = post(40)
+        assert await ports.posts.publish(kept, published(kept), claim=claim("kept", "fp-kept")) == kept
+        plain = [post(n) for n in range(41, 46)]
+        keyed = [post(n, BOB) for n in range(51, 54)]
+        twins = [post(61), post(62)]  # one key, sent twice at once
+        replay, other = post(70), post(71)
+        requests = [
+            *(ports.posts.publish(item, published(item), fan_out_up_to=10) for item in plain),
+            *(ports.posts.publish(item, published(item), claim=claim(f"k{item.id}", "fp")) for item in keyed),
+            *(ports.posts.publish(item, published(item), claim=claim("twin", "fp-twin")) for item in twins),
+            ports.posts.publish(replay, published(replay), claim=claim("kept", "fp-kept")),
+            ports.posts.publish(other, published(other), claim=claim("kept", "fp-other")),
+        ]
+
+        answers = await asyncio.gather(*requests)
+
+        assert answers[:8] == [*plain, *keyed]
+        first_twin, second_twin = answers[8:10]
+        assert first_twin == twins[0]
+        assert second_twin in (
+            IdempotencyRecord(fingerprint="fp-twin", post=twins[0]),
+            IdempotencyRecord(fingerprint="fp-twin", post=None),  # still in flight when it came
+        )
+        assert answers[10:] == [
+            IdempotencyRecord(fingerprint="fp-kept", post=kept),
+            IdempotencyRecord(fingerprint="fp-kept", post=kept),
+        ]
+        stored = [kept, *plain, *keyed, twins[0]]
+        everything = [*stored, twins[1], replay, other]
+        assert await ports.posts.get_many([item.id for item in everything]) == {item.id: item for item in stored}
+        assert await ports.posts.count_by(ANA) == 7
+        assert await ports.posts.count_by(BOB) == 3
+        assert sorted(await drain(ports.outbox), key=lambda event: event.event_id) == sorted(
+            (published(item) for item in stored), key=lambda event: event.event_id
+        )
+
 
 class TestPostgresIdempotencyKeys:
     """What only a shared database has: requests that overlap, and keys kept by the database's clock."""
@@ -83,3 +126,19 @@ class TestPostgresIdempotencyKeys:
 
             assert again == IdempotencyRecord(fingerprint="fp-b", post=later)
             assert await ports.posts.count_by(ANA) == 2
+
+    async def test_a_row_the_database_refuses_fails_its_own_request_only(self, migrated_database: str) -> None:
+        good = [post(n) for n in range(41, 45)]
+        bad = Post(id=post(45).id, author_id=ANA, content="a NUL \x00 byte", created_at=post(45).created_at)
+        async with postgres_ports(migrated_database) as (ports, _):
+            answers = await asyncio.gather(
+                *(ports.posts.publish(item, published(item)) for item in [*good[:2], bad, *good[2:]]),
+                return_exceptions=True,
+            )
+
+            assert answers[:2] + answers[3:] == good
+            assert isinstance(answers[2], Exception)
+            assert await ports.posts.count_by(ANA) == 4
+            assert sorted(await drain(ports.outbox), key=lambda event: event.event_id) == [published(p) for p in good]
+            with pytest.raises(type(answers[2])):
+                await ports.posts.publish(bad, published(bad))
