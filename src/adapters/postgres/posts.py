@@ -86,8 +86,8 @@ SELECT (SELECT fan_out FROM post) FROM lock WHERE held
 _PUBLISH_MANY: Final = """
 WITH input AS MATERIALIZED (
     SELECT * FROM unnest(
-        %(ids)s::bigint[], %(authors)s::text[], %(contents)s::text[], %(created)s::timestamptz[],
-        %(fan_outs)s::boolean[], %(up_tos)s::bigint[], %(payloads)s::bytea[], %(keys)s::text[], %(fingerprints)s::text[]
+        %(ids)b::bigint[], %(authors)b::text[], %(contents)b::text[], %(created)b::timestamptz[],
+        %(fan_outs)b::boolean[], %(up_tos)b::bigint[], %(payloads)b::bytea[], %(keys)b::text[], %(fingerprints)b::text[]
     ) AS i (id, author, content, created_at, fan_out, up_to, payload, key, fingerprint)
 ),
 lock AS MATERIALIZED (

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import pytest
 
+from adapters.postgres import PostgresPostStore
 from feedcore.model import Post
 from feedcore.ports import (
     IdempotencyClaim,
@@ -142,3 +144,25 @@ class TestPostgresIdempotencyKeys:
             assert sorted(await drain(ports.outbox), key=lambda event: event.event_id) == [published(p) for p in good]
             with pytest.raises(type(answers[2])):
                 await ports.posts.publish(bad, published(bad))
+
+    async def test_publishes_at_once_share_one_statement(
+        self, migrated_database: str, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        alone: list[Post] = []
+        one_at_a_time = PostgresPostStore._publish_one
+
+        async def publish_one(store: PostgresPostStore, item: Any) -> Any:
+            alone.append(item.post)
+            return await one_at_a_time(store, item)
+
+        monkeypatch.setattr(PostgresPostStore, "_publish_one", publish_one)
+        plain, keyed = [post(n) for n in range(41, 45)], [post(n, BOB) for n in range(51, 54)]
+        async with postgres_ports(migrated_database) as (ports, _):
+            answers = await asyncio.gather(
+                *(ports.posts.publish(item, published(item)) for item in plain),
+                *(ports.posts.publish(item, published(item), claim=claim(f"k{item.id}", "fp")) for item in keyed),
+            )
+
+            assert answers == [*plain, *keyed]
+            assert alone == []
+            assert await ports.posts.get_many([item.id for item in answers]) == {item.id: item for item in answers}
