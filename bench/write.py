@@ -12,12 +12,15 @@ medians of --runs such pairs of --seconds each, and of their ratios.
 After each feedcore run, how long the processor took to catch up: until the outbox is empty and
 every post is in its author's own feed (written with the first chunk of its fan-out).
 
-Usage: python -m bench.write [--runs 3] [--seconds 10] [--workers 1,2] [--connections 32,128]
+With --processors N, N `feedcore process` members share the topic's partitions (one by default).
+
+Usage: python -m bench.write [--runs 3] [--seconds 10] [--workers 1,2] [--connections 32,128] [--processors 1]
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import statistics
 import tempfile
 import time
@@ -112,6 +115,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--workers", type=lambda text: [int(n) for n in text.split(",")], default=[1, 2])
     parser.add_argument("--connections", type=lambda text: [int(n) for n in text.split(",")], default=[32, 128])
+    parser.add_argument("--processors", type=int, default=1)
     args = parser.parse_args()
     tokens = Tokens(SECRET)
     quoted = ", ".join(f'"{tokens.issue(UserId(f"user-{n}"))}"' for n in range(USERS))
@@ -125,7 +129,9 @@ def main() -> None:
         settings = {**backbone_settings(name, url, SECRET), **cache}
         ceiling_script = Path(scratch) / "ceiling.lua"
         ceiling_script.write_text(CEILING_LUA)
-        with feedcore("process", settings):
+        with contextlib.ExitStack() as processors:
+            for _ in range(args.processors):
+                processors.enter_context(feedcore("process", settings))
             for workers in args.workers:
                 with feedcore_server(settings, workers=workers) as base, ceiling_server(url, workers) as ceiling:
                     if workers == args.workers[0]:
@@ -149,7 +155,8 @@ def main() -> None:
                         ]
                         compare(
                             f"POST /posts with Idempotency-Key, PostgreSQL (fsync={fsync[0] if fsync else '?'}) "
-                            f"+ Kafka + processor, granian {workers} worker(s), wrk -t2 -c{connections}",
+                            f"+ Kafka + {args.processors} processor(s), granian {workers} worker(s), "
+                            f"wrk -t2 -c{connections}",
                             f"ceiling: bare Litestar endpoint, one INSERT commit, granian {workers} worker(s), "
                             f"wrk -t2 -c{connections}",
                             pairs,
