@@ -51,9 +51,12 @@ def parse_post_id(raw: str) -> PostId:
 
 
 def validate_content(content: str) -> str:
-    """Check a post's content against the contract's length limits (in characters)."""
+    """Check a post's content against the contract's length limits (in characters). NUL is refused
+    too: JSON can carry it, but no text column of PostgreSQL can hold it."""
     if not 1 <= len(content) <= MAX_CONTENT_LENGTH:
         raise InvalidContent(f"content must be 1 to {MAX_CONTENT_LENGTH} characters, got {len(content)}")
+    if "\x00" in content:
+        raise InvalidContent("content must not contain the NUL character (U+0000)")
     return content
 
 

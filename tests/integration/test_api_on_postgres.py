@@ -52,6 +52,12 @@ def test_follow_post_and_read_the_feed(client: TestClient[Any]) -> None:
     assert (profile["followers"], profile["posts"]) == (1, 1)
 
 
+def test_content_postgresql_cannot_store_is_a_400(client: TestClient[Any]) -> None:
+    refused = client.post("/posts", content=b'{"content": "a\\u0000b"}', headers=auth("pg-nul"))
+    assert (refused.status_code, refused.json()["code"]) == (400, "invalid_content")
+    assert client.get("/users/pg-nul").json()["posts"] == 0
+
+
 def test_state_outlives_the_process(database_url: str) -> None:
     with TestClient(create_service_app(settings(database_url))) as first:
         post = first.post("/posts", json={"content": "durable"}, headers=auth("pg-cy"))

@@ -102,7 +102,10 @@ def test_a_cursor_too_long_is_refused() -> None:
         decode_post_cursor("A" * 1_000)
 
 
-@pytest.mark.parametrize(("content", "valid"), [("", False), ("x", True), ("é" * 5_000, True), ("x" * 5_001, False)])
+@pytest.mark.parametrize(
+    ("content", "valid"),
+    [("", False), ("x", True), ("é" * 5_000, True), ("x" * 5_001, False), ("a\x00b", False), ("a\x01b", True)],
+)
 def test_content_length_is_counted_in_characters(content: str, valid: bool) -> None:
     if valid:
         assert validate_content(content) == content

@@ -33,6 +33,7 @@ BAD_BODIES: Final = [
     pytest.param("/posts", b'{"content": ""}', id="posts-empty-content"),
     pytest.param("/posts", json.dumps({"content": "a" * 5_001}).encode(), id="posts-5001-characters"),
     pytest.param("/posts", b'{"content": "\xff"}', id="posts-invalid-utf8"),
+    pytest.param("/posts", b'{"content": "a\\u0000b"}', id="posts-nul-character"),
     pytest.param("/posts", b'{"content": ' + b"[" * 5_000 + b"]" * 5_000 + b"}", id="posts-deeply-nested"),
     pytest.param("/follow", b'{"followee_id": ', id="follow-malformed-json"),
     pytest.param("/follow", b"{}", id="follow-missing-followee"),
