@@ -163,6 +163,7 @@ class TestPostgresIdempotencyKeys:
                 *(ports.posts.publish(item, published(item), claim=claim(f"k{item.id}", "fp")) for item in keyed),
             )
 
-            assert answers == [*plain, *keyed]
+            stored = [*plain, *keyed]
+            assert answers == stored
             assert alone == []
-            assert await ports.posts.get_many([item.id for item in answers]) == {item.id: item for item in answers}
+            assert await ports.posts.get_many([item.id for item in stored]) == {item.id: item for item in stored}
