@@ -215,9 +215,9 @@ class PostgresPostStore:
         )
 
     async def _publish_many(self, batch: Sequence[_Publication]) -> list[Post | IdempotencyRecord | Exception]:
-        """Write a batch in one statement. A post whose key was recorded already is then answered
-        as a request of its own is, and so is every post of a batch that the database refused
-        (for one bad row, say): each then gets its own answer or error."""
+        """Write a batch in one statement. A post whose key was recorded already, and every post
+        of a batch the database refused (for one bad row, say), is then written as a request of its
+        own: each gets its own answer or error."""
         if len(batch) == 1:
             return [await self._publish_one(batch[0])]
         try:
