@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
@@ -162,3 +163,27 @@ async def test_the_commit_waits_for_the_dead_letter_to_be_acknowledged() -> None
 
     assert source.log == ["dead-letter 0", "apply e-2", "commit"]
     assert source.committed == [[0, 1]]
+
+
+async def test_run_commits_a_batch_while_the_next_is_applied_and_in_order() -> None:
+    source = FakeSource(*([record(n, encode_event(published(n)))] for n in range(1, 4)))
+    handler, dead = Handler(source), FakeDeadLetters(source)
+    stop = asyncio.Event()
+    committing = source.commit
+
+    async def slow_commit(records: Sequence[Record]) -> None:
+        source.log.append(f"commit {records[0].offset} begins")
+        await asyncio.sleep(0.01)
+        await committing(records)
+        if not source.batches:
+            stop.set()
+
+    source.commit = slow_commit  # type: ignore[method-assign]
+
+    await consumer(source, handler, dead).run(stop, idle_wait=0)
+
+    log = source.log
+    assert source.committed == [[1], [2], [3]]  # in order, the last one before run() returned
+    for n in (1, 2, 3):
+        assert log.index(f"apply e-{n}") < log.index(f"commit {n} begins")  # after its own effects
+    assert log.index("apply e-2") < log.index("commit")  # the next batch did not wait for the commit
