@@ -54,7 +54,7 @@ def test_follow_post_and_read_the_feed(client: TestClient[Any]) -> None:
 
 def test_content_postgresql_cannot_store_is_a_400(client: TestClient[Any]) -> None:
     refused = client.post("/posts", content=b'{"content": "a\\u0000b"}', headers=auth("pg-nul"))
-    assert (refused.status_code, refused.json()["code"]) == (400, "invalid_content")
+    assert (refused.status_code, refused.json()["errors"][0]["key"]) == (400, "content")
     assert client.get("/users/pg-nul").json()["posts"] == 0
 
 

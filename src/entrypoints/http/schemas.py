@@ -14,7 +14,8 @@ UserIdText = Annotated[str, msgspec.Meta(pattern=USER_ID_PATTERN, examples=["ana
 
 
 class NewPost(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    content: Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_CONTENT_LENGTH)]
+    #: No NUL (U+0000): JSON carries it, no PostgreSQL text column holds it.
+    content: Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_CONTENT_LENGTH, pattern=r"^[^\x00]*$")]
 
 
 class NewFollow(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
