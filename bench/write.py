@@ -41,6 +41,7 @@ from bench.harness import (
     scratch_database,
     wrk,
 )
+from bench.write_ceiling import CEILING_TABLE
 from entrypoints.auth import Tokens
 from feedcore import UserId
 
@@ -196,7 +197,10 @@ class Posting:
 
 
 def ceiling_server(url: str, workers: int) -> AbstractContextManager[str]:
-    """The write ceiling, on the benchmark's own database."""
+    """The write ceiling, on the benchmark's own database. Its table is made here, before the
+    workers start: two workers creating it at once can collide in PostgreSQL's catalogue."""
+    with psycopg.connect(url, autocommit=True) as connection:
+        connection.execute(CEILING_TABLE)
     return granian_app(
         "bench.write_ceiling:app",
         workers=workers,

@@ -19,6 +19,7 @@ from psycopg_pool import AsyncConnectionPool
 from adapters.postgres import connection_pool
 from entrypoints.settings import Settings
 
+CEILING_TABLE = "CREATE TABLE IF NOT EXISTS ceiling (id bigserial PRIMARY KEY, content text NOT NULL)"
 _pool: list[AsyncConnectionPool[Any]] = []
 
 
@@ -34,7 +35,7 @@ async def _database(_: Litestar) -> AsyncIterator[None]:
     )
     await pool.open(wait=True)
     async with pool.connection() as connection:
-        await connection.execute("CREATE TABLE IF NOT EXISTS ceiling (id bigserial PRIMARY KEY, content text NOT NULL)")
+        await connection.execute(CEILING_TABLE)
     _pool.append(pool)
     try:
         yield
