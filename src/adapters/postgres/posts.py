@@ -83,6 +83,9 @@ SELECT (SELECT fan_out FROM post) FROM lock WHERE held
 # key's lock was free (always, without a key) and, if the post was stored, whether it fans out. A
 # key still recorded stores nothing for its post. Several posts of one author add to the count in
 # one row, and count rows are locked in author order, so that concurrent batches queue, not deadlock.
+# (It would serve one post too, but a lone post, the common case under light load, costs more with
+# it: about 100 us of client CPU for nine one-element arrays, and 130-300 us more in the backend with
+# scalar input, measured; hence the two statements above.)
 _PUBLISH_MANY: Final = """
 WITH input AS MATERIALIZED (
     SELECT * FROM unnest(
