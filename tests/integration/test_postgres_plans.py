@@ -3,12 +3,21 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from typing import Any
 
 import psycopg
 
-from adapters.postgres import migrate
+from adapters.postgres import (
+    PostgresFeedUnitOfWork,
+    PostgresOutbox,
+    PostgresPostStore,
+    connection_pool,
+    migrate,
+)
 from adapters.postgres.feeds import FEED_PAGE
+from feedcore.events import Event
+from feedcore.model import PostId, UserId
 
 
 def nodes(plan: dict[str, Any]) -> list[dict[str, Any]]:
@@ -39,3 +48,32 @@ async def test_a_feed_page_is_a_backward_primary_key_scan_with_no_sort(database_
         assert [(scan["Index Name"], scan["Scan Direction"]) for scan in scans] == [("feed_entries_pkey", "Backward")]
         assert explained["Plan"]["Actual Rows"] == 20
         await connection.rollback()
+
+
+async def test_batch_lookups_are_planned_with_their_arguments_at_every_call(migrated_database: str) -> None:
+    # A plan kept from the table's first rows would stay a sequential scan as the table grows, and
+    # a generic one compares each row with every element of the array: 1.3 s for 300 events in
+    # 200,000 rows. psycopg prepares a statement on its sixth call; these must never be prepared.
+    pool = connection_pool(migrated_database, min_size=1, max_size=1)
+    await pool.open(wait=True, timeout=10)
+    try:
+        posts, feeds, outbox = PostgresPostStore(pool), PostgresFeedUnitOfWork(pool), PostgresOutbox(pool)
+        for _ in range(8):
+            async with feeds.begin() as transaction:
+                await transaction.ledger.applied("plans", ["e-1", "e-2"])
+                await transaction.feeds.add_to_audiences([(PostId(1), UserId("plan-author"))], limit=10)
+                await transaction.feeds.remove_post(PostId(1))
+                await transaction.commit()  # a rollback deallocates the connection's prepared statements
+            await posts.get_many([PostId(1), PostId(2)])
+            await posts.authors_of([PostId(1), PostId(2)])
+            await outbox.relay(published, limit=10)
+        async with pool.connection() as connection:
+            cursor = await connection.execute("SELECT statement FROM pg_prepared_statements")
+            prepared = [row[0] for row in await cursor.fetchall()]
+    finally:
+        await pool.close()
+    assert not [statement for statement in prepared if "ANY(" in statement or "feed_entries" in statement], prepared
+
+
+async def published(events: Sequence[Event]) -> None:
+    del events

@@ -8,6 +8,7 @@ import psycopg
 from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
+from adapters.postgres.pool import PLANNED_PER_CALL
 from adapters.postgres.posts import below
 from feedcore.model import Post, PostId, UserId
 
@@ -87,9 +88,11 @@ async def _insert_new(connection: AsyncConnection[Any], statement: str, params: 
     """
     try:
         async with connection.transaction():
-            cursor = await connection.execute(statement.format(skip_existing=""), params)
+            cursor = await connection.execute(statement.format(skip_existing=""), params, prepare=PLANNED_PER_CALL)
     except psycopg.errors.UniqueViolation:
-        cursor = await connection.execute(statement.format(skip_existing=_SKIP_EXISTING), params)
+        cursor = await connection.execute(
+            statement.format(skip_existing=_SKIP_EXISTING), params, prepare=PLANNED_PER_CALL
+        )
     return await cursor.fetchall() if cursor.description is not None else []
 
 
@@ -100,7 +103,7 @@ class _FeedQueries:
     async def entries(
         connection: AsyncConnection[Any], user: UserId, before: PostId | None, floor: PostId, limit: int
     ) -> list[PostId]:
-        cursor = await connection.execute(FEED_PAGE, (user, below(before), floor, limit))
+        cursor = await connection.execute(FEED_PAGE, (user, below(before), floor, limit), prepare=PLANNED_PER_CALL)
         return [row[0] for row in await cursor.fetchall()]
 
     @staticmethod
@@ -144,6 +147,7 @@ class _TransactionFeedStore:
             "SELECT unnest(%(users)b::text[]), %(post)s, %(author)s WHERE NOT EXISTS (SELECT FROM gone) "
             "ON CONFLICT DO NOTHING",
             {"posts": [post_id], "users": list(users), "post": post_id, "author": author_id},
+            prepare=PLANNED_PER_CALL,
         )
 
     async def add_to_audience(
@@ -181,7 +185,7 @@ class _TransactionFeedStore:
 
     async def remove_post(self, post_id: PostId) -> list[UserId]:
         cursor = await self._connection.execute(
-            "DELETE FROM feed_entries WHERE post_id = %s RETURNING user_id", (post_id,)
+            "DELETE FROM feed_entries WHERE post_id = %s RETURNING user_id", (post_id,), prepare=PLANNED_PER_CALL
         )
         return sorted(row[0] for row in await cursor.fetchall())
 
@@ -192,6 +196,7 @@ class _TransactionFeedStore:
                 "SELECT %(user)s, * FROM unnest(%(posts)s::bigint[], %(authors)s::text[]) AS new (id, author_id) "
                 "WHERE new.id NOT IN (SELECT id FROM gone) ON CONFLICT DO NOTHING",
                 {"user": user, "posts": [post.id for post in posts], "authors": [post.author_id for post in posts]},
+                prepare=PLANNED_PER_CALL,
             )
         if horizon > 0:
             await self._connection.execute(
@@ -201,7 +206,9 @@ class _TransactionFeedStore:
             )
 
     async def purge_author(self, user: UserId, author: UserId) -> None:
-        await self._connection.execute("DELETE FROM feed_entries WHERE user_id = %s AND author_id = %s", (user, author))
+        await self._connection.execute(
+            "DELETE FROM feed_entries WHERE user_id = %s AND author_id = %s", (user, author), prepare=PLANNED_PER_CALL
+        )
 
 
 class _TransactionLedger:
@@ -212,6 +219,7 @@ class _TransactionLedger:
         cursor = await self._connection.execute(
             "SELECT event_id FROM processed_events WHERE consumer = %s AND event_id = ANY(%s)",
             (consumer, list(event_ids)),
+            prepare=PLANNED_PER_CALL,
         )
         return {row[0] for row in await cursor.fetchall()}
 

@@ -7,6 +7,7 @@ from typing import Any
 
 from psycopg_pool import AsyncConnectionPool
 
+from adapters.postgres.pool import PLANNED_PER_CALL
 from feedcore.events import Event, decode_event
 
 
@@ -50,13 +51,17 @@ class PostgresOutbox:
         self._bell.clear()  # before the claim: a row committed after it rings again
         async with self._pool.connection() as connection, connection.transaction():
             cursor = await connection.execute(
-                "SELECT id, payload FROM outbox ORDER BY id LIMIT %s FOR UPDATE SKIP LOCKED", (limit,)
+                "SELECT id, payload FROM outbox ORDER BY id LIMIT %s FOR UPDATE SKIP LOCKED",
+                (limit,),
+                prepare=PLANNED_PER_CALL,
             )
             rows = await cursor.fetchall()
             if not rows:
                 return 0
             await publish([decode_event(row[1]) for row in rows])
-            await connection.execute("DELETE FROM outbox WHERE id = ANY(%s)", ([row[0] for row in rows],))
+            await connection.execute(
+                "DELETE FROM outbox WHERE id = ANY(%s)", ([row[0] for row in rows],), prepare=PLANNED_PER_CALL
+            )
             return len(rows)
 
     async def wait(self, max_wait: float) -> None:

@@ -14,6 +14,7 @@ from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from adapters.postgres.batches import Coalescer
 from adapters.postgres.outbox import OutboxBell
+from adapters.postgres.pool import PLANNED_PER_CALL
 from feedcore.events import Event, PostDeleted, PostPublished, encode_event
 from feedcore.model import Post, PostId, UserId
 from feedcore.ports import IdempotencyClaim, IdempotencyRecord
@@ -307,7 +308,9 @@ class PostgresPostStore:
             # A statement of its own, after the row lock: its snapshot has every feed write that
             # held the post (adapters.postgres.feeds), and none can come after.
             cursor = await connection.execute(
-                "SELECT user_id FROM feed_entries WHERE post_id = %s ORDER BY user_id", (post_id,)
+                "SELECT user_id FROM feed_entries WHERE post_id = %s ORDER BY user_id",
+                (post_id,),
+                prepare=PLANNED_PER_CALL,
             )
             holders = [row[0] for row in await cursor.fetchall()]
         self._bell.ring()
@@ -318,7 +321,9 @@ class PostgresPostStore:
             return {}
         async with self._pool.connection() as connection:
             cursor = await connection.execute(
-                "SELECT id, author_id FROM posts WHERE id = ANY(%s) AND deleted_at IS NULL", (list(post_ids),)
+                "SELECT id, author_id FROM posts WHERE id = ANY(%s) AND deleted_at IS NULL",
+                (list(post_ids),),
+                prepare=PLANNED_PER_CALL,
             )
             return {row[0]: row[1] for row in await cursor.fetchall()}
 
@@ -329,6 +334,7 @@ class PostgresPostStore:
             cursor = await connection.execute(
                 f"SELECT {_POST_COLUMNS} FROM posts WHERE id = ANY(%s) AND deleted_at IS NULL",  # noqa: S608
                 (list(post_ids),),
+                prepare=PLANNED_PER_CALL,
             )
             return {row[0]: post_of(row) for row in await cursor.fetchall()}
 
@@ -350,6 +356,7 @@ class PostgresPostStore:
                 f"WHERE author_id = ANY(%s) AND deleted_at IS NULL AND id <= %s AND id >= %s{unfanned} "
                 "ORDER BY id DESC LIMIT %s",
                 (list(authors), below(before), floor, limit),
+                prepare=PLANNED_PER_CALL,
             )
             return [post_of(row) for row in await cursor.fetchall()]
 
