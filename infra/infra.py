@@ -6,8 +6,10 @@
 
 PostgreSQL and Redis come from Debian packages (installed when missing), Kafka from its Maven
 Central jars; each runs as a private instance bound to 127.0.0.1 on a non-default port, with its
-data under .infra/. When FEEDCORE_DATABASE_URL, FEEDCORE_REDIS_URL or FEEDCORE_KAFKA_BOOTSTRAP is
-already set, that service is used as it is (it must answer) and nothing is started for it.
+data under .infra/. Besides the single Redis there is a Redis Cluster of three masters, for the
+tests that prove feedcore on a cluster (FEEDCORE_REDIS_CLUSTER_URL). When FEEDCORE_DATABASE_URL,
+FEEDCORE_REDIS_URL, FEEDCORE_REDIS_CLUSTER_URL or FEEDCORE_KAFKA_BOOTSTRAP is already set, that
+service is used as it is (it must answer) and nothing is started for it.
 """
 
 from __future__ import annotations
@@ -33,6 +35,8 @@ KAFKA_LOG_CONFIG = ROOT / "infra" / "kafka" / "log4j2.yaml"
 
 POSTGRES_PORT = 55432
 REDIS_PORT = 56379
+#: The masters of the local Redis Cluster; each one's cluster bus is on its port - 10,000.
+REDIS_CLUSTER_PORTS = (56381, 56382, 56383)
 KAFKA_PORT = 59092
 KAFKA_CONTROLLER_PORT = 59093
 READY_TIMEOUT = 90.0
@@ -170,12 +174,14 @@ class Service:
     def status(self) -> str:
         external = os.environ.get(self.env_var)
         if external:
-            return f"{self.name:9} external {external} ({'answers' if self.reachable(external) else 'DOES NOT ANSWER'})"
+            return (
+                f"{self.name:13} external {external} ({'answers' if self.reachable(external) else 'DOES NOT ANSWER'})"
+            )
         pid = self.recorded_pid()
         if pid is None:
-            return f"{self.name:9} stopped"
+            return f"{self.name:13} stopped"
         return (
-            f"{self.name:9} pid {pid} at {self.url()} ({'answers' if self.reachable(self.url()) else 'not answering'})"
+            f"{self.name:13} pid {pid} at {self.url()} ({'answers' if self.reachable(self.url()) else 'not answering'})"
         )
 
 
@@ -288,12 +294,7 @@ class Redis(Service):
             return False
 
     def start(self) -> None:
-        server = shutil.which("redis-server")
-        if server is None:
-            apt_install("redis-server")
-            server = shutil.which("redis-server")
-        if server is None:
-            raise InfraError("redis-server is not on PATH after installing")
+        server = redis_server()
         home = STATE / "redis"
         self.pid_file.unlink(missing_ok=True)
         try:
@@ -321,6 +322,112 @@ class Redis(Service):
         except subprocess.CalledProcessError as error:
             raise InfraError(f"redis did not start: {error.stderr}\n--- {self.log} ---\n{tail(self.log)}") from None
         wait_for(lambda: self.reachable(self.url()), "redis", self.log, lambda: True)
+
+
+def redis_server() -> str:
+    server = shutil.which("redis-server")
+    if server is None:
+        apt_install("redis-server")
+        server = shutil.which("redis-server")
+    if server is None:
+        raise InfraError("redis-server is not on PATH after installing")
+    return server
+
+
+class RedisCluster(Service):
+    """Three masters without replicas, made a cluster afresh at every start (nothing is persisted).
+
+    Each node reads its settings from ``.infra/redis-cluster/<port>/redis.conf`` (``INFO server``
+    names it), so that a test can kill a node and start it again as it was: it comes back empty,
+    with its slots.
+    """
+
+    name = "redis-cluster"
+    env_var = "FEEDCORE_REDIS_CLUSTER_URL"
+    marker = "redis-server"
+
+    def home_of(self, port: int) -> Path:
+        return STATE / self.name / str(port)
+
+    def node_pid(self, port: int) -> int | None:
+        try:
+            pid = int((self.home_of(port) / "redis.pid").read_text().strip())
+        except (OSError, ValueError):
+            return None
+        return pid if pid_alive(pid) and self.marker in command_line(pid) else None
+
+    def recorded_pid(self) -> int | None:
+        pids = [self.node_pid(port) for port in REDIS_CLUSTER_PORTS]
+        return pids[0] if all(pids) else None
+
+    def url(self) -> str:
+        return f"redis+cluster://127.0.0.1:{REDIS_CLUSTER_PORTS[0]}"
+
+    def reachable(self, url: str) -> bool:
+        from redis.cluster import RedisCluster as Client
+        from redis.exceptions import RedisClusterException, RedisError
+
+        try:
+            client = Client.from_url(url.replace("+cluster", "", 1), socket_timeout=2)
+            try:
+                return bool(client.cluster_info().get("cluster_state") == "ok")
+            finally:
+                client.close()
+        except (RedisError, RedisClusterException):
+            return False
+
+    def start(self) -> None:
+        server = redis_server()
+        self.down()
+        for port in REDIS_CLUSTER_PORTS:
+            home = self.home_of(port)
+            shutil.rmtree(home, ignore_errors=True)
+            home.mkdir(parents=True)
+            config = home / "redis.conf"
+            config.write_text(
+                "\n".join(
+                    [
+                        f"port {port}",
+                        "bind 127.0.0.1",
+                        "daemonize yes",
+                        f"pidfile {home / 'redis.pid'}",
+                        f"logfile {home / 'redis.log'}",
+                        f"dir {home}",
+                        'save ""',
+                        "appendonly no",
+                        "cluster-enabled yes",
+                        "cluster-config-file nodes.conf",
+                        f"cluster-port {port - 10_000}",
+                        # A node that stops answering is marked failed after two seconds, not fifteen.
+                        "cluster-node-timeout 2000",
+                        "",
+                    ]
+                )
+            )
+            try:
+                run([server, str(config)])
+            except subprocess.CalledProcessError as error:
+                raise InfraError(f"redis-cluster node {port} did not start: {error.stderr}") from None
+        self.pid_file.write_text(f"{self.node_pid(REDIS_CLUSTER_PORTS[0]) or ''}\n")
+        nodes = [f"127.0.0.1:{port}" for port in REDIS_CLUSTER_PORTS]
+        cli = shutil.which("redis-cli") or "redis-cli"
+        try:
+            run([cli, "--cluster", "create", *nodes, "--cluster-replicas", "0", "--cluster-yes"])
+        except subprocess.CalledProcessError as error:
+            log = self.home_of(REDIS_CLUSTER_PORTS[0]) / "redis.log"
+            raise InfraError(f"redis-cli --cluster create failed: {error.stdout}{error.stderr}\n{tail(log)}") from None
+        wait_for(lambda: self.reachable(self.url()), "redis-cluster", None, lambda: self.recorded_pid() is not None)
+
+    def down(self) -> None:
+        for port in REDIS_CLUSTER_PORTS:
+            pid = self.node_pid(port)
+            if pid is not None:
+                say(f"{self.name}: stopping node {port} (pid {pid})")
+                os.kill(pid, signal.SIGTERM)
+                deadline = time.monotonic() + 30
+                while pid_alive(pid) and time.monotonic() < deadline:
+                    time.sleep(0.1)
+        self.pid_file.unlink(missing_ok=True)
 
 
 class Kafka(Service):
@@ -461,7 +568,7 @@ class Kafka(Service):
         wait_for(lambda: self.reachable(self.url()), "kafka", self.log, lambda: process.poll() is None)
 
 
-SERVICES: list[Service] = [Postgres(), Redis(), Kafka()]
+SERVICES: list[Service] = [Postgres(), Redis(), RedisCluster(), Kafka()]
 
 
 def up(record: Path | None) -> None:
