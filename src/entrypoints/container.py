@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 import psycopg
 from dependency_injector import containers, providers
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
-from redis.asyncio import BlockingConnectionPool, Redis
+from redis.asyncio import Redis
 
 from adapters.memory import (
     InMemoryCelebrityWindows,
@@ -44,12 +44,13 @@ from adapters.postgres import (
     connection_pool,
 )
 from adapters.redis import (
-    HiredisPackedConnection,
     Lanes,
     RedisCelebrityWindows,
+    RedisClient,
     RedisFeedCache,
     RedisOutages,
     RedisPostBodies,
+    redis_client,
 )
 from adapters.system import SystemClock
 from entrypoints.auth import Tokens
@@ -109,7 +110,7 @@ def _rate_limiter(settings: Settings) -> RateLimiter:
     return InMemoryRateLimiter(rate=settings.rate_limit_per_second, burst=settings.rate_limit_burst)
 
 
-def _caches(settings: Settings, redis: Redis | None, lanes: Lanes | None, metrics: Metrics) -> Caches:
+def _caches(settings: Settings, redis: RedisClient | None, lanes: Lanes | None, metrics: Metrics) -> Caches:
     """Redis when configured (shared by every process). Else caches in this process, but only when
     this process also applies the events (no Kafka): otherwise they would go stale."""
     window = settings.policies.cache_window
@@ -130,30 +131,23 @@ def _caches(settings: Settings, redis: Redis | None, lanes: Lanes | None, metric
     )
 
 
-async def _redis(settings: Settings) -> AsyncIterator[Redis | None]:
+async def _redis(settings: Settings) -> AsyncIterator[RedisClient | None]:
     if not settings.redis_url:
         yield None
         return
-    # Blocking: a burst of requests beyond the pool waits its turn for a connection (up to the
-    # timeout) instead of failing at once, which would read as Redis being down.
-    pool = BlockingConnectionPool.from_url(
-        settings.redis_url,
-        max_connections=settings.redis_pool_max,
-        timeout=settings.redis_timeout_seconds,
-        socket_timeout=settings.redis_timeout_seconds,
-        socket_connect_timeout=settings.redis_timeout_seconds,
-        connection_class=HiredisPackedConnection,
+    client = redis_client(
+        settings.redis_url, max_connections=settings.redis_pool_max, timeout=settings.redis_timeout_seconds
     )
-    client = Redis.from_pool(pool)
     try:
         yield client
     finally:
         await client.aclose()
 
 
-async def _lanes(redis: Redis | None, settings: Settings) -> AsyncIterator[Lanes | None]:
-    """As many lanes as the pool has connections: a request never waits for one."""
-    if redis is None:
+async def _lanes(redis: RedisClient | None, settings: Settings) -> AsyncIterator[Lanes | None]:
+    """As many lanes as the pool has connections: a request never waits for one. (Lanes go to one
+    server: a cluster's commands go through its client, which knows which node has which slot.)"""
+    if not isinstance(redis, Redis):
         yield None
         return
     lanes = Lanes.beside(redis, size=settings.redis_pool_max)

@@ -36,7 +36,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     database_timeout_seconds: Annotated[float, msgspec.Meta(gt=0)] = 5.0
     #: Apply pending schema migrations when the service starts (else: `feedcore migrate`).
     migrate_on_start: bool = False
-    #: With it, feeds are cached in Redis, shared by every server and processor.
+    #: With it, feeds are cached in Redis, shared by every server and processor. A Redis Cluster
+    #: is named by the scheme ``redis+cluster://`` (``rediss+cluster://`` with TLS) and any one
+    #: of its nodes, e.g. ``redis+cluster://10.0.0.5:6379``.
     redis_url: str | None = None
     redis_prefix: str = "feedcore:"
     #: How long a Redis command may take before the cache is given up for PostgreSQL.

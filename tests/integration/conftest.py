@@ -20,6 +20,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from psycopg import AsyncConnection, sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg_pool import AsyncConnectionPool
+from redis.exceptions import RedisClusterException
 
 from adapters.postgres import (
     PostgresFeedStore,
@@ -31,10 +32,16 @@ from adapters.postgres import (
     connection_pool,
     migrate,
 )
-from adapters.redis import HiredisPackedConnection
+from adapters.redis import HiredisPackedConnection, RedisClient
+from adapters.redis import redis_client as connect_redis
 from tests.support.world import Adapters
 
-SERVICE_VARIABLES = ("FEEDCORE_DATABASE_URL", "FEEDCORE_REDIS_URL", "FEEDCORE_KAFKA_BOOTSTRAP")
+SERVICE_VARIABLES = (
+    "FEEDCORE_DATABASE_URL",
+    "FEEDCORE_REDIS_URL",
+    "FEEDCORE_REDIS_CLUSTER_URL",
+    "FEEDCORE_KAFKA_BOOTSTRAP",
+)
 SESSION = uuid.uuid4().hex[:10]
 
 
@@ -116,6 +123,32 @@ async def redis_client(redis_prefix: str) -> AsyncIterator[aioredis.Redis]:
         if keys:
             await client.delete(*keys)
         await client.aclose()
+
+
+@pytest.fixture
+async def redis_cluster(redis_prefix: str) -> AsyncIterator[aioredis.RedisCluster]:
+    """A client of the Redis Cluster at FEEDCORE_REDIS_CLUSTER_URL, as feedcore makes one; the
+    test's keys are deleted afterwards."""
+    client = connect_redis(service_url("FEEDCORE_REDIS_CLUSTER_URL"), max_connections=32, timeout=2.0)
+    assert isinstance(client, aioredis.RedisCluster)
+    try:
+        await client.ping()
+    except (aioredis.RedisError, RedisClusterException) as error:
+        pytest.fail(f"the Redis Cluster at FEEDCORE_REDIS_CLUSTER_URL does not answer: {error}")
+    try:
+        yield client
+    finally:
+        await forget(client, redis_prefix)
+        await client.aclose()
+
+
+async def forget(client: RedisClient, prefix: str) -> None:
+    """Delete every key under ``prefix``, one command a key (a cluster's keys lie in many slots)."""
+    keys = [key async for key in client.scan_iter(match=f"{prefix}*")]
+    async with client.pipeline(transaction=False) as pipe:
+        for key in keys:
+            pipe.execute_command("UNLINK", key)
+        await pipe.execute()
 
 
 @pytest.fixture(scope="session")

@@ -1,5 +1,6 @@
 """The feed-invariant state machine of the unit tests, with every storage port on PostgreSQL and
-the caches on Redis (reads down lanes, as servers send them)."""
+the caches on Redis (reads down lanes, as servers send them), or on a Redis Cluster (where a script
+or multi-key command given keys of two slots is refused)."""
 
 from __future__ import annotations
 
@@ -8,15 +9,16 @@ import os
 from typing import Any, ClassVar
 
 import psycopg
-import redis.asyncio as aioredis
+import pytest
 from hypothesis import HealthCheck, settings
 from hypothesis.stateful import run_state_machine_as_test
 from psycopg_pool import AsyncConnectionPool
+from redis.asyncio import Redis
 
 from adapters.postgres import connection_pool, migrate
-from adapters.redis import HiredisPackedConnection, Lanes, RedisCelebrityWindows, RedisFeedCache, RedisPostBodies
+from adapters.redis import Lanes, RedisCelebrityWindows, RedisClient, RedisFeedCache, RedisPostBodies, redis_client
 from feedcore import CelebrityWindows, Clock, FeedCache, PostBodies
-from tests.integration.conftest import TABLES, postgres_adapters, service_url
+from tests.integration.conftest import TABLES, forget, postgres_adapters, service_url
 from tests.support.feed_machine import POLICIES, FeedMachine
 from tests.support.world import Adapters
 
@@ -27,8 +29,8 @@ class PostgresFeedMachine(FeedMachine):
 
     shared_loop: ClassVar[asyncio.AbstractEventLoop]
     pool: ClassVar[AsyncConnectionPool[Any]]
-    redis: ClassVar[aioredis.Redis]
-    lanes: ClassVar[Lanes]
+    redis: ClassVar[RedisClient]
+    lanes: ClassVar[Lanes | None]
     redis_prefix: ClassVar[str]
     examples: ClassVar[int] = 0
 
@@ -56,7 +58,8 @@ class PostgresFeedMachine(FeedMachine):
         """The loop and the pool outlive the example."""
 
 
-def test_the_feed_invariant_holds_on_postgres_and_redis(database_url: str, redis_prefix: str) -> None:
+@pytest.mark.parametrize("server", ["FEEDCORE_REDIS_URL", "FEEDCORE_REDIS_CLUSTER_URL"])
+def test_the_feed_invariant_holds_on_postgres_and_redis(database_url: str, redis_prefix: str, server: str) -> None:
     loop = asyncio.new_event_loop()
 
     async def open_pool() -> AsyncConnectionPool[Any]:
@@ -68,10 +71,9 @@ def test_the_feed_invariant_holds_on_postgres_and_redis(database_url: str, redis
 
     PostgresFeedMachine.shared_loop = loop
     PostgresFeedMachine.pool = loop.run_until_complete(open_pool())
-    PostgresFeedMachine.redis = aioredis.Redis.from_url(
-        service_url("FEEDCORE_REDIS_URL"), connection_class=HiredisPackedConnection
-    )
-    PostgresFeedMachine.lanes = Lanes.beside(PostgresFeedMachine.redis, size=4)
+    client = redis_client(service_url(server), max_connections=16, timeout=5.0)
+    PostgresFeedMachine.redis = client
+    PostgresFeedMachine.lanes = Lanes.beside(client, size=4) if isinstance(client, Redis) else None
     PostgresFeedMachine.redis_prefix = f"{redis_prefix}machine:"
     try:
         run_state_machine_as_test(
@@ -85,13 +87,8 @@ def test_the_feed_invariant_holds_on_postgres_and_redis(database_url: str, redis
         )
     finally:
         loop.run_until_complete(PostgresFeedMachine.pool.close())
-        loop.run_until_complete(PostgresFeedMachine.lanes.close())
-        loop.run_until_complete(_forget(PostgresFeedMachine.redis, PostgresFeedMachine.redis_prefix))
+        if PostgresFeedMachine.lanes is not None:
+            loop.run_until_complete(PostgresFeedMachine.lanes.close())
+        loop.run_until_complete(forget(client, PostgresFeedMachine.redis_prefix))
+        loop.run_until_complete(client.aclose())
         loop.close()
-
-
-async def _forget(client: aioredis.Redis, prefix: str) -> None:
-    keys = [key async for key in client.scan_iter(match=f"{prefix}*")]
-    if keys:
-        await client.delete(*keys)
-    await client.aclose()

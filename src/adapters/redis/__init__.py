@@ -11,15 +11,15 @@ Keys, under a prefix (``feedcore:`` by default)::
     post:{id}            a post's body (msgspec JSON), or "-" once it is deleted
 
 Everything of one user's is in the user's hash slot, so that every script and transaction touches
-one slot of a cluster. Bodies are read with one MGET: on a cluster, use a client that splits it by
-slot.
+one slot of a cluster. Bodies are read with one MGET, which a cluster's client splits by slot
+(``redis_client`` gives one for a ``redis+cluster://`` URL).
 
 Given :class:`Lanes`, the single commands of reads (scripts, MGET) go through them rather than
 through the client's pool.
 """
 
 from adapters.redis.celebrity_windows import RedisCelebrityWindows
-from adapters.redis.connection import HiredisPackedConnection, Lanes
+from adapters.redis.connection import HiredisPackedConnection, Lanes, RedisClient, redis_client
 from adapters.redis.feed_cache import RedisFeedCache
 from adapters.redis.post_bodies import RedisPostBodies
 from adapters.redis.resilient import Guard, RedisOutages, Unguarded
@@ -29,8 +29,10 @@ __all__ = [
     "HiredisPackedConnection",
     "Lanes",
     "RedisCelebrityWindows",
+    "RedisClient",
     "RedisFeedCache",
     "RedisOutages",
     "RedisPostBodies",
     "Unguarded",
+    "redis_client",
 ]

@@ -10,10 +10,32 @@ import asyncio
 from collections.abc import Callable
 from typing import Any
 
-from redis.asyncio import Connection, Redis
+from redis.asyncio import BlockingConnectionPool, Connection, Redis, RedisCluster
 from redis.asyncio.connection import AbstractConnection
 from redis.connection import HiredisRespSerializer
 from redis.utils import HIREDIS_AVAILABLE
+
+#: A client of one Redis server, or of a Redis Cluster. Every key a script or a multi-key command is
+#: given lies in one hash slot, so both serve every adapter; only the lanes need a single server.
+RedisClient = Redis | RedisCluster
+#: The scheme of a URL naming a Redis Cluster by one of its nodes; see :func:`redis_client`.
+CLUSTER_SCHEMES = {"redis+cluster": "redis", "rediss+cluster": "rediss"}
+
+
+def redis_client(url: str, *, max_connections: int, timeout: float) -> RedisClient:
+    """A client for ``url``: a :class:`RedisCluster` for ``redis+cluster://node:port`` (or
+    ``rediss+cluster://``), discovering the other nodes from that one; else a client of that server,
+    whose requests beyond ``max_connections`` wait their turn for a connection (up to ``timeout``)
+    instead of failing at once, which would read as Redis being down."""
+    scheme, _, rest = url.partition("://")
+    timeouts = {"socket_timeout": timeout, "socket_connect_timeout": timeout}
+    if scheme in CLUSTER_SCHEMES:
+        # (A cluster's connections are redis-py's own: it takes no connection class but SSL's.)
+        return RedisCluster.from_url(f"{CLUSTER_SCHEMES[scheme]}://{rest}", max_connections=max_connections, **timeouts)
+    pool = BlockingConnectionPool.from_url(
+        url, max_connections=max_connections, timeout=timeout, connection_class=HiredisPackedConnection, **timeouts
+    )
+    return Redis.from_pool(pool)
 
 
 class HiredisPackedConnection(Connection):

@@ -152,7 +152,7 @@ class RedisFeedCache(RedisWindows):
             return
         async with self._client.pipeline(transaction=False) as pipe:
             for user in users:  # one key a command: the users' keys live in many slots
-                pipe.delete(self._keys(user)[1])
+                pipe.execute_command("DEL", self._keys(user)[1])
             await pipe.execute()
 
     async def _cached_among(self, users: Sequence[UserId]) -> list[UserId]:

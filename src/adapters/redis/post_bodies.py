@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Awaitable, Callable, Collection, Sequence
 from datetime import timedelta
 from typing import Final
 
 import msgspec
-from redis.asyncio import Redis
+from redis.asyncio import RedisCluster
 
-from adapters.redis.connection import Lanes
+from adapters.redis.connection import Lanes, RedisClient
 from adapters.redis.resilient import Guard, Unguarded
 from feedcore.model import Post, PostId
 
@@ -23,7 +23,7 @@ class RedisPostBodies:
 
     def __init__(
         self,
-        client: Redis,
+        client: RedisClient,
         *,
         prefix: str = "feedcore:",
         ttl: timedelta = timedelta(days=1),
@@ -31,7 +31,11 @@ class RedisPostBodies:
         lanes: Lanes | None = None,
     ) -> None:
         self._client = client
-        self._execute = lanes.execute if lanes is not None else client.execute_command
+        execute = lanes.execute if lanes is not None else client.execute_command
+        # Bodies lie in every slot of a cluster: its client reads them a node at a time.
+        self._mget: Callable[[list[str]], Awaitable[list[bytes | None]]] = (
+            client.mget_nonatomic if isinstance(client, RedisCluster) else lambda keys: execute("MGET", *keys)
+        )
         self._prefix = prefix
         self._guard = guard or Unguarded()
         self._ttl_ms = int(ttl.total_seconds() * 1000)
@@ -50,7 +54,7 @@ class RedisPostBodies:
 
     async def _get(self, ordered: list[PostId]) -> dict[PostId, Post | None]:
         found: dict[PostId, Post | None] = {}
-        values = await self._execute("MGET", *[self._key(post_id) for post_id in ordered])
+        values = await self._mget([self._key(post_id) for post_id in ordered])
         for post_id, value in zip(ordered, values, strict=True):
             if value == _DELETED:
                 found[post_id] = None

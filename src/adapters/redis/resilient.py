@@ -6,13 +6,15 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Protocol, TypeVar
 
-from redis.asyncio import Redis
-from redis.exceptions import RedisError
+from redis.exceptions import RedisClusterException, RedisError
+
+from adapters.redis.connection import RedisClient
 
 _log = logging.getLogger(__name__)
 T = TypeVar("T")
-#: What says Redis is away or too slow, as opposed to a bug.
-UNAVAILABLE: tuple[type[Exception], ...] = (RedisError, OSError, TimeoutError)
+#: What says Redis is away or too slow, as opposed to a bug. (A cluster's client says that it
+#: found no node for a slot, or gave up following a failover, with RedisClusterException.)
+UNAVAILABLE: tuple[type[Exception], ...] = (RedisError, RedisClusterException, OSError, TimeoutError)
 
 
 class Guard(Protocol):
@@ -44,7 +46,7 @@ class RedisOutages:
 
     def __init__(
         self,
-        client: Redis,
+        client: RedisClient,
         *,
         prefix: str,
         pause: float = 1.0,
@@ -84,7 +86,7 @@ class RedisOutages:
         keys = [key async for key in self._client.scan_iter(match=self._pattern, count=1_000)]
         async with self._client.pipeline(transaction=False) as pipe:
             for key in keys:  # one key a command: keys of a cluster live in many slots
-                pipe.unlink(key)
+                pipe.execute_command("UNLINK", key)
             dropped = sum(await pipe.execute())
         self._dirty = False
         _log.warning("Redis is back: dropped %d cached keys that may have missed writes", dropped)

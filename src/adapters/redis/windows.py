@@ -9,10 +9,9 @@ from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any, ClassVar, Final
 
-from redis.asyncio import Redis
 from redis.exceptions import NoScriptError
 
-from adapters.redis.connection import Lanes
+from adapters.redis.connection import Lanes, RedisClient
 from adapters.redis.resilient import Guard, Unguarded
 from feedcore.model import PostId, from_sortable_key, sortable_key
 from feedcore.ports import CachedFeed
@@ -125,7 +124,7 @@ class Scripts:
     here a pipeline is sent again instead, which the scripts allow (each one run twice leaves what
     it left once)."""
 
-    def __init__(self, client: Redis, lanes: Lanes | None) -> None:
+    def __init__(self, client: RedisClient, lanes: Lanes | None) -> None:
         self._client = client
         self._execute = lanes.execute if lanes is not None else client.execute_command
         self._source: dict[str, str] = {}
@@ -155,7 +154,7 @@ class Scripts:
     async def _pipelined(self, sha: str, calls: Sequence[tuple[Sequence[str], Sequence[Any]]]) -> list[Any]:
         async with self._client.pipeline(transaction=False) as pipe:
             for keys, args in calls:
-                pipe.evalsha(sha, len(keys), *keys, *args)
+                pipe.execute_command("EVALSHA", sha, len(keys), *keys, *args)
             return list(await pipe.execute())
 
 
@@ -212,7 +211,7 @@ class RedisWindows:
 
     def __init__(
         self,
-        client: Redis,
+        client: RedisClient,
         *,
         prefix: str = "feedcore:",
         window: int = 800,

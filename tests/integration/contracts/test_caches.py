@@ -11,7 +11,7 @@ import pytest
 import redis.asyncio as aioredis
 
 from adapters.memory import InMemoryCelebrityWindows, InMemoryFeedCache, InMemoryPostBodies
-from adapters.redis import Lanes, RedisCelebrityWindows, RedisFeedCache, RedisPostBodies
+from adapters.redis import Lanes, RedisCelebrityWindows, RedisClient, RedisFeedCache, RedisPostBodies
 from feedcore.model import MAX_POST_ID, Post, PostId, UserId
 from feedcore.ports import CachedFeed, CelebrityWindows, FeedCache, FeedView, PostBodies
 
@@ -29,27 +29,36 @@ async def lanes(redis_client: aioredis.Redis) -> AsyncIterator[Lanes]:
         await lanes.close()
 
 
-@pytest.fixture(params=["memory", "redis", "redis-lanes"])
-def cache(request: pytest.FixtureRequest, redis_client: aioredis.Redis, redis_prefix: str) -> FeedCache:
+def client_for(request: pytest.FixtureRequest) -> RedisClient:
+    """The client a fixture's parameter names: one Redis server, or the cluster (where every script
+    and multi-key command given keys of two slots is refused)."""
+    client: RedisClient = request.getfixturevalue(
+        "redis_cluster" if request.param == "redis-cluster" else "redis_client"
+    )
+    return client
+
+
+@pytest.fixture(params=["memory", "redis", "redis-lanes", "redis-cluster"])
+def cache(request: pytest.FixtureRequest, redis_prefix: str) -> FeedCache:
     if request.param == "memory":
         return InMemoryFeedCache(window=WINDOW)
     lanes = request.getfixturevalue("lanes") if request.param == "redis-lanes" else None
-    return RedisFeedCache(redis_client, prefix=redis_prefix, window=WINDOW, lanes=lanes)
+    return RedisFeedCache(client_for(request), prefix=redis_prefix, window=WINDOW, lanes=lanes)
 
 
-@pytest.fixture(params=["memory", "redis"])
-def celebrities(request: pytest.FixtureRequest, redis_client: aioredis.Redis, redis_prefix: str) -> CelebrityWindows:
+@pytest.fixture(params=["memory", "redis", "redis-cluster"])
+def celebrities(request: pytest.FixtureRequest, redis_prefix: str) -> CelebrityWindows:
     if request.param == "memory":
         return InMemoryCelebrityWindows(window=WINDOW)
-    return RedisCelebrityWindows(redis_client, prefix=redis_prefix, window=WINDOW)
+    return RedisCelebrityWindows(client_for(request), prefix=redis_prefix, window=WINDOW)
 
 
-@pytest.fixture(params=["memory", "redis", "redis-lanes"])
-def bodies(request: pytest.FixtureRequest, redis_client: aioredis.Redis, redis_prefix: str) -> PostBodies:
+@pytest.fixture(params=["memory", "redis", "redis-lanes", "redis-cluster"])
+def bodies(request: pytest.FixtureRequest, redis_prefix: str) -> PostBodies:
     if request.param == "memory":
         return InMemoryPostBodies()
     lanes = request.getfixturevalue("lanes") if request.param == "redis-lanes" else None
-    return RedisPostBodies(redis_client, prefix=redis_prefix, lanes=lanes)
+    return RedisPostBodies(client_for(request), prefix=redis_prefix, lanes=lanes)
 
 
 async def window(cache: FeedCache, user: UserId, *, before: PostId | None = None, limit: int = 10) -> CachedFeed | None:
