@@ -7,8 +7,8 @@
 PostgreSQL and Redis come from Debian packages (installed when missing), Kafka from its Maven
 Central jars; each runs as a private instance bound to 127.0.0.1 on a non-default port, with its
 data under .infra/. Besides the single Redis there is a Redis Cluster of three masters, for the
-tests that prove feedcore on a cluster (FEEDCORE_REDIS_CLUSTER_URL). When FEEDCORE_DATABASE_URL,
-FEEDCORE_REDIS_URL, FEEDCORE_REDIS_CLUSTER_URL or FEEDCORE_KAFKA_BOOTSTRAP is already set, that
+tests that prove feedcore on a cluster (FEEDCORE_TEST_REDIS_CLUSTER_URL). When FEEDCORE_DATABASE_URL,
+FEEDCORE_REDIS_URL, FEEDCORE_TEST_REDIS_CLUSTER_URL or FEEDCORE_KAFKA_BOOTSTRAP is already set, that
 service is used as it is (it must answer) and nothing is started for it.
 """
 
@@ -343,7 +343,7 @@ class RedisCluster(Service):
     """
 
     name = "redis-cluster"
-    env_var = "FEEDCORE_REDIS_CLUSTER_URL"
+    env_var = "FEEDCORE_TEST_REDIS_CLUSTER_URL"
     marker = "redis-server"
 
     def home_of(self, port: int) -> Path:

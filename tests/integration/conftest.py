@@ -39,7 +39,7 @@ from tests.support.world import Adapters
 SERVICE_VARIABLES = (
     "FEEDCORE_DATABASE_URL",
     "FEEDCORE_REDIS_URL",
-    "FEEDCORE_REDIS_CLUSTER_URL",
+    "FEEDCORE_TEST_REDIS_CLUSTER_URL",
     "FEEDCORE_KAFKA_BOOTSTRAP",
 )
 SESSION = uuid.uuid4().hex[:10]
@@ -127,14 +127,14 @@ async def redis_client(redis_prefix: str) -> AsyncIterator[aioredis.Redis]:
 
 @pytest.fixture
 async def redis_cluster(redis_prefix: str) -> AsyncIterator[aioredis.RedisCluster]:
-    """A client of the Redis Cluster at FEEDCORE_REDIS_CLUSTER_URL, as feedcore makes one; the
+    """A client of the Redis Cluster at FEEDCORE_TEST_REDIS_CLUSTER_URL, as feedcore makes one; the
     test's keys are deleted afterwards."""
-    client = connect_redis(service_url("FEEDCORE_REDIS_CLUSTER_URL"), max_connections=32, timeout=2.0)
+    client = connect_redis(service_url("FEEDCORE_TEST_REDIS_CLUSTER_URL"), max_connections=32, timeout=2.0)
     assert isinstance(client, aioredis.RedisCluster)
     try:
         await client.ping()
     except (aioredis.RedisError, RedisClusterException) as error:
-        pytest.fail(f"the Redis Cluster at FEEDCORE_REDIS_CLUSTER_URL does not answer: {error}")
+        pytest.fail(f"the Redis Cluster at FEEDCORE_TEST_REDIS_CLUSTER_URL does not answer: {error}")
     try:
         yield client
     finally:

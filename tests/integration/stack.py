@@ -166,6 +166,19 @@ class Stack:
         wait_until(lambda: post_id in self.feed_ids(follower), timeout=30, what=f"the first post in {follower}'s feed")
         return post_id
 
+    def post_while_away(self, author: httpx.Client, follower: str, posted: list[str], *, count: int, what: str) -> None:
+        """``author`` posts ``count`` times while ``what`` is away (the ids go to ``posted``), and the
+        processor applies them to ``follower``'s feed in PostgreSQL: ``posted`` is then that feed."""
+        for number in range(count):
+            created = author.post("/posts", json={"content": f"while {what} is away, #{number}"})
+            assert created.status_code == 201, created.text
+            posted.append(created.json()["id"])
+        wait_until(
+            lambda: self.scalar("SELECT count(*) FROM feed_entries WHERE user_id = %s", follower) == len(posted),
+            timeout=30,
+            what=f"the processor to apply the posts without {what}",
+        )
+
     def feed_ids(self, user: str) -> list[str]:
         """The ids of the first 100 posts of ``user``'s home feed, as the user reads it."""
         with self.client(user) as client:

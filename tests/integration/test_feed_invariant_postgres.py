@@ -58,7 +58,7 @@ class PostgresFeedMachine(FeedMachine):
         """The loop and the pool outlive the example."""
 
 
-@pytest.mark.parametrize("server", ["FEEDCORE_REDIS_URL", "FEEDCORE_REDIS_CLUSTER_URL"])
+@pytest.mark.parametrize("server", ["FEEDCORE_REDIS_URL", "FEEDCORE_TEST_REDIS_CLUSTER_URL"])
 def test_the_feed_invariant_holds_on_postgres_and_redis(database_url: str, redis_prefix: str, server: str) -> None:
     loop = asyncio.new_event_loop()
 

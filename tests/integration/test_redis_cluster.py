@@ -41,7 +41,7 @@ def cached_ids(client: RedisCluster, key: str) -> list[str]:
 
 
 def test_a_master_lost_and_restarted_empty_leaves_no_cached_feed_stale(tmp_path: Path, redis_prefix: str) -> None:
-    url = service_url("FEEDCORE_REDIS_CLUSTER_URL")
+    url = service_url("FEEDCORE_TEST_REDIS_CLUSTER_URL")
     prefix = f"{redis_prefix}{uuid.uuid4().hex[:8]}:"
     key = f"{prefix}feed:{{ana}}"
     direct = RedisCluster.from_url(url.replace("+cluster", "", 1))
@@ -63,15 +63,7 @@ def test_a_master_lost_and_restarted_empty_leaves_no_cached_feed_stale(tmp_path:
 
                 deleted = posted.pop(0)
                 assert bo.delete(f"/posts/{deleted}").status_code == 204
-                for number in range(POSTS_DURING_OUTAGE):
-                    created = bo.post("/posts", json={"content": f"while a master is away, #{number}"})
-                    assert created.status_code == 201, created.text
-                    posted.append(created.json()["id"])
-                wait_until(
-                    lambda: stack.scalar("SELECT count(*) FROM feed_entries WHERE user_id = 'ana'") == len(posted),
-                    timeout=30,
-                    what="the processor to apply the posts without the lost master",
-                )
+                stack.post_while_away(bo, "ana", posted, count=POSTS_DURING_OUTAGE, what="a master")
                 assert stack.feed_ids("ana") == posted[::-1]
                 fallbacks = scrape(f"{stack.base_url}/metrics")
                 assert fallbacks['feedcore_fallbacks_total{dependency="redis",operation="read"}'] >= 1

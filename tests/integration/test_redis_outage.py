@@ -40,16 +40,8 @@ def test_redis_down_reads_fall_back_and_no_cached_feed_is_left_stale(tmp_path: P
                 assert cached_ids(direct, key) == posted
 
                 proxy.cut()
-                for number in range(POSTS_DURING_OUTAGE):
-                    created = bo.post("/posts", json={"content": f"while Redis is away, #{number}"})
-                    assert created.status_code == 201, created.text
-                    posted.append(created.json()["id"])
                 # The processor goes on applying them to PostgreSQL, and reads are served from there.
-                wait_until(
-                    lambda: stack.scalar("SELECT count(*) FROM feed_entries WHERE user_id = 'ana'") == len(posted),
-                    timeout=30,
-                    what="the processor to apply the posts without Redis",
-                )
+                stack.post_while_away(bo, "ana", posted, count=POSTS_DURING_OUTAGE, what="Redis")
                 started = time.monotonic()
                 assert stack.feed_ids("ana") == posted[::-1]
                 assert time.monotonic() - started < 1.0, "a read waited for Redis"

@@ -5,7 +5,9 @@ from pathlib import Path
 
 import jwt
 import pytest
+from redis.asyncio import Redis, RedisCluster
 
+from adapters.redis import redis_client
 from entrypoints.auth import InvalidToken, Tokens, token_secret
 from entrypoints.settings import ConfigurationError, Settings
 from feedcore import UserId
@@ -114,3 +116,20 @@ class TestTokens:
         unsigned = jwt.encode({"sub": "ana", "exp": 4_102_444_800}, None, algorithm="none")
         with pytest.raises(InvalidToken):
             Tokens("k" * 32).verify(unsigned)
+
+
+def test_every_variable_the_services_script_exports_is_one_feedcore_takes() -> None:
+    # `eval "$(infra/infra.py up)"` and then `feedcore serve` must start: a variable feedcore does
+    # not know stops it.
+    from infra.infra import SERVICES  # noqa: PLC0415  # the script, not the package, is the subject
+
+    settings = Settings.from_env({service.env_var: service.url() for service in SERVICES})
+    assert settings.redis_url == "redis://127.0.0.1:56379/0"
+    assert settings.database_url is not None
+    assert settings.kafka_bootstrap is not None
+
+
+def test_a_redis_cluster_is_named_by_its_scheme() -> None:
+    client = redis_client("redis+cluster://127.0.0.1:1", max_connections=2, timeout=0.1)
+    assert isinstance(client, RedisCluster)
+    assert isinstance(redis_client("redis://127.0.0.1:1/0", max_connections=2, timeout=0.1), Redis)
