@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import contextlib
 import hashlib
 import logging
@@ -25,6 +26,7 @@ import signal
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 
@@ -432,18 +434,33 @@ class RedisCluster(Service):
 
 class Kafka(Service):
     """The broker of .infra/kafka on the fixed ports by default; a test may run a private one beside
-    it with ports and a home of its own (its pid file, ``<home>.pid``, sits beside that home)."""
+    it with ports and a home of its own (its pid file, ``<home>.pid``, sits beside that home), or
+    several, each a node of one cluster (see :func:`kafka_cluster`)."""
 
     name = "kafka"
     env_var = "FEEDCORE_KAFKA_BOOTSTRAP"
     marker = "kafka.Kafka"
 
     def __init__(
-        self, *, port: int = KAFKA_PORT, controller_port: int = KAFKA_CONTROLLER_PORT, home: Path = STATE / "kafka"
+        self,
+        *,
+        port: int = KAFKA_PORT,
+        controller_port: int = KAFKA_CONTROLLER_PORT,
+        home: Path = STATE / "kafka",
+        node_id: int = 1,
+        voters: str | None = None,
+        cluster_id: str | None = None,
+        replicas: int = 1,
     ) -> None:
         self.port = port
         self.controller_port = controller_port
         self.home = home
+        self.node_id = node_id
+        #: ``id@host:port`` of every controller of the cluster; alone, this node.
+        self.voters = voters or f"{node_id}@127.0.0.1:{controller_port}"
+        self.cluster_id = cluster_id
+        #: Copies of the internal topics, and of topics created without saying.
+        self.replicas = replicas
         #: The broker this object started: a Popen dropped while its child runs warns (ResourceWarning).
         self.process: subprocess.Popen[bytes] | None = None
 
@@ -514,6 +531,20 @@ class Kafka(Service):
         return lib
 
     def start(self) -> None:
+        self.launch()
+        self.wait()
+
+    def wait(self) -> None:
+        wait_for(
+            lambda: self.reachable(self.url()),
+            "kafka",
+            self.log,
+            lambda: self.process is not None and self.process.poll() is None,
+        )
+
+    def launch(self) -> None:
+        """Start the node without waiting for it: a node of a cluster answers only once a majority
+        of the controllers is up."""
         lib = self.lib()
         self.home.mkdir(parents=True, exist_ok=True)
         data = self.home / "data"
@@ -522,8 +553,8 @@ class Kafka(Service):
             "\n".join(
                 [
                     "process.roles=broker,controller",
-                    "node.id=1",
-                    f"controller.quorum.voters=1@127.0.0.1:{self.controller_port}",
+                    f"node.id={self.node_id}",
+                    f"controller.quorum.voters={self.voters}",
                     f"listeners=PLAINTEXT://127.0.0.1:{self.port},CONTROLLER://127.0.0.1:{self.controller_port}",
                     f"advertised.listeners=PLAINTEXT://127.0.0.1:{self.port}",
                     "controller.listener.names=CONTROLLER",
@@ -531,9 +562,12 @@ class Kafka(Service):
                     "listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
                     f"log.dirs={data}",
                     "num.partitions=4",
-                    "offsets.topic.replication.factor=1",
-                    "transaction.state.log.replication.factor=1",
-                    "transaction.state.log.min.isr=1",
+                    f"offsets.topic.replication.factor={self.replicas}",
+                    f"transaction.state.log.replication.factor={self.replicas}",
+                    f"default.replication.factor={self.replicas}",
+                    # With three copies, a write is acknowledged once two have it: one node may fail.
+                    f"transaction.state.log.min.isr={min(self.replicas, 2)}",
+                    f"min.insync.replicas={min(self.replicas, 2)}",
                     "group.initial.rebalance.delay.ms=0",
                     "auto.create.topics.enable=false",
                     "",
@@ -542,7 +576,10 @@ class Kafka(Service):
         )
         classpath = f"{lib}/*"
         if not (data / "meta.properties").exists():
-            cluster = run(["java", "-cp", classpath, "kafka.tools.StorageTool", "random-uuid"]).stdout.strip()
+            cluster = (
+                self.cluster_id
+                or run(["java", "-cp", classpath, "kafka.tools.StorageTool", "random-uuid"]).stdout.strip()
+            )
             say(f"kafka: formatting KRaft storage (cluster {cluster})")
             run(["java", "-cp", classpath, "kafka.tools.StorageTool", "format", "-t", cluster, "-c", str(config)])
         with self.log.open("ab") as log:
@@ -565,7 +602,36 @@ class Kafka(Service):
             )
         self.process = process
         self.pid_file.write_text(f"{process.pid}\n")
-        wait_for(lambda: self.reachable(self.url()), "kafka", self.log, lambda: process.poll() is None)
+
+
+def kafka_cluster(home: Path, ports: list[tuple[int, int]]) -> list[Kafka]:
+    """A KRaft cluster of one node per (port, controller port), each broker and controller, under
+    ``home``: every topic in three copies (or as many as there are nodes) and written once two have
+    it. Started together; returned once each node answers. Stop each with ``down()``."""
+    voters = ",".join(f"{node}@127.0.0.1:{controller}" for node, (_, controller) in enumerate(ports, start=1))
+    cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
+    nodes = [
+        Kafka(
+            port=port,
+            controller_port=controller,
+            home=home / f"node-{node}",
+            node_id=node,
+            voters=voters,
+            cluster_id=cluster_id,
+            replicas=min(3, len(ports)),
+        )
+        for node, (port, controller) in enumerate(ports, start=1)
+    ]
+    try:
+        for node in nodes:
+            node.launch()
+        for node in nodes:
+            node.wait()
+    except BaseException:
+        for node in nodes:
+            node.down()
+        raise
+    return nodes
 
 
 SERVICES: list[Service] = [Postgres(), Redis(), RedisCluster(), Kafka()]
