@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed
 
-.PHONY: help install run test lint unit format bench bench-fanout bench-e2e bench-read bench-write bench-merge bench-idle bench-processors clean up down infra-up infra-down infra-status
+.PHONY: help install run test lint unit format bench bench-fanout bench-e2e bench-read bench-write bench-merge bench-idle bench-processors bench-partitioned clean up down infra-up infra-down infra-status
 
 help:
 	@echo "make run      run feedcore embedded on 127.0.0.1:8000 (nothing is persisted)"
@@ -24,6 +24,7 @@ help:
 	@echo "make bench-idle    CPU of a server and a processor with no traffic"
 	@echo "make bench-merge   what merging celebrities' posts at read time adds to a feed read"
 	@echo "make bench-processors  fan-out over a backlog with 1, 2 and 3 processors in one group"
+	@echo "make bench-partitioned feed_entries as one table against 16 hash partitions by user"
 	@echo "make up       the whole stack in Docker (docker/compose.yaml; needs a Docker engine and FEEDCORE_JWT_SECRET)"
 	@echo "make down     stop the Docker stack (its volumes are kept)"
 
@@ -84,6 +85,7 @@ bench: install
 	$(PY) -m bench.read_redis; \
 	$(PY) -m bench.merge; \
 	$(PY) -m bench.processors; \
+	$(PY) -m bench.partitioned; \
 	$(PY) -m bench.idle
 
 bench-fanout: install
@@ -110,6 +112,9 @@ bench-merge: install
 bench-processors: install
 	@command -v wrk >/dev/null || (apt-get install -y -qq wrk || (apt-get update -qq && apt-get install -y -qq wrk))
 	@$(BENCH_SERVICES); $(PY) -m bench.processors
+
+bench-partitioned: install
+	@$(BENCH_SERVICES); $(PY) -m bench.partitioned
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis .import_linter_cache
