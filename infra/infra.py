@@ -604,6 +604,32 @@ class Kafka(Service):
         self.pid_file.write_text(f"{process.pid}\n")
 
 
+def delete_kafka_topics(bootstrap: str, topic: str) -> None:
+    """Drop ``topic`` and its dead-letter topic, if they were made and the broker is there to ask
+    (a broker stopped for good took its topics with it). Runs its own event loop, in a thread of
+    its own: the caller may be inside a running one."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from aiokafka.admin import AIOKafkaAdminClient
+    from aiokafka.errors import KafkaError
+
+    async def delete() -> None:
+        admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=10_000)
+        try:
+            await admin.start()
+            existing = set(await admin.list_topics())
+            doomed = [name for name in (topic, f"{topic}.dlq") if name in existing]
+            if doomed:
+                await admin.delete_topics(doomed)
+        except (KafkaError, OSError):
+            return
+        finally:
+            await admin.close()
+
+    with ThreadPoolExecutor(max_workers=1) as thread:
+        thread.submit(asyncio.run, delete()).result()
+
+
 def kafka_cluster(home: Path, ports: list[tuple[int, int]]) -> list[Kafka]:
     """A KRaft cluster of one node per (port, controller port), each broker and controller, under
     ``home``: every topic in three copies (or as many as there are nodes) and written once two have

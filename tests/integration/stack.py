@@ -3,7 +3,6 @@ need the whole event path: each stack gets a database, topics and a consumer gro
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 import os
@@ -13,7 +12,6 @@ import subprocess
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,8 +19,7 @@ from typing import Any
 
 import httpx
 import psycopg
-from aiokafka.admin import AIOKafkaAdminClient
-from aiokafka.errors import KafkaError
+from infra.infra import delete_kafka_topics
 from psycopg import sql
 from psycopg.conninfo import make_conninfo
 
@@ -229,27 +226,7 @@ def isolated_stack(directory: Path, **settings: str) -> Iterator[Stack]:
             process.end()
         with psycopg.connect(server, autocommit=True) as admin:
             admin.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
-        # A thread of its own: the stack may be used inside a test's running event loop.
-        with ThreadPoolExecutor(max_workers=1) as thread:
-            thread.submit(
-                asyncio.run,
-                _delete_topics(stack.settings["FEEDCORE_KAFKA_BOOTSTRAP"], stack.settings["FEEDCORE_KAFKA_TOPIC"]),
-            ).result()
-
-
-async def _delete_topics(bootstrap: str, topic: str) -> None:
-    """Drop the stack's topics, if they were made and the broker is there to ask."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=10_000)
-    try:
-        await admin.start()
-        existing = set(await admin.list_topics())
-        doomed = [name for name in (topic, f"{topic}.dlq") if name in existing]
-        if doomed:
-            await admin.delete_topics(doomed)
-    except (KafkaError, OSError):
-        return  # a broker the test stopped for good; its topics went with it
-    finally:
-        await admin.close()
+        delete_kafka_topics(stack.settings["FEEDCORE_KAFKA_BOOTSTRAP"], stack.settings["FEEDCORE_KAFKA_TOPIC"])
 
 
 def scrape(url: str) -> Scrape:
