@@ -1,20 +1,38 @@
 """A replicated Kafka cluster: three KRaft brokers, the topic in three copies written once two have
-it, and one broker killed with ``kill -9`` while posts flow. Every acknowledged post reaches its
-follower's feed once, no request fails, and the relay and the processor carry on unrestarted."""
+it, and one broker killed with ``kill -9`` while posts flow: the one coordinating the processors'
+group (it leads partitions too). Every acknowledged post reaches each follower's feed once, no
+request fails, and the relay and the processor carry on unrestarted."""
 
 from __future__ import annotations
 
+import asyncio
 import signal
 import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from aiokafka.admin import AIOKafkaAdminClient
 from infra.infra import Kafka, kafka_cluster
 
 from tests.integration.stack import free_port, isolated_stack, wait_until
 
 POSTS = 60
+FOLLOWERS = ("ana", "cy", "dee")
+
+
+def coordinator(bootstrap: str, group: str) -> int:
+    """The node id of the broker coordinating ``group``."""
+
+    async def ask() -> int:
+        admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+        await admin.start()
+        try:
+            return int(await admin.find_coordinator(group))
+        finally:
+            await admin.close()
+
+    return asyncio.run(ask())
 
 
 @pytest.fixture
@@ -41,6 +59,9 @@ def test_a_broker_killed_while_posts_flow_loses_and_repeats_nothing(tmp_path: Pa
         server = stack.serve()
         processor = stack.spawn("process")
         posted = [stack.first_post_in_feed("ana", "bo")]
+        for follower in FOLLOWERS[1:]:
+            with stack.client(follower) as client:
+                assert client.post("/follow", json={"followee_id": "bo"}).status_code == 204
         halfway = threading.Event()
         failures: list[str] = []
 
@@ -58,16 +79,22 @@ def test_a_broker_killed_while_posts_flow_loses_and_repeats_nothing(tmp_path: Pa
         posting = threading.Thread(target=post)
         posting.start()
         assert halfway.wait(timeout=60)
-        victim = brokers[1]
+        victim = brokers[coordinator(bootstrap, stack.settings["FEEDCORE_KAFKA_GROUP"]) - 1]
         assert victim.process is not None
         victim.process.send_signal(signal.SIGKILL)
         victim.process.wait(timeout=30)
         posting.join(timeout=120)
         assert failures == []
 
-        wait_until(lambda: set(posted) <= set(stack.feed_ids("ana")), timeout=120, what="every post in ana's feed")
-        assert stack.feed_ids("ana") == posted[::-1]
-        assert stack.scalar("SELECT count(*) FROM feed_entries WHERE user_id = 'ana'") == len(posted)
+        # (cy and dee followed after the first post, and a follow copies the author's posts in.)
+        for follower in FOLLOWERS:
+            wait_until(
+                lambda: set(posted) <= set(stack.feed_ids(follower)),  # noqa: B023  # waited for at once
+                timeout=120,
+                what=f"every post in {follower}'s feed",
+            )
+            assert stack.feed_ids(follower) == posted[::-1]
+            assert stack.scalar("SELECT count(*) FROM feed_entries WHERE user_id = %s", follower) == len(posted)
         assert stack.scalar("SELECT count(*) FROM outbox") == 0
         # Carried on without a restart, and stop cleanly.
         assert processor.stop(signal.SIGTERM) == 0, processor.output()
