@@ -29,10 +29,10 @@ import psycopg
 # The processor's own fan-out statement and the feed page, as the service runs them.
 from adapters.postgres.feeds import _ADD_TO_AUDIENCES, FEED_PAGE
 from bench.harness import scratch_database
+from bench.write import FOLLOWING, follow_in_a_ring
 
 MIGRATIONS = Path(__file__).resolve().parents[1] / "src" / "adapters" / "postgres" / "migrations"
 USERS = 2_000
-FOLLOWING = 20
 BATCH = 340
 BATCHES = 60
 WARM_UP = 10
@@ -54,15 +54,12 @@ def partitioned(partitions: int) -> str:
     )
 
 
-def prepare(connection: psycopg.Connection[Any], partitions: int) -> None:
+def prepare(connection: psycopg.Connection[Any], url: str, partitions: int) -> None:
     for migration in sorted(MIGRATIONS.glob("*.sql")):
         connection.execute(migration.read_text().encode())
     if partitions:
         connection.execute(partitioned(partitions).encode())
-    with connection.cursor().copy("COPY follows (follower_id, followee_id) FROM STDIN") as copy:
-        for user in range(USERS):
-            for step in range(1, FOLLOWING + 1):
-                copy.write_row((f"user-{user}", f"user-{(user + step) % USERS}"))
+    follow_in_a_ring(url, users=USERS)
     connection.execute(
         "INSERT INTO posts SELECT g, 'user-' || (g %% %s), 'content ' || g, now(), true "
         "FROM generate_series(1, 200000) g",
@@ -106,7 +103,7 @@ def shape(plan: dict[str, Any]) -> str:
 
 def measure(partitions: int) -> str:
     with scratch_database() as (_, url), psycopg.connect(url, autocommit=True) as connection:
-        prepare(connection, partitions)
+        prepare(connection, url, partitions)
         per_post = fan_out(connection)
         connection.execute("ANALYZE feed_entries")
         pages = [explained(connection, FEED_PAGE, (f"user-{(n * 7) % USERS}", 2**62, 0, 20)) for n in range(200)]

@@ -79,17 +79,17 @@ end
 """
 
 
-def follow_in_a_ring(url: str) -> None:
-    """User n follows users n+1 ... n+20 (modulo 200): 20 followers and 20 followees each."""
+def follow_in_a_ring(url: str, *, users: int = USERS) -> None:
+    """User n follows users n+1 ... n+20 (modulo ``users``): 20 followers and 20 followees each."""
     with psycopg.connect(url, autocommit=True) as connection:
         with connection.cursor().copy("COPY follows (follower_id, followee_id) FROM STDIN") as copy:
-            for user in range(USERS):
+            for user in range(users):
                 for step in range(1, FOLLOWING + 1):
-                    copy.write_row((f"user-{user}", f"user-{(user + step) % USERS}"))
+                    copy.write_row((f"user-{user}", f"user-{(user + step) % users}"))
         connection.execute(
             "INSERT INTO user_counts (user_id, followers, following) "
             "SELECT 'user-' || n, %s, %s FROM generate_series(0, %s) AS n",
-            (FOLLOWING, FOLLOWING, USERS - 1),
+            (FOLLOWING, FOLLOWING, users - 1),
         )
 
 

@@ -18,12 +18,14 @@ CONNECTION_OPTIONS: Final[dict[str, Any]] = {
 }
 
 #: ``prepare`` for a statement given a batch of keys (``= ANY(...)``, ``unnest``) on a table that
-#: grows: planned with its arguments at every call. psycopg prepares a statement on its sixth call,
+#: grows, or reading ``feed_entries``, which grows fastest: planned with its arguments at every
+#: call. psycopg prepares a statement on its sixth call,
 #: and PostgreSQL then keeps a generic plan when it costs no more; a plan made while the table was
 #: small is a sequential scan, and stays one as the table grows, until autovacuum next analyses it.
 #: A new deployment met that in its first minute: the processor's ledger look-up of 300 events, by
 #: sequential scan of 200,000 rows, took 1.3 s (against well under a millisecond by its index), and
-#: fan-out fell seconds behind. Such a statement runs once per batch, so its planning is cheap.
+#: fan-out fell seconds behind. Such a statement runs once a batch, or for a read the cache missed,
+#: so its planning is cheap beside it.
 PLANNED_PER_CALL: Final = False
 
 

@@ -151,8 +151,8 @@ class RedisFeedCache(RedisWindows):
         if not users:
             return
         async with self._client.pipeline(transaction=False) as pipe:
-            for user in users:  # one key a command: the users' keys live in many slots
-                pipe.execute_command("DEL", self._keys(user)[1])
+            for user in users:  # one key a command (the users' keys live in many slots), a plain one
+                pipe.execute_command("DEL", self._keys(user)[1])  # (a cluster's pipeline runs delete() at once)
             await pipe.execute()
 
     async def _cached_among(self, users: Sequence[UserId]) -> list[UserId]:

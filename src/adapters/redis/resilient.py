@@ -85,7 +85,9 @@ class RedisOutages:
     async def _drop_everything(self) -> None:
         keys = [key async for key in self._client.scan_iter(match=self._pattern, count=1_000)]
         async with self._client.pipeline(transaction=False) as pipe:
-            for key in keys:  # one key a command: keys of a cluster live in many slots
+            # One key a command, keys of a cluster living in many slots; and a plain command, as a
+            # cluster's pipeline runs unlink() at once, as a coroutine, and queues nothing.
+            for key in keys:
                 pipe.execute_command("UNLINK", key)
             dropped = sum(await pipe.execute())
         self._dirty = False

@@ -154,6 +154,7 @@ class Scripts:
     async def _pipelined(self, sha: str, calls: Sequence[tuple[Sequence[str], Sequence[Any]]]) -> list[Any]:
         async with self._client.pipeline(transaction=False) as pipe:
             for keys, args in calls:
+                # A plain command: a cluster's pipeline refuses evalsha().
                 pipe.execute_command("EVALSHA", sha, len(keys), *keys, *args)
             return list(await pipe.execute())
 
