@@ -36,29 +36,33 @@ USERS = 2_000
 BATCH = 340
 BATCHES = 60
 WARM_UP = 10
+BY_POST = "CREATE INDEX feed_entries_by_post ON feed_entries (post_id)"
 
 
-def partitioned(partitions: int) -> str:
-    """feed_entries again, hash-partitioned by user_id: its primary key and its index by post are
-    then one per partition."""
+def layout(partitions: int) -> str:
+    """feed_entries made again, as one table (0) or hash-partitioned by user_id: its primary key
+    and its index by post are then one per partition."""
+    columns = (
+        'user_id text COLLATE "C" NOT NULL, post_id bigint NOT NULL, author_id text COLLATE "C" NOT NULL, '
+        "PRIMARY KEY (user_id, post_id)"
+    )
+    if not partitions:
+        return f"DROP TABLE feed_entries; CREATE TABLE feed_entries ({columns}); {BY_POST}"
     return (
-        'DROP TABLE feed_entries; CREATE TABLE feed_entries (user_id text COLLATE "C" NOT NULL, '
-        'post_id bigint NOT NULL, author_id text COLLATE "C" NOT NULL, PRIMARY KEY (user_id, post_id)) '
-        "PARTITION BY HASH (user_id); "
+        f"DROP TABLE feed_entries; CREATE TABLE feed_entries ({columns}) PARTITION BY HASH (user_id); "
         + "".join(
             f"CREATE TABLE feed_entries_{n} PARTITION OF feed_entries FOR VALUES WITH (MODULUS {partitions}, "
             f"REMAINDER {n}); "
             for n in range(partitions)
         )
-        + "CREATE INDEX feed_entries_by_post ON feed_entries (post_id)"
+        + BY_POST
     )
 
 
 def prepare(connection: psycopg.Connection[Any], url: str, partitions: int) -> None:
     for migration in sorted(MIGRATIONS.glob("*.sql")):
         connection.execute(migration.read_text().encode())
-    if partitions:
-        connection.execute(partitioned(partitions).encode())
+    connection.execute(layout(partitions).encode())
     follow_in_a_ring(url, users=USERS)
     connection.execute(
         "INSERT INTO posts SELECT g, 'user-' || (g %% %s), 'content ' || g, now(), true "

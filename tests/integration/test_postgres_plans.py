@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -16,8 +17,12 @@ from adapters.postgres import (
     migrate,
 )
 from adapters.postgres.feeds import FEED_PAGE
+from adapters.postgres.migrations import available
 from feedcore.events import Event
 from feedcore.model import PostId, UserId
+
+#: The migration that partitions feed_entries by user.
+PARTITIONED = 4
 
 
 def nodes(plan: dict[str, Any]) -> list[dict[str, Any]]:
@@ -44,8 +49,11 @@ async def test_a_feed_page_is_a_backward_primary_key_scan_with_no_sort(database_
         plan = nodes(explained["Plan"])
         kinds = [node["Node Type"] for node in plan]
         assert "Sort" not in kinds
+        # One partition, the user's: the planner prunes the other fifteen.
         scans = [node for node in plan if node["Node Type"] in {"Index Scan", "Index Only Scan"}]
-        assert [(scan["Index Name"], scan["Scan Direction"]) for scan in scans] == [("feed_entries_pkey", "Backward")]
+        assert len(scans) == 1
+        assert scans[0]["Scan Direction"] == "Backward"
+        assert re.fullmatch(r"feed_entries_\d\d_pkey", scans[0]["Index Name"])
         assert explained["Plan"]["Actual Rows"] == 20
         await connection.rollback()
 
@@ -77,3 +85,41 @@ async def test_batch_lookups_are_planned_with_their_arguments_at_every_call(migr
 
 async def published(events: Sequence[Event]) -> None:
     del events
+
+
+async def test_feeds_move_into_their_partitions_with_every_entry(database_url: str) -> None:
+    # A database at the schema before the partitions, with entries, migrated: every entry is kept,
+    # each in the partition of its user.
+    before = [(version, name, sql) for version, name, sql in available() if version < PARTITIONED]
+    async with await psycopg.AsyncConnection.connect(database_url) as admin:
+        await admin.set_autocommit(True)
+        await admin.execute("DROP SCHEMA IF EXISTS migrated CASCADE")
+        await admin.execute("CREATE SCHEMA migrated")
+    try:
+        async with await psycopg.AsyncConnection.connect(database_url, options="-c search_path=migrated") as connection:
+            await connection.set_autocommit(True)
+            await connection.execute(
+                "CREATE TABLE schema_migrations (version integer PRIMARY KEY, name text NOT NULL, "
+                "applied_at timestamptz NOT NULL DEFAULT now())"
+            )
+            for version, name, sql in before:
+                await connection.execute(sql.encode())
+                await connection.execute(
+                    "INSERT INTO schema_migrations (version, name) VALUES (%s, %s)", (version, name)
+                )
+            await connection.execute(
+                "INSERT INTO feed_entries SELECT 'user-' || u, p, 'author' FROM generate_series(1, 50) u, "
+                "generate_series(1, 20) p"
+            )
+            assert await migrate(connection) == ["0004_feeds_partitioned_by_user.sql"]
+            cursor = await connection.execute(
+                "SELECT count(*), count(DISTINCT tableoid), count(DISTINCT (tableoid, user_id)) FROM feed_entries"
+            )
+            entries, partitions, placed = await cursor.fetchone() or (0, 0, 0)
+            assert entries == 1_000
+            assert partitions > 1
+            assert placed == 50  # each user's entries in one partition
+    finally:
+        async with await psycopg.AsyncConnection.connect(database_url) as admin:
+            await admin.set_autocommit(True)
+            await admin.execute("DROP SCHEMA migrated CASCADE")
