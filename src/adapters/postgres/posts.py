@@ -14,7 +14,7 @@ from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from adapters.postgres.batches import Coalescer
 from adapters.postgres.outbox import OutboxBell
-from adapters.postgres.pool import PLANNED_PER_CALL
+from adapters.postgres.pool import PLANNED_PER_CALL, planned_for
 from feedcore.events import Event, PostDeleted, PostPublished, encode_event
 from feedcore.model import Post, PostId, UserId
 from feedcore.ports import IdempotencyClaim, IdempotencyRecord
@@ -323,7 +323,7 @@ class PostgresPostStore:
             cursor = await connection.execute(
                 "SELECT id, author_id FROM posts WHERE id = ANY(%s) AND deleted_at IS NULL",
                 (list(post_ids),),
-                prepare=PLANNED_PER_CALL,
+                prepare=planned_for(post_ids),
             )
             return {row[0]: row[1] for row in await cursor.fetchall()}
 
@@ -334,7 +334,7 @@ class PostgresPostStore:
             cursor = await connection.execute(
                 f"SELECT {_POST_COLUMNS} FROM posts WHERE id = ANY(%s) AND deleted_at IS NULL",  # noqa: S608
                 (list(post_ids),),
-                prepare=PLANNED_PER_CALL,
+                prepare=planned_for(post_ids),
             )
             return {row[0]: post_of(row) for row in await cursor.fetchall()}
 
@@ -356,7 +356,7 @@ class PostgresPostStore:
                 f"WHERE author_id = ANY(%s) AND deleted_at IS NULL AND id <= %s AND id >= %s{unfanned} "
                 "ORDER BY id DESC LIMIT %s",
                 (list(authors), below(before), floor, limit),
-                prepare=PLANNED_PER_CALL,
+                prepare=planned_for(authors),
             )
             return [post_of(row) for row in await cursor.fetchall()]
 
