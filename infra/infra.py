@@ -156,10 +156,13 @@ class Service:
 
     def down(self) -> None:
         pid = self.recorded_pid()
-        if pid is None:
-            self.pid_file.unlink(missing_ok=True)
-            return
-        say(f"{self.name}: stopping pid {pid}")
+        if pid is not None:
+            self.stop(pid, f"pid {pid}")
+        self.pid_file.unlink(missing_ok=True)
+
+    def stop(self, pid: int, what: str) -> None:
+        """Signal ``pid`` to stop and wait for it, up to 30 s; then kill it."""
+        say(f"{self.name}: stopping {what}")
         os.kill(pid, self.stop_signal)
         deadline = time.monotonic() + 30
         while pid_alive(pid) and time.monotonic() < deadline:
@@ -169,7 +172,6 @@ class Service:
         if pid_alive(pid):
             say(f"{self.name}: pid {pid} ignored the stop signal; killing it")
             os.kill(pid, signal.SIGKILL)
-        self.pid_file.unlink(missing_ok=True)
 
     stop_signal = signal.SIGTERM
 
@@ -424,11 +426,7 @@ class RedisCluster(Service):
         for port in REDIS_CLUSTER_PORTS:
             pid = self.node_pid(port)
             if pid is not None:
-                say(f"{self.name}: stopping node {port} (pid {pid})")
-                os.kill(pid, signal.SIGTERM)
-                deadline = time.monotonic() + 30
-                while pid_alive(pid) and time.monotonic() < deadline:
-                    time.sleep(0.1)
+                self.stop(pid, f"node {port} (pid {pid})")
         self.pid_file.unlink(missing_ok=True)
 
 
