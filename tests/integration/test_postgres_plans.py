@@ -86,7 +86,7 @@ async def test_batch_lookups_are_planned_with_their_arguments_at_every_call(migr
             await posts.latest([UserId("plan-author")], before=None, floor=PostId(0), limit=20)
         async with pool.connection() as connection:
             cursor = await connection.execute(
-                "SELECT count(*) FROM pg_prepared_statements WHERE statement LIKE '%%ANY(%%'"
+                "SELECT count(*) FROM pg_prepared_statements WHERE statement LIKE '%%FROM posts WHERE%%'"
             )
             assert await cursor.fetchone() == (2,)
     finally:

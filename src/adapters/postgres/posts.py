@@ -350,12 +350,16 @@ class PostgresPostStore:
         if not authors:
             return []
         unfanned = " AND NOT fan_out" if unfanned_only else ""
+        # One author by equality: given `= ANY` of one element, PostgreSQL does not read the index
+        # in id order, but every post of the author, then sorts them (an author of 1,000 posts:
+        # 0.32 ms a page against 0.04 ms, and it grows with the author's posts).
+        matches, wanted = ("= %s", next(iter(authors))) if len(authors) == 1 else ("= ANY(%s)", list(authors))
         async with self._pool.connection() as connection:
             cursor = await connection.execute(
                 f"SELECT {_POST_COLUMNS} FROM posts "  # noqa: S608  # constant fragments only
-                f"WHERE author_id = ANY(%s) AND deleted_at IS NULL AND id <= %s AND id >= %s{unfanned} "
+                f"WHERE author_id {matches} AND deleted_at IS NULL AND id <= %s AND id >= %s{unfanned} "
                 "ORDER BY id DESC LIMIT %s",
-                (list(authors), below(before), floor, limit),
+                (wanted, below(before), floor, limit),
                 prepare=planned_for(authors),
             )
             return [post_of(row) for row in await cursor.fetchall()]
