@@ -195,13 +195,24 @@ def _pg_ctls() -> list[Path]:
 
 
 class Postgres(Service):
+    """The cluster of .infra/postgres on the fixed port by default; a soak runs a private one with a
+    port and a home of its own (its pid file, ``<home>.pid``, beside that home), to restart at will."""
+
     name = "postgres"
     env_var = "FEEDCORE_DATABASE_URL"
     marker = "postgres"
     stop_signal = signal.SIGINT  # PostgreSQL's "fast" shutdown
 
+    def __init__(self, *, port: int = POSTGRES_PORT, home: Path | None = None) -> None:
+        self.port = port
+        self._home = home
+
+    @property
+    def pid_file(self) -> Path:
+        return STATE / f"{self.name}.pid" if self._home is None else self._home.parent / f"{self._home.name}.pid"
+
     def url(self) -> str:
-        return f"postgresql://postgres@127.0.0.1:{POSTGRES_PORT}/feedcore"
+        return f"postgresql://postgres@127.0.0.1:{self.port}/feedcore"
 
     def reachable(self, url: str) -> bool:
         import psycopg  # installed in the project's environment
@@ -225,6 +236,8 @@ class Postgres(Service):
 
     def home(self) -> Path:
         """Where the cluster lives: .infra/postgres, unless the postgres user cannot reach it."""
+        if self._home is not None:
+            return self._home
         preferred = STATE / "postgres"
         if os.geteuid() != 0:
             return preferred
@@ -250,29 +263,10 @@ class Postgres(Service):
         if not (data / "PG_VERSION").exists():
             say(f"postgres: initialising a cluster in {data}")
             run([str(bin_dir / "initdb"), "-D", str(data), "-U", "postgres", "-A", "trust", "-E", "UTF8"], user=user)
-        options = f"-p {POSTGRES_PORT} -h 127.0.0.1 -k {home}"
-        try:
-            run(
-                [
-                    str(bin_dir / "pg_ctl"),
-                    "-D",
-                    str(data),
-                    "-l",
-                    str(self.log),
-                    "-w",
-                    "-t",
-                    "60",
-                    "-o",
-                    options,
-                    "start",
-                ],
-                user=user,
-            )
-        except subprocess.CalledProcessError as error:
-            raise InfraError(f"postgres did not start: {error.stderr}\n--- {self.log} ---\n{tail(self.log)}") from None
+        self.pg_ctl("start", "-l", str(self.log), "-o", f"-p {self.port} -h 127.0.0.1 -k {home}")
         pid = int((data / "postmaster.pid").read_text().splitlines()[0])
         self.pid_file.write_text(f"{pid}\n")
-        admin = f"postgresql://postgres@127.0.0.1:{POSTGRES_PORT}/postgres"
+        admin = f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
         wait_for(lambda: self.reachable(admin), "postgres", self.log, lambda: pid_alive(pid))
         import psycopg
 
@@ -280,14 +274,38 @@ class Postgres(Service):
             if not connection.execute("SELECT 1 FROM pg_database WHERE datname = 'feedcore'").fetchone():
                 connection.execute("CREATE DATABASE feedcore")
 
+    def pg_ctl(self, action: str, *options: str) -> None:
+        """``pg_ctl ACTION`` on this cluster, waiting for it (``stop -m immediate`` is a crash)."""
+        user = "postgres" if os.geteuid() == 0 else None
+        command = [str(self.binaries() / "pg_ctl"), action, "-D", str(self.home() / "data"), "-w", "-t", "60"]
+        try:
+            run([*command, *options], user=user)
+        except subprocess.CalledProcessError as error:
+            raise InfraError(f"postgres {action} failed: {error.stderr}\n{tail(self.log)}") from None
+
 
 class Redis(Service):
+    """The server of .infra/redis on the fixed port by default, or a private one with a port and a
+    home of its own. Nothing is persisted: started again, it is empty."""
+
     name = "redis"
     env_var = "FEEDCORE_REDIS_URL"
     marker = "redis-server"
 
+    def __init__(self, *, port: int = REDIS_PORT, home: Path = STATE / "redis") -> None:
+        self.port = port
+        self.home = home
+
+    @property
+    def pid_file(self) -> Path:
+        return self.home.parent / f"{self.home.name}.pid"
+
+    @property
+    def log(self) -> Path:
+        return self.home / "redis.log"
+
     def url(self) -> str:
-        return f"redis://127.0.0.1:{REDIS_PORT}/0"
+        return f"redis://127.0.0.1:{self.port}/0"
 
     def reachable(self, url: str) -> bool:
         import redis
@@ -299,14 +317,15 @@ class Redis(Service):
 
     def start(self) -> None:
         server = redis_server()
-        home = STATE / "redis"
+        home = self.home
+        home.mkdir(parents=True, exist_ok=True)
         self.pid_file.unlink(missing_ok=True)
         try:
             run(
                 [
                     server,
                     "--port",
-                    str(REDIS_PORT),
+                    str(self.port),
                     "--bind",
                     "127.0.0.1",
                     "--daemonize",
@@ -449,8 +468,11 @@ class Kafka(Service):
         voters: str | None = None,
         cluster_id: str | None = None,
         replicas: int = 1,
+        advertised_port: int | None = None,
     ) -> None:
         self.port = port
+        #: The port clients are told to connect to: a proxy's in front of the broker, say.
+        self.advertised_port = advertised_port or port
         self.controller_port = controller_port
         self.home = home
         self.node_id = node_id
@@ -554,7 +576,7 @@ class Kafka(Service):
                     f"node.id={self.node_id}",
                     f"controller.quorum.voters={self.voters}",
                     f"listeners=PLAINTEXT://127.0.0.1:{self.port},CONTROLLER://127.0.0.1:{self.controller_port}",
-                    f"advertised.listeners=PLAINTEXT://127.0.0.1:{self.port}",
+                    f"advertised.listeners=PLAINTEXT://127.0.0.1:{self.advertised_port}",
                     "controller.listener.names=CONTROLLER",
                     "inter.broker.listener.name=PLAINTEXT",
                     "listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",

@@ -12,12 +12,12 @@ import signal
 import time
 from pathlib import Path
 
+from infra.tcp_proxy import TcpProxy
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from entrypoints.dead_letter_tools import dead_letters
 from entrypoints.settings import Settings
 from tests.integration.stack import Stack, free_port, isolated_stack, log_records, scrape, wait_until
-from tests.integration.tcp_proxy import TcpProxy
 
 POSTS_DURING_OUTAGE = 20
 OUTAGE_SECONDS = 4.0

@@ -11,10 +11,10 @@ from typing import cast
 from urllib.parse import urlsplit
 
 import redis
+from infra.tcp_proxy import TcpProxy
 
 from tests.integration.conftest import service_url
 from tests.integration.stack import isolated_stack, scrape, wait_until
-from tests.integration.tcp_proxy import TcpProxy
 
 POSTS_DURING_OUTAGE = 5
 

@@ -1,4 +1,5 @@
-"""A TCP forwarding proxy for tests: a service behind it can be made unreachable, and back, at will."""
+"""A TCP forwarding proxy for tests and the soak: a service behind it can be made unreachable, or
+stalled, and back, at will."""
 
 from __future__ import annotations
 
@@ -17,7 +18,9 @@ class TcpProxy:
 
     It runs an asyncio loop in a thread of its own, so a test drives it with plain calls. ``cut()``
     makes the target vanish: the port refuses new connections and every open one is dropped at once;
-    ``restore()`` listens again on the same port. Use it as a context manager: everything stops at exit.
+    ``restore()`` listens again on the same port. ``stall()`` keeps every connection open but lets no
+    byte through either way, new ones included, until ``resume()``: a network that hangs rather than
+    fails. Use it as a context manager: everything stops at exit.
     """
 
     def __init__(self, target_host: str, target_port: int) -> None:
@@ -27,6 +30,9 @@ class TcpProxy:
         self._server: asyncio.Server | None = None
         #: Both ends of every forwarded connection, so that a cut can drop them all.
         self._open: set[asyncio.StreamWriter] = set()
+        #: Clear while stalled; set and cleared only in the proxy's loop.
+        self._flowing = asyncio.Event()
+        self._flowing.set()
         #: The port it listens on; chosen by the system the first time, kept from then on.
         self.port = 0
 
@@ -50,6 +56,13 @@ class TcpProxy:
         """Listen again, on the same port."""
         self._call(self._listen())
 
+    def stall(self) -> None:
+        """Hold every byte, both ways, until :meth:`resume`."""
+        self._call(self._set_flowing(flowing=False))
+
+    def resume(self) -> None:
+        self._call(self._set_flowing(flowing=True))
+
     # --- in the proxy's thread ----------------------------------------------------------------------
 
     def _run_loop(self) -> None:
@@ -62,6 +75,12 @@ class TcpProxy:
 
     def _call(self, work: Coroutine[Any, Any, T]) -> T:
         return asyncio.run_coroutine_threadsafe(work, self._loop).result(timeout=10)
+
+    async def _set_flowing(self, *, flowing: bool) -> None:
+        if flowing:
+            self._flowing.set()
+        else:
+            self._flowing.clear()
 
     async def _listen(self) -> None:
         if self._server is None:
@@ -89,6 +108,7 @@ class TcpProxy:
 
     async def _forward(self, client_reader: asyncio.StreamReader, client_writer: asyncio.StreamWriter) -> None:
         self._open.add(client_writer)
+        await self._flowing.wait()
         try:
             upstream_reader, upstream_writer = await asyncio.open_connection(*self._target)
         except OSError:
@@ -100,17 +120,21 @@ class TcpProxy:
             return
         self._open.add(upstream_writer)
         try:
-            await asyncio.gather(_pump(client_reader, upstream_writer), _pump(upstream_reader, client_writer))
+            await asyncio.gather(
+                _pump(client_reader, upstream_writer, self._flowing),
+                _pump(upstream_reader, client_writer, self._flowing),
+            )
         finally:
             self._open.difference_update((client_writer, upstream_writer))
 
 
-async def _pump(source: asyncio.StreamReader, destination: asyncio.StreamWriter) -> None:
-    """Copy ``source`` to ``destination`` until either end goes; then close ``destination``, which
-    ends the pump of the other direction too."""
+async def _pump(source: asyncio.StreamReader, destination: asyncio.StreamWriter, flowing: asyncio.Event) -> None:
+    """Copy ``source`` to ``destination`` while ``flowing`` is set, until either end goes; then close
+    ``destination``, which ends the pump of the other direction too."""
     try:
         with contextlib.suppress(OSError):  # reset by a peer, or by a cut
             while data := await source.read(64 * 1024):
+                await flowing.wait()
                 destination.write(data)
                 await destination.drain()
     finally:
