@@ -116,7 +116,12 @@ def _caches(settings: Settings, redis: RedisClient | None, lanes: Lanes | None, 
     window = settings.policies.cache_window
     if redis is not None:
         prefix = settings.redis_prefix
-        guard = RedisOutages(redis, prefix=prefix, on_fallback=lambda operation: metrics.fell_back("redis", operation))
+        guard = RedisOutages(
+            redis,
+            prefix=prefix,
+            keep=[RedisFeedCache.registry(prefix)],
+            on_fallback=lambda operation: metrics.fell_back("redis", operation),
+        )
         return Caches(
             feeds=RedisFeedCache(redis, prefix=prefix, window=window, guard=guard, lanes=lanes),
             celebrities=RedisCelebrityWindows(redis, prefix=prefix, window=window, guard=guard, lanes=lanes),

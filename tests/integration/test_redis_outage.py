@@ -1,18 +1,23 @@
 """Redis down while the stack runs: reads fall back to PostgreSQL, writes flow on, and once Redis
-is back no cached feed is left missing what happened meanwhile."""
+is back no cached feed is left missing what happened meanwhile (nor a page rendered from one)."""
 
 from __future__ import annotations
 
+import asyncio
 import signal
 import time
 import uuid
+from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import cast
+from typing import Any, cast
 from urllib.parse import urlsplit
 
 import redis
+import redis.asyncio as aioredis
 from infra.tcp_proxy import TcpProxy
 
+from adapters.redis import RedisClient, RedisFeedCache
+from adapters.redis.resilient import RedisOutages
 from tests.integration.conftest import service_url
 from tests.integration.stack import isolated_stack, scrape, wait_until
 
@@ -73,3 +78,47 @@ def test_redis_down_reads_fall_back_and_no_cached_feed_is_left_stale(tmp_path: P
             for leftover in direct.scan_iter(match=f"{prefix}*"):
                 direct.delete(leftover)
             direct.close()
+
+
+class PageKeptDuringScan:
+    """Redis as a process recovering from an outage sees it while another process, which never lost
+    Redis, keeps a rendered page from a stale window just after the first scan passed its key."""
+
+    def __init__(self, client: aioredis.Redis, page: str) -> None:
+        self._client = client
+        self._page = page
+        self.scans = 0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._client, name)
+
+    async def scan_iter(self, **options: Any) -> AsyncIterator[Any]:
+        self.scans += 1
+        async for key in self._client.scan_iter(**options):
+            yield key
+        if self.scans == 1:
+            await self._client.hset(self._page, "page", "rendered from the stale window")
+
+
+async def test_the_drop_after_an_outage_catches_what_others_kept_while_it_scanned(
+    redis_client: aioredis.Redis, redis_prefix: str
+) -> None:
+    prefix = f"{redis_prefix}recovery-{uuid.uuid4().hex[:8]}:"
+    registry, window, page = RedisFeedCache.registry(prefix), f"{prefix}feed:{{ana}}", f"{prefix}pages:{{ana}}"
+    await redis_client.sadd(registry, "ana")
+    await redis_client.zadd(window, {"!h0": 0})  # a window that may have missed this process's writes
+    client = PageKeptDuringScan(redis_client, page)
+    guard = RedisOutages(cast("RedisClient", client), prefix=prefix, keep=[registry], pause=0.01)
+
+    async def away() -> str:
+        raise aioredis.ConnectionError("Redis is away")
+
+    assert await guard.run("read", away, "fell back") == "fell back"
+    assert guard._recovery is not None
+    await asyncio.wait_for(guard._recovery, timeout=10)
+
+    assert client.scans == 2
+    assert await redis_client.exists(window, page) == 0, "a stale window or page outlived the recovery"
+    # The registry is no copy of anything: dropped while a fill was under way, that fill's feed
+    # would be left out of every later post's fan-out.
+    assert await redis_client.smembers(registry) == {b"ana"}

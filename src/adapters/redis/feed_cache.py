@@ -65,7 +65,12 @@ class RedisFeedCache(RedisWindows):
 
     @property
     def _registry(self) -> str:
-        return f"{self._prefix}cached"
+        return self.registry(self._prefix)
+
+    @staticmethod
+    def registry(prefix: str) -> str:
+        """The key of the set of users who may have a cached feed (see the class)."""
+        return f"{prefix}cached"
 
     async def view(
         self,
