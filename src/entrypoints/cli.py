@@ -24,6 +24,11 @@ from entrypoints.settings import ConfigurationError, Settings
 from feedcore import InvalidUserId, parse_user_id
 
 T = TypeVar("T")
+#: A request's line and headers at most (Tomcat's and Jetty's default; ours carry a bearer token, an
+#: Idempotency-Key and what proxies add). It is also what a connection may buffer: 4,000 connections
+#: each holding an unfinished 7.5 KB head cost a worker 41 MB (with 16 KiB, 100 MB; with granian's
+#: default of ~400 KiB, 2,000 of them cost 790 MB).
+MAX_REQUEST_HEAD_BYTES = 8 * 1024
 
 
 def _settings(*, serving: bool = True, kafka: bool = False) -> Settings:
@@ -50,7 +55,8 @@ def main() -> None:
 def serve(host: str | None, port: int | None, workers: int) -> None:
     """Run the HTTP API (and, in embedded mode, the fan-out worker)."""
     from granian import Granian  # noqa: PLC0415  # only `serve` needs the server
-    from granian.constants import Interfaces  # noqa: PLC0415
+    from granian.constants import HTTPModes, Interfaces  # noqa: PLC0415
+    from granian.http import HTTP1Settings  # noqa: PLC0415
 
     settings = _settings()
     host = host or settings.host
@@ -88,6 +94,24 @@ def serve(host: str | None, port: int | None, workers: int) -> None:
             workers=workers,
             log_level=settings.log_level.lower(),  # type: ignore[arg-type]  # granian validates the name
             log_dictconfig=logging_config(settings),
+            # A worker that dies (killed, out of memory) is started again; without it granian stops
+            # the whole server when one of its workers exits.
+            respawn_failed_workers=True,
+            # HTTP/1.1 only. In "auto" mode hyper-util first reads a connection's opening bytes to
+            # tell HTTP/1 from HTTP/2, with no timeout (hyperium/hyper#3962): a client that connects
+            # and sends nothing is held for ever. Nothing here speaks clear-text HTTP/2.
+            http=HTTPModes.http1,
+            http1_settings=HTTP1Settings(
+                # hyper closes a connection whose request headers are not all in by then, counted from
+                # its opening or its previous response: a slow-loris and an idle connection alike
+                # (default 30 s). No 408: the connection is just closed.
+                header_read_timeout=round(settings.header_timeout_seconds * 1000),
+                # A longer request head gets 431; each connection buffers at most about this much.
+                max_buffer_size=MAX_REQUEST_HEAD_BYTES,
+            ),
+            # granian holds a permit a connection, idle or not, and accepts no more beyond this many
+            # a worker (default: 1,024 shared by the workers); new clients would queue behind idle ones.
+            backpressure=settings.max_connections,
         ).serve()
 
 

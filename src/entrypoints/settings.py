@@ -68,6 +68,15 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     rate_limit_per_second: Annotated[float, msgspec.Meta(ge=0)] = 20.0
     rate_limit_burst: Positive = 40
     max_body_bytes: Positive = 64 * 1024
+    #: How long a request's line and headers may take to arrive, counted from the connection's
+    #: opening or the end of its previous response: it also closes idle kept-alive connections, so
+    #: keep it above the idle timeout of a load balancer in front (the balancer should close first).
+    header_timeout_seconds: Annotated[float, msgspec.Meta(gt=0)] = 10.0
+    #: How long a request's body may take to arrive after its headers; beyond it the answer is 408.
+    body_timeout_seconds: Annotated[float, msgspec.Meta(gt=0)] = 10.0
+    #: Connections each server process holds at once, idle ones included; more wait to be accepted.
+    #: Keep it below the open-files limit (`ulimit -n`), less what the process's pools use.
+    max_connections: Positive = 4096
     idempotency_ttl_hours: Annotated[int, msgspec.Meta(ge=24)] = 24
     #: How long the processor's ledger remembers an applied event: a week, Kafka's default retention.
     ledger_retention_hours: Positive = 168

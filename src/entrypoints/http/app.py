@@ -13,9 +13,12 @@ from typing import Any, TypeVar
 
 from litestar import Litestar, Request
 from litestar.di import Provide
+from litestar.enums import ScopeType
 from litestar.exceptions import ClientException
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.spec import Components, SecurityScheme
+from litestar.status_codes import HTTP_408_REQUEST_TIMEOUT
+from litestar.types import ASGIApp, Receive, ReceiveMessage, Scope, Send
 
 from adapters.metrics import Metrics
 from entrypoints.auth import token_secret
@@ -52,10 +55,12 @@ def create_app(
     *,
     max_body_bytes: int,
     metrics: Metrics,
+    body_timeout_seconds: float | None = None,
     lifespan: list[Lifespan] | None = None,
     unavailable_errors: tuple[type[Exception], ...] = (),
 ) -> Litestar:
-    """The API over ``services``, or over what a callable returns once the lifespan has built it."""
+    """The API over ``services``, or over what a callable returns once the lifespan has built it;
+    a request body that takes longer than ``body_timeout_seconds`` to arrive is answered 408."""
     current = services if callable(services) else lambda: services
 
     def unavailable(request: Request[Any, Any, Any], error: Exception) -> Any:
@@ -66,9 +71,12 @@ def create_app(
         **EXCEPTION_HANDLERS,
         **dict.fromkeys(unavailable_errors, unavailable),
     }
+    middleware = [observed(metrics)]
+    if body_timeout_seconds is not None:  # inside `observed`, which counts the 408s
+        middleware.append(body_deadline(body_timeout_seconds))
     app = Litestar(
         route_handlers=ROUTES,
-        middleware=[observed(metrics)],
+        middleware=middleware,
         # Logging is the process's to configure (see entrypoints.logs), not the framework's.
         logging_config=None,
         dependencies={"services": Provide(current, use_cache=True, sync_to_thread=False)},
@@ -88,6 +96,46 @@ def create_app(
     )
     _declare_closed_bodies(app)
     return app
+
+
+#: Methods whose requests feedcore never reads a body of.
+_BODILESS = frozenset(("GET", "HEAD", "OPTIONS"))
+
+
+def body_deadline(seconds: float) -> Callable[[ASGIApp], ASGIApp]:
+    """Middleware: a request's body must have arrived ``seconds`` after its headers, or the request
+    is answered 408.
+
+    Neither granian nor Litestar bounds how long a body may take: a client sending one byte a
+    second would hold its request, and the handler awaiting the body, for as long as it likes.
+    """
+
+    def wrap(app: ASGIApp) -> ASGIApp:
+        async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
+            if scope["type"] != ScopeType.HTTP or scope["method"] in _BODILESS:  # reads cost nothing more
+                await app(scope, receive, send)
+                return
+            deadline = asyncio.get_running_loop().time() + seconds
+            arrived = False
+
+            async def receiving() -> ReceiveMessage:
+                nonlocal arrived
+                if arrived:  # later receives wait for the disconnect, which takes its time
+                    return await receive()
+                try:
+                    async with asyncio.timeout_at(deadline):
+                        message = await receive()
+                except TimeoutError:
+                    detail = f"the request body did not arrive within {seconds:g} s"
+                    raise ClientException(detail, status_code=HTTP_408_REQUEST_TIMEOUT) from None
+                arrived = message["type"] != "http.request" or not message.get("more_body", False)
+                return message
+
+            await app(scope, receiving, send)
+
+        return middleware
+
+    return wrap
 
 
 def _declare_closed_bodies(app: Litestar) -> None:
@@ -117,6 +165,7 @@ def create_service_app(settings: Settings | None = None) -> Litestar:
         lambda: services[0],
         max_body_bytes=settings.max_body_bytes,
         metrics=built.app.metrics(),
+        body_timeout_seconds=settings.body_timeout_seconds,
         lifespan=[_run_in_process(built, settings, services)],
         unavailable_errors=built.storage.unavailable_errors(),
     )
