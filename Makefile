@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed
 
-.PHONY: help install run test lint unit format bench bench-fanout bench-e2e bench-read bench-write bench-merge bench-idle bench-processors bench-partitioned clean up down infra-up infra-down infra-status
+.PHONY: help install run test lint unit format bench bench-fanout bench-e2e bench-read bench-write bench-merge bench-idle bench-processors bench-partitioned soak clean up down infra-up infra-down infra-status
 
 help:
 	@echo "make run      run feedcore embedded on 127.0.0.1:8000 (nothing is persisted)"
@@ -25,6 +25,8 @@ help:
 	@echo "make bench-merge   what merging celebrities' posts at read time adds to a feed read"
 	@echo "make bench-processors  fan-out over a backlog with 1, 2 and 3 processors in one group"
 	@echo "make bench-partitioned feed_entries as one table against 16 hash partitions by user"
+	@echo "make soak     the real stack under load while faults are injected, checked against an oracle"
+	@echo "             (MINUTES=20 by default; SEED=N replays a run); it starts services of its own"
 	@echo "make up       the whole stack in Docker (docker/compose.yaml; needs a Docker engine and FEEDCORE_JWT_SECRET)"
 	@echo "make down     stop the Docker stack (its volumes are kept)"
 
@@ -115,6 +117,11 @@ bench-processors: install
 
 bench-partitioned: install
 	@$(BENCH_SERVICES); $(PY) -m bench.partitioned
+
+# The soak starts (and breaks, and stops) a PostgreSQL, Redis and Kafka of its own, on free ports.
+MINUTES ?= 20
+soak: install
+	$(PY) -m bench.soak --minutes $(MINUTES) $(if $(SEED),--seed $(SEED))
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis .import_linter_cache
