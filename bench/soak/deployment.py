@@ -7,7 +7,6 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-import socket
 import subprocess
 import time
 from collections.abc import Callable, Iterator
@@ -19,6 +18,8 @@ import httpx
 from infra.infra import Kafka, Postgres, Redis
 from infra.tcp_proxy import TcpProxy
 
+from bench.bad_clients import granian_processes
+from bench.harness import free_port
 from entrypoints.auth import Tokens
 from feedcore import UserId
 
@@ -26,12 +27,6 @@ ROOT = Path(__file__).parents[2]
 SECRET = "soak-" + "s" * 40
 SERVER_WORKERS = 2
 PROCESSORS = 2
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def wait_until(check: Callable[[], bool], *, timeout: float, what: str) -> None:
@@ -126,7 +121,7 @@ class Deployment:
 
     def server_workers(self) -> list[int]:
         """The pids of the server's workers: the children of granian's main process."""
-        return children(self.roles["serve"].pid)
+        return granian_processes(self.roles["serve"].pid)[1:]
 
     def server_answers(self) -> bool:
         try:
@@ -167,14 +162,6 @@ class Deployment:
             else:
                 found["relay" if name == "relay" else "processor"].append(role.pid)
         return found
-
-
-def children(pid: int) -> list[int]:
-    try:
-        text = Path(f"/proc/{pid}/task/{pid}/children").read_text()
-    except OSError:
-        return []
-    return [int(child) for child in text.split()]
 
 
 def tail(path: Path, lines: int = 40) -> str:
