@@ -13,7 +13,7 @@ Each bad client should get a 4xx or be dropped by the server within the run; the
 should each take at most a second; the server processes' RSS should stay bounded. The idle
 connections may be dropped after an idle timeout or kept: both are reported.
 
-`run_bad_clients` is the entry point for other scripts (the chaos soak); run as a module it drives
+`bad_clients` is the entry point for other scripts (the chaos soak); run as a module it drives
 a server already running (``--url``, ``--token``, ``--user``, ``--pid`` of `feedcore serve`), or
 else an embedded `feedcore serve` of its own (one worker: embedded mode allows no more).
 
@@ -35,6 +35,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Final
 from urllib.parse import urlsplit
@@ -184,7 +185,7 @@ class BadClientReport:
         return "\n".join(self.lines())
 
 
-def run_bad_clients(
+async def bad_clients(
     base_url: str,
     token: str,
     feed_user: str,
@@ -197,30 +198,6 @@ def run_bad_clients(
     """Run the bad clients and the good one for ``seconds`` against ``base_url``; ``token`` is a
     bearer token of ``feed_user``, and ``server_pids()`` the server's processes (see
     `granian_processes`), whose memory is sampled."""
-    return asyncio.run(
-        bad_clients(
-            base_url,
-            token,
-            feed_user,
-            server_pids,
-            idle_connections=idle_connections,
-            seconds=seconds,
-            reads_per_second=reads_per_second,
-        )
-    )
-
-
-async def bad_clients(
-    base_url: str,
-    token: str,
-    feed_user: str,
-    server_pids: Callable[[], list[int]],
-    *,
-    idle_connections: int = 2000,
-    seconds: float = 20,
-    reads_per_second: float = 10,
-) -> BadClientReport:
-    """`run_bad_clients`, for a caller that already runs an event loop."""
     _allow_open_files(idle_connections + 200)
     address = urlsplit(base_url)
     host, port = address.hostname or "127.0.0.1", address.port or 80
@@ -438,20 +415,29 @@ def main() -> None:
     if args.url:
         if not (args.token and args.pid):
             parser.error("--url needs --token and --pid")
-        report = run_bad_clients(
-            args.url,
-            args.token,
-            args.user,
-            lambda: granian_processes(args.pid),
-            idle_connections=args.idle,
-            seconds=args.seconds,
+        report = asyncio.run(
+            bad_clients(
+                args.url,
+                args.token,
+                args.user,
+                lambda: granian_processes(args.pid),
+                idle_connections=args.idle,
+                seconds=args.seconds,
+            )
         )
     else:
         secret = "bench-" + "b" * 40
         with embedded_server(secret) as (base, pid):
             token = Tokens(secret).issue(UserId(args.user))
-            report = run_bad_clients(
-                base, token, args.user, lambda: granian_processes(pid), idle_connections=args.idle, seconds=args.seconds
+            report = asyncio.run(
+                bad_clients(
+                    base,
+                    token,
+                    args.user,
+                    partial(granian_processes, pid),
+                    idle_connections=args.idle,
+                    seconds=args.seconds,
+                )
             )
     print(report)
     sys.exit(1 if report.problems() else 0)

@@ -8,7 +8,9 @@ server with one worker shows it. The run is a short form of `python -m bench.bad
 
 from __future__ import annotations
 
-from bench.bad_clients import embedded_server, granian_processes, run_bad_clients
+import asyncio
+
+from bench.bad_clients import bad_clients, embedded_server, granian_processes
 
 from entrypoints.auth import Tokens
 from entrypoints.settings import Settings
@@ -24,13 +26,15 @@ def test_bad_clients_are_answered_or_dropped_while_good_reads_go_on() -> None:
     # Long enough for the slowest of them to meet its timeout, with time to spare.
     seconds = max(defaults.header_timeout_seconds, defaults.body_timeout_seconds) + 2
     with embedded_server(SECRET) as (base_url, pid):
-        report = run_bad_clients(
-            base_url,
-            Tokens(SECRET).issue(UserId("ana")),
-            "ana",
-            lambda: granian_processes(pid),
-            idle_connections=IDLE_CONNECTIONS,
-            seconds=seconds,
+        report = asyncio.run(
+            bad_clients(
+                base_url,
+                Tokens(SECRET).issue(UserId("ana")),
+                "ana",
+                lambda: granian_processes(pid),
+                idle_connections=IDLE_CONNECTIONS,
+                seconds=seconds,
+            )
         )
     assert report.problems() == [], str(report)
     # Every one was opened, then closed by the server's idle timeout: none holds a connection for ever.
