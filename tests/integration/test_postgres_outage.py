@@ -1,5 +1,6 @@
 """PostgreSQL out of the processor's reach while events flow: the processor waits the outage out,
-dead-letters nothing, and applies every event once PostgreSQL is back.
+dead-letters nothing, and applies every event once PostgreSQL is back; and a pool that finds one
+of its connections broken checks the others at once.
 
 Only the processor reaches PostgreSQL through a proxy, which the test cuts: the API keeps its own
 connections, so posts are still accepted (and relayed to Kafka) during the outage.
@@ -12,9 +13,13 @@ import signal
 import time
 from pathlib import Path
 
+import psycopg
+import pytest
 from infra.tcp_proxy import TcpProxy
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
+from adapters.postgres import connection_pool
+from adapters.postgres.pool import RecoveringPool
 from entrypoints.dead_letter_tools import dead_letters
 from entrypoints.settings import Settings
 from tests.integration.stack import Stack, free_port, isolated_stack, log_records, scrape, wait_until
@@ -97,3 +102,25 @@ def test_postgres_unreachable_for_a_few_seconds_while_events_flow_dead_letters_n
         assert processor.popen.poll() is None, f"the processor exited:\n{output}"
         assert processor.stop(signal.SIGTERM) == 0, processor.output()
         assert server.stop(signal.SIGTERM) == 0, server.output()
+
+
+async def test_one_broken_connection_has_the_pool_check_all_the_others(database_url: str) -> None:
+    host, port = server_address(database_url)
+    with TcpProxy(host, port) as proxy:
+        pool = connection_pool(make_conninfo(database_url, host="127.0.0.1", port=proxy.port), min_size=4, max_size=4)
+        await pool.open(wait=True)
+        try:
+            proxy.cut()  # every connection of the pool breaks at once, as in a restart of the server
+            proxy.restore()
+            with pytest.raises(psycopg.OperationalError):
+                async with pool.connection() as connection:
+                    await connection.execute("SELECT 1")
+            pass
+            assert pool._checking is not None
+            await asyncio.wait_for(pool._checking, timeout=10)
+            # Without the check, each of the three other connections would fail its next use in turn.
+            for _ in range(4):
+                async with pool.connection() as connection:
+                    assert await (await connection.execute("SELECT 1")).fetchone() == (1,)
+        finally:
+            await pool.close()

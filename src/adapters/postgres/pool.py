@@ -1,10 +1,12 @@
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import Collection
 from typing import Any, Final
 
 from psycopg import AsyncConnection
-from psycopg_pool import AsyncConnectionPool
+from psycopg_pool import AsyncConnectionPool, PoolClosed
 
 CONNECTION_OPTIONS: Final[dict[str, Any]] = {
     "autocommit": True,
@@ -39,6 +41,36 @@ def planned_for(keys: Collection[object]) -> bool | None:
     return PLANNED_PER_CALL if len(keys) > 1 else None
 
 
+class RecoveringPool(AsyncConnectionPool[AsyncConnection[Any]]):
+    """A pool that checks all its idle connections as soon as one is found broken.
+
+    A PostgreSQL restart, or a cut network, breaks every connection of the pool at once, and
+    psycopg's pool finds each out only when it is next used and fails. A processor retrying its
+    batch with a growing backoff met one dead connection a retry: after a restart it applied nothing
+    for 326 s, and a server answered one 503 for each. Checking them all costs a round trip a
+    connection, once an outage; then the next attempt finds a live connection, or a fresh one.
+    """
+
+    _checking: asyncio.Task[None] | None = None
+
+    async def putconn(self, conn: AsyncConnection[Any]) -> None:
+        broken = conn.broken
+        await super().putconn(conn)
+        if broken and (self._checking is None or self._checking.done()):
+            self._checking = asyncio.create_task(self._check_idle())
+
+    async def _check_idle(self) -> None:
+        with contextlib.suppress(PoolClosed):
+            await self.check()
+
+    async def close(self, timeout: float = 5.0) -> None:  # noqa: ASYNC109  # the base class's signature
+        if self._checking is not None:
+            self._checking.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._checking
+        await super().close(timeout)
+
+
 def connection_pool(
     url: str, *, min_size: int = 1, max_size: int = 4, timeout: float = 30.0
 ) -> AsyncConnectionPool[AsyncConnection[Any]]:
@@ -48,7 +80,7 @@ def connection_pool(
     a transaction of their own. (Without autocommit, psycopg sends BEGIN before the first statement
     and the pool a COMMIT after the last: three round trips for every single read.)
     """
-    return AsyncConnectionPool(
+    return RecoveringPool(
         url,
         min_size=min_size,
         max_size=max_size,
