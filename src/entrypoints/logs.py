@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import logging
 import logging.config
+import time
+from collections.abc import Callable
 from contextvars import ContextVar
 from typing import Any, Final
 
@@ -37,6 +39,45 @@ class ContextFilter(logging.Filter):
         return True
 
 
+class Repeats(logging.Filter):
+    """Folds what other people's libraries say over and over: each of their messages (by logger,
+    level and template) passes once every ``every`` seconds, saying how often it came meanwhile.
+
+    While a broker restarts, aiokafka logs that it cannot reach it hundreds of times a second and
+    psycopg's pool each failed connection: about 3,000 error lines a process for 15 s of outage,
+    burying what happened. feedcore's own messages all pass: each says one thing once (an outage
+    and its end, a dead letter, a retry with its backoff).
+    """
+
+    OWN: Final = ("adapters.", "entrypoints.", "feedcore.")
+    #: Templates remembered at most; past it, the memory starts again.
+    REMEMBERED: Final = 1_000
+
+    def __init__(self, every: float = 10.0, clock: Callable[[], float] = time.monotonic) -> None:
+        super().__init__()
+        self._every = every
+        self._clock = clock
+        #: When each template last passed, and how often it came since.
+        self._seen: dict[tuple[str, int, str], tuple[float, int]] = {}
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.name.startswith(self.OWN):
+            return True
+        key = (record.name, record.levelno, str(record.msg))
+        now = self._clock()
+        seen = self._seen.get(key)
+        if seen is not None and now - seen[0] < self._every:
+            self._seen[key] = (seen[0], seen[1] + 1)
+            return False
+        if len(self._seen) >= self.REMEMBERED:
+            self._seen.clear()
+        self._seen[key] = (now, 0)
+        if seen is not None and seen[1]:
+            record.msg = f"{record.getMessage()} (and {seen[1]} more like it in the {now - seen[0]:.0f} s before)"
+            record.args = None
+        return True
+
+
 def json_logs(settings: Settings) -> bool:
     if settings.log_format == "auto":
         return not settings.embedded
@@ -62,9 +103,9 @@ def logging_config(settings: Settings) -> dict[str, Any]:
     return {
         "version": 1,
         "disable_existing_loggers": False,
-        "filters": {"context": {"()": ContextFilter}},
+        "filters": {"context": {"()": ContextFilter}, "repeats": {"()": Repeats}},
         "formatters": {"feedcore": formatter},
-        "handlers": {"stderr": {**handler, "filters": ["context"]}},
+        "handlers": {"stderr": {**handler, "filters": ["repeats", "context"]}},
         "root": {"level": settings.log_level.upper(), "handlers": ["stderr"]},
         "loggers": {
             "_granian": {"handlers": ["stderr"], "level": settings.log_level.upper(), "propagate": False},

@@ -13,7 +13,7 @@ from litestar.testing import TestClient
 
 from entrypoints.container import embedded_container
 from entrypoints.http.app import create_app, create_service_app
-from entrypoints.logs import EVENT_ID, REQUEST_ID, ContextFilter, logging_config
+from entrypoints.logs import EVENT_ID, REQUEST_ID, ContextFilter, Repeats, logging_config
 from tests.prometheus import Scrape, parse
 from tests.unit.http.api import SECRET, Api, make_settings
 
@@ -129,3 +129,26 @@ def test_a_log_record_carries_the_request_and_event_ids_in_force() -> None:
 
     assert (getattr(record, "request_id", None), getattr(record, "event_id", None)) == ("r-1", "e-2")
     assert getattr(record, "context", None) == " [request=r-1 event=e-2]"
+
+
+def test_a_library_s_repeated_message_passes_once_in_a_while_with_its_count_and_ours_always() -> None:
+    now = [0.0]
+    repeats = Repeats(every=10.0, clock=lambda: now[0])
+
+    def said(logger: str, at: float, *args: object) -> logging.LogRecord | None:
+        now[0] = at
+        template = "Unable connect to node with id %s: %s"
+        record = logging.LogRecord(logger, logging.ERROR, __file__, 1, template, args, None)
+        return record if repeats.filter(record) else None
+
+    first = said("aiokafka", 0.0, 1, "refused")
+    assert first is not None
+    assert first.getMessage() == "Unable connect to node with id 1: refused"
+    assert [said("aiokafka", at, 1, "closed") for at in (0.1, 5.0, 9.9)] == [None, None, None]
+    later = said("aiokafka", 12.0, 1, "refused")
+    assert later is not None
+    assert later.getMessage() == "Unable connect to node with id 1: refused (and 3 more like it in the 12 s before)"
+    assert said("aiokafka", 12.5, 1, "refused") is None
+    # Another logger's, and feedcore's own, are counted apart or not at all.
+    assert said("psycopg.pool", 12.5, 1, "refused") is not None
+    assert all(said("entrypoints.consumer", 12.5 + step, 1, "refused") is not None for step in range(5))
