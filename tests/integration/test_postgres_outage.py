@@ -115,7 +115,7 @@ async def test_one_broken_connection_has_the_pool_check_all_the_others(database_
             with pytest.raises(psycopg.OperationalError):
                 async with pool.connection() as connection:
                     await connection.execute("SELECT 1")
-            pass
+            assert isinstance(pool, RecoveringPool)
             assert pool._checking is not None
             await asyncio.wait_for(pool._checking, timeout=10)
             # Without the check, each of the three other connections would fail its next use in turn.
