@@ -13,6 +13,7 @@ from typing import Any
 from redis.asyncio import BlockingConnectionPool, Connection, Redis, RedisCluster
 from redis.asyncio.connection import AbstractConnection
 from redis.connection import HiredisRespSerializer
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.utils import HIREDIS_AVAILABLE
 
 #: A client of one Redis server, or of a Redis Cluster. Every key a script or a multi-key command is
@@ -58,7 +59,9 @@ class Lanes:
     redis-py's pool costs about 35 µs of every command in locks, a read to check the connection's
     health and metric hooks, whatever the pool; a connection taken from a queue costs none of it.
     A connection that fails (or whose command is cancelled) is closed, and opens again with its next
-    command.
+    command. A connection that was open and is found closed by the server (Redis restarted) gets its
+    command once more, on a new connection: else each of them, in each process, would report an
+    outage that is over, and have every cached key dropped again.
     """
 
     def __init__(self, make: Callable[[], AbstractConnection], *, size: int, timeout: float | None = None) -> None:
@@ -87,8 +90,14 @@ class Lanes:
         connection = free.get_nowait() if not free.empty() else await free.get()
         try:
             async with asyncio.timeout(self._timeout):
-                await connection.send_packed_command(connection.pack_command(*args), check_health=False)
-                return await connection.read_response()
+                opened = connection.is_connected
+                try:
+                    return await _run(connection, args)
+                except RedisConnectionError:
+                    if not opened:
+                        raise
+                    await connection.disconnect(nowait=True)
+                    return await _run(connection, args)
         except BaseException:
             await connection.disconnect(nowait=True)
             raise
@@ -98,3 +107,8 @@ class Lanes:
     async def close(self) -> None:
         for connection in self._all:
             await connection.disconnect()
+
+
+async def _run(connection: AbstractConnection, args: tuple[Any, ...]) -> Any:
+    await connection.send_packed_command(connection.pack_command(*args), check_health=False)
+    return await connection.read_response()
