@@ -120,6 +120,22 @@ async def whole_feeds(clients: dict[str, Client], expected: Expected, draw: rand
     return problems
 
 
+async def first_pages(clients: dict[str, Client], expected: Expected, sizes: range) -> list[str]:
+    """Each feed's first page at every size of ``sizes``: a first page is kept rendered, one copy
+    for each size, and a copy that missed a change would show only at its own size."""
+    problems: list[str] = []
+    for user, client in clients.items():
+        for size in sizes:
+            response = await client.until_answered("check", "GET", f"/feeds/{user}?limit={size}", (200,))
+            if response is None or response.status_code != 200:
+                problems.append(f"{user}'s first page of {size} could not be read")
+                continue
+            found = [int(item["id"]) for item in response.json()["items"]]
+            wrong = compare(user, expected.feeds[user][:size], found)
+            problems += [f"{problem} (first page of {size})" for problem in wrong]
+    return problems
+
+
 async def following(clients: dict[str, Client], oracle: Oracle) -> list[str]:
     problems = []
     for user, client in clients.items():

@@ -24,6 +24,8 @@ CLIENT_TIMEOUT = 10.0
 #: How long a client keeps retrying an operation before it gives up on it.
 GIVE_UP_AFTER = 120.0
 WEIGHTS = {"read": 46, "post": 30, "delete": 8, "follow": 9, "unfollow": 7}
+#: The page sizes users read their feeds at.
+READ_SIZES = range(1, 51)
 
 
 @dataclass
@@ -141,7 +143,7 @@ class User:
             await asyncio.sleep(self.draw.expovariate(1 / pace))
 
     async def read(self) -> None:
-        limit = self.draw.randint(1, 50)
+        limit = self.draw.choice(READ_SIZES)
         response = await self.client.call("read", "GET", f"/feeds/{self.name}?limit={limit}")
         if response is None or response.status_code != 200:
             if response is not None and response.status_code not in (429, 503):

@@ -17,7 +17,7 @@ from bench.bad_clients import BadClientReport, bad_clients, granian_processes
 from bench.soak import check
 from bench.soak.deployment import Deployment, deployment
 from bench.soak.faults import KINDS, Fault, Injector, schedule
-from bench.soak.load import Client, Oracle, User
+from bench.soak.load import READ_SIZES, Client, Oracle, User
 
 #: Peak resident memory each kind of process should stay under, in MB.
 RSS_GOALS = {"api worker": 150, "processor": 250}
@@ -220,6 +220,7 @@ async def _run(plan: Plan, deployed: Deployment, http: httpx.AsyncClient, report
         report.settling = report.convergence - (stopped - last_healed)
     report.final += await check.following(clients, oracle)
     report.final += await check.whole_feeds(clients, expected, random.Random(plan.seed))
+    report.final += await check.first_pages(clients, expected, READ_SIZES)
     done.set()
     await sampling
 
