@@ -14,13 +14,12 @@ from urllib.parse import urlsplit
 
 import redis
 import redis.asyncio as aioredis
-from infra.infra import Redis
 from infra.tcp_proxy import TcpProxy
 
-from adapters.redis import Lanes, RedisClient, RedisFeedCache
+from adapters.redis import RedisClient, RedisFeedCache
 from adapters.redis.resilient import RedisOutages
 from tests.integration.conftest import service_url
-from tests.integration.stack import free_port, isolated_stack, scrape, wait_until
+from tests.integration.stack import isolated_stack, scrape, wait_until
 
 POSTS_DURING_OUTAGE = 5
 
@@ -123,21 +122,3 @@ async def test_the_drop_after_an_outage_catches_what_others_kept_while_it_scanne
     # The registry is no copy of anything: dropped while a fill was under way, that fill's feed
     # would be left out of every later post's fan-out.
     assert await redis_client.smembers(registry) == {b"ana"}
-
-
-async def test_a_read_lane_dropped_by_a_restart_of_redis_sends_its_command_again(tmp_path: Path) -> None:
-    server = Redis(port=free_port(), home=tmp_path / "redis")
-    server.start()
-    try:
-        client = aioredis.Redis.from_url(server.url())
-        lanes = Lanes.beside(client, size=1)
-        assert await lanes.execute("SET", "lane", "before") == b"OK"
-        server.down()  # the lane's connection is closed by the server, as in a restart
-        server.start()
-        # The server is back: the stale connection must not read as an outage (which would drop
-        # every cached key again, in every process, once for each of its connections).
-        assert await lanes.execute("GET", "lane") is None
-        await lanes.close()
-        await client.aclose()
-    finally:
-        server.down()
