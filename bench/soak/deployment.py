@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
-from infra.infra import Kafka, Postgres, Redis
+from infra.infra import Kafka, Postgres, Redis, tail
 from infra.tcp_proxy import TcpProxy
 
 from bench.bad_clients import granian_processes
@@ -162,13 +162,6 @@ class Deployment:
             else:
                 found["relay" if name == "relay" else "processor"].append(role.pid)
         return found
-
-
-def tail(path: Path, lines: int = 40) -> str:
-    try:
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-    except OSError:
-        return ""
 
 
 @contextmanager

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import httpx
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from infra.infra import tail
 
 from bench.bad_clients import BadClientReport, bad_clients, granian_processes
 from bench.soak import check
@@ -247,16 +248,11 @@ def _restart_the_fallen(deployed: Deployment) -> list[str]:
     for name, role in deployed.roles.items():
         if not role.alive():
             code = None if role.popen is None else role.popen.returncode
-            fallen.append(f"{name} exited by itself (code {code}); its log ends:\n{_tail(role.log)}")
+            fallen.append(f"{name} exited by itself (code {code}); its log ends:\n{tail(role.log, 15)}")
             deployed.start(name)
             if name == "serve":
                 deployed.wait_for_workers()
     return fallen
-
-
-def _tail(path: Path) -> str:
-    lines = path.read_text(errors="replace").splitlines()[-15:]
-    return "\n".join(f"    {line}" for line in lines)
 
 
 async def _sample_rss(deployed: Deployment, peak: dict[str, float], stop: asyncio.Event) -> None:
