@@ -43,8 +43,8 @@ from urllib.parse import urlsplit
 import httpx
 
 from bench.harness import feedcore, free_port
-from entrypoints.auth import Tokens
 from feedcore import UserId
+from feedcore.entrypoints.auth import Tokens
 
 #: What a run is judged against.
 MAX_READ_SECONDS: Final = 1.0

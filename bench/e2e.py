@@ -30,8 +30,8 @@ import psycopg
 from psycopg import sql
 
 from bench.harness import backbone_settings, feedcore, feedcore_server, scratch_cache, scratch_database
-from entrypoints.auth import Tokens
 from feedcore import UserId
+from feedcore.entrypoints.auth import Tokens
 
 SECRET = "bench-" + "e" * 40
 AUTHORS = 50

@@ -22,15 +22,15 @@ from typing import Any
 import psycopg
 from psycopg_pool import AsyncConnectionPool
 
-from adapters.postgres import (
+from bench.harness import scratch_database
+from feedcore import FeedProcessor, Policies, Post, PostId, PostPublished, UserId
+from feedcore.adapters.postgres import (
     PostgresFeedUnitOfWork,
     PostgresPostStore,
     PostgresSocialGraph,
     connection_pool,
     migrate,
 )
-from bench.harness import scratch_database
-from feedcore import FeedProcessor, Policies, Post, PostId, PostPublished, UserId
 
 RAW_ROWS = 100_000
 

@@ -31,8 +31,8 @@ from bench.harness import (
     scratch_database,
     wrk,
 )
-from entrypoints.auth import Tokens
 from feedcore import UserId
+from feedcore.entrypoints.auth import Tokens
 
 SECRET = "bench-" + "m" * 40
 REGULAR = 40

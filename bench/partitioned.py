@@ -26,10 +26,11 @@ from typing import Any
 
 import psycopg
 
-# The processor's own fan-out statement and the feed page, as the service runs them.
-from adapters.postgres.feeds import _ADD_TO_AUDIENCES, FEED_PAGE
 from bench.harness import scratch_database
 from bench.write import FOLLOWING, follow_in_a_ring
+
+# The processor's own fan-out statement and the feed page, as the service runs them.
+from feedcore.adapters.postgres.feeds import _ADD_TO_AUDIENCES, FEED_PAGE
 
 MIGRATIONS = Path(__file__).resolve().parents[1] / "src" / "adapters" / "postgres" / "migrations"
 USERS = 2_000

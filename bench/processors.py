@@ -25,8 +25,8 @@ import psycopg
 
 from bench.harness import backbone_settings, feedcore, feedcore_server, scratch_cache, scratch_database, wrk
 from bench.write import FOLLOWING, LUA, SECRET, USERS, caught_up, follow_in_a_ring, newest_post
-from entrypoints.auth import Tokens
 from feedcore import UserId
+from feedcore.entrypoints.auth import Tokens
 
 
 def scalar(url: str, statement: str, *parameters: object) -> int:

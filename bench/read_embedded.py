@@ -13,8 +13,8 @@ import time
 import httpx
 
 from bench.harness import feedcore_server, report, wrk
-from entrypoints.auth import Tokens
 from feedcore import UserId
+from feedcore.entrypoints.auth import Tokens
 
 READER = "bench-reader"
 AUTHORS = ("bench-author-1", "bench-author-2")

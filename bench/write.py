@@ -42,8 +42,8 @@ from bench.harness import (
     wrk,
 )
 from bench.write_ceiling import CEILING_TABLE
-from entrypoints.auth import Tokens
 from feedcore import UserId
+from feedcore.entrypoints.auth import Tokens
 
 SECRET = "bench-" + "w" * 40
 USERS = 200

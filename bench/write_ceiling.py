@@ -16,8 +16,8 @@ import msgspec
 from litestar import Litestar, post
 from psycopg_pool import AsyncConnectionPool
 
-from adapters.postgres import connection_pool
-from entrypoints.settings import Settings
+from feedcore.adapters.postgres import connection_pool
+from feedcore.entrypoints.settings import Settings
 
 CEILING_TABLE = "CREATE TABLE IF NOT EXISTS ceiling (id bigserial PRIMARY KEY, content text NOT NULL)"
 _pool: list[AsyncConnectionPool[Any]] = []

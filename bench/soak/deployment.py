@@ -20,8 +20,8 @@ from infra.tcp_proxy import TcpProxy
 
 from bench.bad_clients import granian_processes
 from bench.harness import free_port
-from entrypoints.auth import Tokens
 from feedcore import UserId
+from feedcore.entrypoints.auth import Tokens
 
 ROOT = Path(__file__).parents[2]
 SECRET = "soak-" + "s" * 40

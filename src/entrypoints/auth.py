@@ -10,8 +10,8 @@ from datetime import UTC, datetime, timedelta
 
 import jwt
 
-from entrypoints.settings import MIN_SECRET_BYTES, PREFIX, ConfigurationError, Settings
 from feedcore import InvalidUserId, UserId, parse_user_id
+from feedcore.entrypoints.settings import MIN_SECRET_BYTES, PREFIX, ConfigurationError, Settings
 
 ALGORITHM = "HS256"
 

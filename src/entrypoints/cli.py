@@ -15,13 +15,13 @@ import click
 import psycopg
 from prometheus_client import values
 
-from adapters.metrics import MULTIPROCESS_DIRECTORY
-from entrypoints import dead_letter_tools, processes
-from entrypoints.auth import Tokens, token_secret
-from entrypoints.logs import configure_logging, logging_config
-from entrypoints.migrations import migrate_database
-from entrypoints.settings import ConfigurationError, Settings
 from feedcore import InvalidUserId, parse_user_id
+from feedcore.adapters.metrics import MULTIPROCESS_DIRECTORY
+from feedcore.entrypoints import dead_letter_tools, processes
+from feedcore.entrypoints.auth import Tokens, token_secret
+from feedcore.entrypoints.logs import configure_logging, logging_config
+from feedcore.entrypoints.migrations import migrate_database
+from feedcore.entrypoints.settings import ConfigurationError, Settings
 
 T = TypeVar("T")
 #: A request's line and headers at most (Tomcat's and Jetty's default; ours carry a bearer token, an
@@ -44,6 +44,7 @@ def _settings(*, serving: bool = True, kafka: bool = False) -> Settings:
 
 
 @click.group()
+@click.version_option(package_name="feedcore", message="%(prog)s %(version)s")
 def main() -> None:
     """feedcore: a social-feed engine."""
 
@@ -86,7 +87,7 @@ def serve(host: str | None, port: int | None, workers: int) -> None:
     sys.stdout.flush()
     with _shared_metrics(workers):
         Granian(
-            "entrypoints.http.app:create_service_app",
+            "feedcore.entrypoints.http.app:create_service_app",
             factory=True,
             address=host,
             port=port,

@@ -22,9 +22,9 @@ import msgspec
 import stamina
 from stamina.instrumentation import RetryDetails
 
-from adapters.kafka import Record
-from adapters.metrics import Metrics
-from entrypoints.logs import EVENT_ID
+from feedcore.adapters.kafka import Record
+from feedcore.adapters.metrics import Metrics
+from feedcore.entrypoints.logs import EVENT_ID
 from feedcore.events import Event, decode_event, event_type
 
 _log = logging.getLogger(__name__)

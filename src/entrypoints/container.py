@@ -15,46 +15,6 @@ from dependency_injector import containers, providers
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 from redis.asyncio import Redis
 
-from adapters.memory import (
-    InMemoryCelebrityWindows,
-    InMemoryEventBus,
-    InMemoryFeedCache,
-    InMemoryFeedStore,
-    InMemoryFeedUnitOfWork,
-    InMemoryIdempotencyLedger,
-    InMemoryOutbox,
-    InMemoryPostBodies,
-    InMemoryPostStore,
-    InMemoryRateLimiter,
-    InMemorySocialGraph,
-)
-from adapters.metrics import Metrics, process_registry
-from adapters.postgres import (
-    LeasedIdGenerator,
-    NodeLease,
-    OutboxBell,
-    PostgresFeedStore,
-    PostgresFeedUnitOfWork,
-    PostgresHealth,
-    PostgresIdempotencyLedger,
-    PostgresOutbox,
-    PostgresPostStore,
-    PostgresRetention,
-    PostgresSocialGraph,
-    connection_pool,
-)
-from adapters.redis import (
-    Lanes,
-    RedisCelebrityWindows,
-    RedisClient,
-    RedisFeedCache,
-    RedisOutages,
-    RedisPostBodies,
-    redis_client,
-)
-from adapters.system import SystemClock
-from entrypoints.auth import Tokens
-from entrypoints.settings import Settings
 from feedcore import (
     CelebrityWindows,
     Clock,
@@ -68,6 +28,46 @@ from feedcore import (
     SnowflakeIdGenerator,
     Social,
 )
+from feedcore.adapters.memory import (
+    InMemoryCelebrityWindows,
+    InMemoryEventBus,
+    InMemoryFeedCache,
+    InMemoryFeedStore,
+    InMemoryFeedUnitOfWork,
+    InMemoryIdempotencyLedger,
+    InMemoryOutbox,
+    InMemoryPostBodies,
+    InMemoryPostStore,
+    InMemoryRateLimiter,
+    InMemorySocialGraph,
+)
+from feedcore.adapters.metrics import Metrics, process_registry
+from feedcore.adapters.postgres import (
+    LeasedIdGenerator,
+    NodeLease,
+    OutboxBell,
+    PostgresFeedStore,
+    PostgresFeedUnitOfWork,
+    PostgresHealth,
+    PostgresIdempotencyLedger,
+    PostgresOutbox,
+    PostgresPostStore,
+    PostgresRetention,
+    PostgresSocialGraph,
+    connection_pool,
+)
+from feedcore.adapters.redis import (
+    Lanes,
+    RedisCelebrityWindows,
+    RedisClient,
+    RedisFeedCache,
+    RedisOutages,
+    RedisPostBodies,
+    redis_client,
+)
+from feedcore.adapters.system import SystemClock
+from feedcore.entrypoints.auth import Tokens
+from feedcore.entrypoints.settings import Settings
 
 T = TypeVar("T")
 

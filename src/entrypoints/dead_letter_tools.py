@@ -8,9 +8,9 @@ from collections.abc import AsyncIterator, Collection
 
 from aiokafka import AIOKafkaConsumer
 
-from adapters.kafka import DeadLetter, KafkaDeadLetters, purge_dead_letters, read_dead_letters
-from entrypoints.kafka import KAFKA_UNAVAILABLE, Client, admin, close, producer
-from entrypoints.settings import Settings
+from feedcore.adapters.kafka import DeadLetter, KafkaDeadLetters, purge_dead_letters, read_dead_letters
+from feedcore.entrypoints.kafka import KAFKA_UNAVAILABLE, Client, admin, close, producer
+from feedcore.entrypoints.settings import Settings
 
 
 class KafkaUnreachable(Exception):

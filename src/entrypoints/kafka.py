@@ -13,10 +13,10 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 
-from adapters.kafka import ensure_topics
-from adapters.metrics import Metrics
-from entrypoints.loops import Backoff
-from entrypoints.settings import Settings
+from feedcore.adapters.kafka import ensure_topics
+from feedcore.adapters.metrics import Metrics
+from feedcore.entrypoints.loops import Backoff
+from feedcore.entrypoints.settings import Settings
 
 _log = logging.getLogger(__name__)
 Client = TypeVar("Client", AIOKafkaProducer, AIOKafkaConsumer, AIOKafkaAdminClient)

@@ -15,7 +15,7 @@ from typing import Any, Final
 
 from pythonjsonlogger.core import RESERVED_ATTRS
 
-from entrypoints.settings import Settings
+from feedcore.entrypoints.settings import Settings
 
 #: The id of the HTTP request being answered, where there is one.
 REQUEST_ID: Final[ContextVar[str | None]] = ContextVar("request_id", default=None)
@@ -49,7 +49,7 @@ class Repeats(logging.Filter):
     and its end, a dead letter, a retry with its backoff).
     """
 
-    OWN: Final = ("adapters.", "entrypoints.", "feedcore.")
+    OWN: Final = ("feedcore.",)
     #: Templates remembered at most; past it, the memory starts again.
     REMEMBERED: Final = 1_000
 

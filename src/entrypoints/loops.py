@@ -9,8 +9,8 @@ import time
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from typing import Any
 
-from adapters.metrics import Metrics
 from feedcore import Event, EventBus, FeedProcessor, Outbox, Retention
+from feedcore.adapters.metrics import Metrics
 
 _log = logging.getLogger(__name__)
 _BATCH = 500

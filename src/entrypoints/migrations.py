@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import psycopg
 
-from adapters.postgres import migrate
-from entrypoints.settings import ConfigurationError, Settings
+from feedcore.adapters.postgres import migrate
+from feedcore.entrypoints.settings import ConfigurationError, Settings
 
 
 async def migrate_database(settings: Settings) -> list[str]:

@@ -13,14 +13,14 @@ from aiokafka import AIOKafkaConsumer
 from prometheus_client import start_http_server
 from stamina.instrumentation import set_on_retry_hooks
 
-from adapters.kafka import KafkaDeadLetters, KafkaEventPublisher, KafkaRecordSource
-from adapters.metrics import Metrics
-from entrypoints.consumer import EventConsumer, RetryPolicy, log_retry
-from entrypoints.container import Containers, awaited, running
-from entrypoints.kafka import KAFKA_UNAVAILABLE, consumer, create_topics, producer, started
-from entrypoints.loops import run_every, run_relay
-from entrypoints.settings import Settings
 from feedcore import Outbox
+from feedcore.adapters.kafka import KafkaDeadLetters, KafkaEventPublisher, KafkaRecordSource
+from feedcore.adapters.metrics import Metrics
+from feedcore.entrypoints.consumer import EventConsumer, RetryPolicy, log_retry
+from feedcore.entrypoints.container import Containers, awaited, running
+from feedcore.entrypoints.kafka import KAFKA_UNAVAILABLE, consumer, create_topics, producer, started
+from feedcore.entrypoints.loops import run_every, run_relay
+from feedcore.entrypoints.settings import Settings
 
 _log = logging.getLogger(__name__)
 

@@ -22,7 +22,7 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg_pool import AsyncConnectionPool
 from redis.exceptions import RedisClusterException
 
-from adapters.postgres import (
+from feedcore.adapters.postgres import (
     PostgresFeedStore,
     PostgresFeedUnitOfWork,
     PostgresIdempotencyLedger,
@@ -32,8 +32,8 @@ from adapters.postgres import (
     connection_pool,
     migrate,
 )
-from adapters.redis import HiredisPackedConnection, RedisClient
-from adapters.redis import redis_client as connect_redis
+from feedcore.adapters.redis import HiredisPackedConnection, RedisClient
+from feedcore.adapters.redis import redis_client as connect_redis
 from tests.support.world import Adapters
 
 SERVICE_VARIABLES = (

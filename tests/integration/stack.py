@@ -23,8 +23,8 @@ from infra.infra import delete_kafka_topics
 from psycopg import sql
 from psycopg.conninfo import make_conninfo
 
-from entrypoints.auth import Tokens
 from feedcore import UserId
+from feedcore.entrypoints.auth import Tokens
 from tests.integration.conftest import SERVICE_VARIABLES, service_url
 from tests.prometheus import Scrape, parse
 

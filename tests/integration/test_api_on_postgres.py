@@ -9,10 +9,10 @@ from typing import Any
 import pytest
 from litestar.testing import TestClient
 
-from entrypoints.auth import Tokens
-from entrypoints.http.app import create_service_app
-from entrypoints.settings import Settings
 from feedcore import UserId
+from feedcore.entrypoints.auth import Tokens
+from feedcore.entrypoints.http.app import create_service_app
+from feedcore.entrypoints.settings import Settings
 
 SECRET = "p" * 40
 TOKENS = Tokens(SECRET)

@@ -12,9 +12,9 @@ import asyncio
 
 from bench.bad_clients import bad_clients, embedded_server, granian_processes
 
-from entrypoints.auth import Tokens
-from entrypoints.settings import Settings
 from feedcore import UserId
+from feedcore.entrypoints.auth import Tokens
+from feedcore.entrypoints.settings import Settings
 
 SECRET = "bad-clients-" + "s" * 40
 #: More than granian's default of 1,024 connections a server holds, idle or not.

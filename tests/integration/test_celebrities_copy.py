@@ -11,7 +11,7 @@ from typing import Any, Final
 import pytest
 from psycopg_pool import AsyncConnectionPool
 
-from adapters.postgres import PostgresPostStore
+from feedcore.adapters.postgres import PostgresPostStore
 from feedcore.events import PostDeleted, PostPublished
 from feedcore.model import Post, PostId, UserId
 

@@ -15,7 +15,7 @@ from typing import Any, Final
 import pytest
 from psycopg_pool import AsyncConnectionPool
 
-from adapters.postgres import connection_pool
+from feedcore.adapters.postgres import connection_pool
 from feedcore.events import PostDeleted, PostPublished, UserFollowed
 from feedcore.model import Post, PostId, UserId
 from tests.integration.conftest import TABLES, postgres_adapters

@@ -15,9 +15,16 @@ from hypothesis.stateful import run_state_machine_as_test
 from psycopg_pool import AsyncConnectionPool
 from redis.asyncio import Redis
 
-from adapters.postgres import connection_pool, migrate
-from adapters.redis import Lanes, RedisCelebrityWindows, RedisClient, RedisFeedCache, RedisPostBodies, redis_client
 from feedcore import CelebrityWindows, Clock, FeedCache, PostBodies
+from feedcore.adapters.postgres import connection_pool, migrate
+from feedcore.adapters.redis import (
+    Lanes,
+    RedisCelebrityWindows,
+    RedisClient,
+    RedisFeedCache,
+    RedisPostBodies,
+    redis_client,
+)
 from tests.integration.conftest import TABLES, forget, postgres_adapters, service_url
 from tests.support.feed_machine import POLICIES, FeedMachine
 from tests.support.world import Adapters

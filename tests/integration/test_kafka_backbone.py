@@ -11,14 +11,14 @@ from pathlib import Path
 
 import psycopg
 
-from adapters.kafka import KafkaDeadLetters, KafkaRecordSource
-from entrypoints.consumer import EventConsumer, RetryPolicy
-from entrypoints.container import awaited, running
-from entrypoints.dead_letter_tools import dead_letters
-from entrypoints.kafka import consumer, create_topics, producer, started
-from entrypoints.processes import CONSUMER
-from entrypoints.settings import Settings
 from feedcore import Event, PostPublished
+from feedcore.adapters.kafka import KafkaDeadLetters, KafkaRecordSource
+from feedcore.entrypoints.consumer import EventConsumer, RetryPolicy
+from feedcore.entrypoints.container import awaited, running
+from feedcore.entrypoints.dead_letter_tools import dead_letters
+from feedcore.entrypoints.kafka import consumer, create_topics, producer, started
+from feedcore.entrypoints.processes import CONSUMER
+from feedcore.entrypoints.settings import Settings
 from tests.integration.stack import ROOT, Stack, isolated_stack, wait_until
 
 

@@ -10,8 +10,8 @@ from pathlib import Path
 import httpx
 from aiokafka import AIOKafkaProducer
 
-from entrypoints.auth import Tokens
 from feedcore import UserId
+from feedcore.entrypoints.auth import Tokens
 from tests.integration.conftest import service_url
 from tests.integration.stack import SECRET, Stack, free_port, isolated_stack, scrape, wait_until
 from tests.prometheus import Scrape

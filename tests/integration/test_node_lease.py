@@ -8,8 +8,8 @@ import signal
 import psycopg
 import pytest
 
-from adapters.memory import ManualClock
-from adapters.postgres import LeasedIdGenerator, NodeLease, NodeLeaseUnavailable
+from feedcore.adapters.memory import ManualClock
+from feedcore.adapters.postgres import LeasedIdGenerator, NodeLease, NodeLeaseUnavailable
 from feedcore.ids import MAX_NODE, SEQUENCE_BITS
 
 
@@ -106,7 +106,7 @@ async def test_a_process_whose_number_was_taken_meanwhile_stops_itself(
     database_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     signals: list[int] = []
-    monkeypatch.setattr("adapters.postgres.lease.os.kill", lambda pid, signum: signals.append(signum))
+    monkeypatch.setattr("feedcore.adapters.postgres.lease.os.kill", lambda pid, signum: signals.append(signum))
     lease = NodeLease(database_url, first=600, check_every=0.3)
     taker = NodeLease(database_url, first=600)
     try:

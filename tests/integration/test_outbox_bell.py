@@ -11,13 +11,13 @@ from typing import Any, Final
 import pytest
 from psycopg_pool import AsyncConnectionPool
 
-from adapters.postgres import (
+from feedcore.adapters.postgres import (
     OutboxBell,
     PostgresOutbox,
     PostgresPostStore,
     PostgresSocialGraph,
 )
-from entrypoints.loops import run_relay
+from feedcore.entrypoints.loops import run_relay
 from feedcore.events import Event, PostDeleted, PostPublished, UserFollowed
 from feedcore.model import Post, PostId, UserId
 

@@ -18,10 +18,10 @@ import pytest
 from infra.tcp_proxy import TcpProxy
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-from adapters.postgres import connection_pool
-from adapters.postgres.pool import RecoveringPool
-from entrypoints.dead_letter_tools import dead_letters
-from entrypoints.settings import Settings
+from feedcore.adapters.postgres import connection_pool
+from feedcore.adapters.postgres.pool import RecoveringPool
+from feedcore.entrypoints.dead_letter_tools import dead_letters
+from feedcore.entrypoints.settings import Settings
 from tests.integration.stack import Stack, free_port, isolated_stack, log_records, scrape, wait_until
 
 POSTS_DURING_OUTAGE = 20
@@ -91,7 +91,7 @@ def test_postgres_unreachable_for_a_few_seconds_while_events_flow_dead_letters_n
         retries = [
             record
             for record in log_records(output)
-            if record["logger"] == "entrypoints.consumer" and record["message"].startswith("retry 1 in")
+            if record["logger"] == "feedcore.entrypoints.consumer" and record["message"].startswith("retry 1 in")
         ]
         assert retries, f"no retry was scheduled during the outage:\n{output}"
         assert {"time", "level", "service"} <= set(retries[0])

@@ -9,15 +9,15 @@ from typing import Any
 
 import psycopg
 
-from adapters.postgres import (
+from feedcore.adapters.postgres import (
     PostgresFeedUnitOfWork,
     PostgresOutbox,
     PostgresPostStore,
     connection_pool,
     migrate,
 )
-from adapters.postgres.feeds import FEED_PAGE
-from adapters.postgres.migrations import available
+from feedcore.adapters.postgres.feeds import FEED_PAGE
+from feedcore.adapters.postgres.migrations import available
 from feedcore.events import Event
 from feedcore.model import PostId, UserId
 

@@ -16,8 +16,8 @@ import redis
 import redis.asyncio as aioredis
 from infra.tcp_proxy import TcpProxy
 
-from adapters.redis import RedisClient, RedisFeedCache
-from adapters.redis.resilient import RedisOutages
+from feedcore.adapters.redis import RedisClient, RedisFeedCache
+from feedcore.adapters.redis.resilient import RedisOutages
 from tests.integration.conftest import service_url
 from tests.integration.stack import isolated_stack, scrape, wait_until
 

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from psycopg_pool import AsyncConnectionPool
 
-from adapters.postgres import PostgresRetention
+from feedcore.adapters.postgres import PostgresRetention
 
 KEY_TTL = timedelta(hours=24)
 LEDGER_RETENTION = timedelta(days=7)

@@ -9,9 +9,6 @@ from datetime import timedelta
 import msgspec
 from dependency_injector import providers
 
-from adapters.memory import InMemoryEventBus, ManualClock
-from entrypoints.container import Caches, MemoryStorage, build_containers
-from entrypoints.settings import Settings
 from feedcore import (
     CelebrityWindows,
     Clock,
@@ -31,6 +28,9 @@ from feedcore import (
     SocialGraph,
     UserId,
 )
+from feedcore.adapters.memory import InMemoryEventBus, ManualClock
+from feedcore.entrypoints.container import Caches, MemoryStorage, build_containers
+from feedcore.entrypoints.settings import Settings
 
 _STORAGE_PORTS = ("posts", "graph", "feeds", "ledger", "unit_of_work", "outbox")
 

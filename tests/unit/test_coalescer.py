@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 import pytest
 
-from adapters.postgres.batches import Coalescer
+from feedcore.adapters.postgres.batches import Coalescer
 
 
 class Writes:

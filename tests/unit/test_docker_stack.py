@@ -15,8 +15,8 @@ import msgspec
 import pytest
 import yaml
 
-from adapters.metrics import Metrics, process_registry
-from entrypoints.settings import PREFIX, Settings
+from feedcore.adapters.metrics import Metrics, process_registry
+from feedcore.entrypoints.settings import PREFIX, Settings
 
 ROOT: Final = Path(__file__).parents[2]
 DOCKER: Final = ROOT / "docker"

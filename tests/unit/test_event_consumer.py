@@ -8,9 +8,9 @@ from datetime import UTC, datetime
 
 import pytest
 
-from adapters.kafka import Record
-from entrypoints.consumer import EventConsumer, RetryPolicy
 from feedcore import Event, PostId, PostPublished, UserId, encode_event
+from feedcore.adapters.kafka import Record
+from feedcore.entrypoints.consumer import EventConsumer, RetryPolicy
 
 FAST = RetryPolicy(max_attempts=3, first_wait=0.001, max_wait=0.005)
 

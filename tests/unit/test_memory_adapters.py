@@ -10,9 +10,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from adapters.memory import InMemoryEventBus, InMemoryFeedCache, InMemoryOutbox
-from adapters.memory._sorted import SortedKeys
 from feedcore import Event, PostId, PostPublished, UserId
+from feedcore.adapters.memory import InMemoryEventBus, InMemoryFeedCache, InMemoryOutbox
+from feedcore.adapters.memory._sorted import SortedKeys
 
 AT = datetime(2026, 1, 1, tzinfo=UTC)
 

@@ -8,7 +8,6 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from adapters.memory import ManualClock
 from feedcore import (
     InvalidCursor,
     InvalidPostId,
@@ -20,6 +19,7 @@ from feedcore import (
     parse_post_id,
     parse_user_id,
 )
+from feedcore.adapters.memory import ManualClock
 from feedcore.errors import InvalidContent
 from feedcore.ids import MAX_NODE, timestamp_of
 from feedcore.model import (

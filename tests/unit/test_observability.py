@@ -11,9 +11,9 @@ import pytest
 from litestar import Litestar
 from litestar.testing import TestClient
 
-from entrypoints.container import embedded_container
-from entrypoints.http.app import create_app, create_service_app
-from entrypoints.logs import EVENT_ID, REQUEST_ID, ContextFilter, Repeats, logging_config
+from feedcore.entrypoints.container import embedded_container
+from feedcore.entrypoints.http.app import create_app, create_service_app
+from feedcore.entrypoints.logs import EVENT_ID, REQUEST_ID, ContextFilter, Repeats, logging_config
 from tests.prometheus import Scrape, parse
 from tests.unit.http.api import SECRET, Api, make_settings
 
@@ -151,4 +151,4 @@ def test_a_library_s_repeated_message_passes_once_in_a_while_with_its_count_and_
     assert said("aiokafka", 12.5, 1, "refused") is None
     # Another logger's, and feedcore's own, are counted apart or not at all.
     assert said("psycopg.pool", 12.5, 1, "refused") is not None
-    assert all(said("entrypoints.consumer", 12.5 + step, 1, "refused") is not None for step in range(5))
+    assert all(said("feedcore.entrypoints.consumer", 12.5 + step, 1, "refused") is not None for step in range(5))

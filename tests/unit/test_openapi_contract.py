@@ -9,10 +9,10 @@ from typing import Any
 import schemathesis
 from schemathesis import Case
 
-from entrypoints.auth import Tokens
-from entrypoints.http.app import create_service_app
-from entrypoints.settings import Settings
 from feedcore import PostId, UserId
+from feedcore.entrypoints.auth import Tokens
+from feedcore.entrypoints.http.app import create_service_app
+from feedcore.entrypoints.settings import Settings
 from feedcore.model import MAX_POST_ID, encode_post_cursor, encode_user_cursor
 
 SECRET = "s" * 48

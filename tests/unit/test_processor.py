@@ -4,8 +4,8 @@ from collections.abc import Sequence
 
 import pytest
 
-from adapters.memory import InMemoryFeedStore
 from feedcore import Event, Policies, PostId, UserId
+from feedcore.adapters.memory import InMemoryFeedStore
 from tests.support.world import World
 
 

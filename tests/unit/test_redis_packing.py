@@ -6,7 +6,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from redis.asyncio import Connection
 
-from adapters.redis import HiredisPackedConnection
+from feedcore.adapters.redis import HiredisPackedConnection
 
 arguments = st.lists(
     st.one_of(

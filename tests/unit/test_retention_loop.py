@@ -7,8 +7,8 @@ import asyncio
 import pytest
 from prometheus_client import CollectorRegistry
 
-from adapters.metrics import Metrics
-from entrypoints.loops import run_retention
+from feedcore.adapters.metrics import Metrics
+from feedcore.entrypoints.loops import run_retention
 
 
 class Passes:

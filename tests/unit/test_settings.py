@@ -7,10 +7,10 @@ import jwt
 import pytest
 from redis.asyncio import Redis, RedisCluster
 
-from adapters.redis import redis_client
-from entrypoints.auth import InvalidToken, Tokens, token_secret
-from entrypoints.settings import ConfigurationError, Settings
 from feedcore import UserId
+from feedcore.adapters.redis import redis_client
+from feedcore.entrypoints.auth import InvalidToken, Tokens, token_secret
+from feedcore.entrypoints.settings import ConfigurationError, Settings
 
 
 def test_defaults_are_embedded_on_loopback() -> None:

@@ -5,8 +5,8 @@ from datetime import timedelta
 
 import pytest
 
-from entrypoints.auth import InvalidToken, Tokens
 from feedcore import UserId
+from feedcore.entrypoints.auth import InvalidToken, Tokens
 
 SECRET = "tokens-" + "s" * 40
 

@@ -1,8 +1,8 @@
 """Kafka adapters (aiokafka): the event publisher, the consumer's record source, the dead-letter queue."""
 
-from adapters.kafka.bus import KafkaEventPublisher, KafkaRecordSource, Record
-from adapters.kafka.dead_letters import DeadLetter, KafkaDeadLetters, purge_dead_letters, read_dead_letters
-from adapters.kafka.topics import ensure_topics
+from feedcore.adapters.kafka.bus import KafkaEventPublisher, KafkaRecordSource, Record
+from feedcore.adapters.kafka.dead_letters import DeadLetter, KafkaDeadLetters, purge_dead_letters, read_dead_letters
+from feedcore.adapters.kafka.topics import ensure_topics
 
 __all__ = [
     "DeadLetter",

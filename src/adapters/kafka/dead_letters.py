@@ -8,7 +8,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, RecordsToDelete
 from aiokafka.structs import TopicPartition
 
-from adapters.kafka.bus import Record
+from feedcore.adapters.kafka.bus import Record
 
 #: Longest error message kept in a header; the rest is cut, marked with an ellipsis.
 _MESSAGE_LIMIT = 2_000

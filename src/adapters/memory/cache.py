@@ -4,7 +4,7 @@ import itertools
 from collections import OrderedDict
 from collections.abc import Collection, Mapping, Sequence
 
-from adapters.memory._sorted import SortedKeys
+from feedcore.adapters.memory._sorted import SortedKeys
 from feedcore.model import Post, PostId, UserId
 from feedcore.ports import CachedFeed, FeedView
 

@@ -4,7 +4,7 @@ from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable, Collection, Sequence
 from contextlib import asynccontextmanager
 
-from adapters.memory._sorted import SortedKeys
+from feedcore.adapters.memory._sorted import SortedKeys
 from feedcore.model import Post, PostId, UserId
 from feedcore.ports import SocialGraph
 

@@ -2,8 +2,8 @@ from __future__ import annotations
 
 from collections.abc import Collection
 
-from adapters.memory._sorted import SortedKeys
-from adapters.memory.outbox import InMemoryOutbox
+from feedcore.adapters.memory._sorted import SortedKeys
+from feedcore.adapters.memory.outbox import InMemoryOutbox
 from feedcore.events import UserFollowed, UserUnfollowed
 from feedcore.model import UserId
 from feedcore.ports import FollowCounts

@@ -7,11 +7,11 @@ from itertools import islice
 
 import msgspec
 
-from adapters.memory._sorted import SortedKeys
-from adapters.memory.feeds import InMemoryFeedStore
-from adapters.memory.graph import InMemorySocialGraph
-from adapters.memory.idempotency import IdempotencyRecords
-from adapters.memory.outbox import InMemoryOutbox
+from feedcore.adapters.memory._sorted import SortedKeys
+from feedcore.adapters.memory.feeds import InMemoryFeedStore
+from feedcore.adapters.memory.graph import InMemorySocialGraph
+from feedcore.adapters.memory.idempotency import IdempotencyRecords
+from feedcore.adapters.memory.outbox import InMemoryOutbox
 from feedcore.events import PostDeleted, PostPublished
 from feedcore.model import Post, PostId, UserId
 from feedcore.ports import Clock, IdempotencyClaim, IdempotencyRecord

@@ -8,8 +8,8 @@ import psycopg
 from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
-from adapters.postgres.pool import PLANNED_PER_CALL
-from adapters.postgres.posts import below
+from feedcore.adapters.postgres.pool import PLANNED_PER_CALL
+from feedcore.adapters.postgres.posts import below
 from feedcore.model import Post, PostId, UserId
 
 #: One page of a feed, served by the primary key (user_id, post_id) read backwards: no sort step.

@@ -5,8 +5,8 @@ from typing import Any
 
 from psycopg_pool import AsyncConnectionPool
 
-from adapters.postgres.outbox import OutboxBell
-from adapters.postgres.posts import add_to_counts, append_to_outbox
+from feedcore.adapters.postgres.outbox import OutboxBell
+from feedcore.adapters.postgres.posts import add_to_counts, append_to_outbox
 from feedcore.events import UserFollowed, UserUnfollowed
 from feedcore.model import UserId
 from feedcore.ports import FollowCounts

@@ -12,7 +12,7 @@ from typing import Any, Final
 import psycopg
 from psycopg import AsyncConnection
 
-from adapters.postgres.pool import CONNECTION_OPTIONS
+from feedcore.adapters.postgres.pool import CONNECTION_OPTIONS
 from feedcore.ids import MAX_NODE, SnowflakeIdGenerator
 from feedcore.model import PostId
 from feedcore.ports import Clock

@@ -20,7 +20,7 @@ _NAME: Final = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
 def available() -> list[tuple[int, str, str]]:
     """Every migration shipped: (version, file name, SQL), in order."""
     found = []
-    for entry in resources.files("adapters.postgres").joinpath("migrations").iterdir():
+    for entry in resources.files("feedcore.adapters.postgres").joinpath("migrations").iterdir():
         match = _NAME.match(entry.name)
         if match:
             found.append((int(match.group(1)), entry.name, entry.read_text()))

@@ -7,7 +7,7 @@ from typing import Any
 
 from psycopg_pool import AsyncConnectionPool
 
-from adapters.postgres.pool import PLANNED_PER_CALL
+from feedcore.adapters.postgres.pool import PLANNED_PER_CALL
 from feedcore.events import Event, decode_event
 
 

@@ -12,9 +12,9 @@ import psycopg
 from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
-from adapters.postgres.batches import Coalescer
-from adapters.postgres.outbox import OutboxBell
-from adapters.postgres.pool import PLANNED_PER_CALL, planned_for
+from feedcore.adapters.postgres.batches import Coalescer
+from feedcore.adapters.postgres.outbox import OutboxBell
+from feedcore.adapters.postgres.pool import PLANNED_PER_CALL, planned_for
 from feedcore.events import Event, PostDeleted, PostPublished, encode_event
 from feedcore.model import Post, PostId, UserId
 from feedcore.ports import IdempotencyClaim, IdempotencyRecord

@@ -18,11 +18,11 @@ Given :class:`Lanes`, the single commands of reads (scripts, MGET) go through th
 through the client's pool.
 """
 
-from adapters.redis.celebrity_windows import RedisCelebrityWindows
-from adapters.redis.connection import HiredisPackedConnection, Lanes, RedisClient, redis_client
-from adapters.redis.feed_cache import RedisFeedCache
-from adapters.redis.post_bodies import RedisPostBodies
-from adapters.redis.resilient import Guard, RedisOutages, Unguarded
+from feedcore.adapters.redis.celebrity_windows import RedisCelebrityWindows
+from feedcore.adapters.redis.connection import HiredisPackedConnection, Lanes, RedisClient, redis_client
+from feedcore.adapters.redis.feed_cache import RedisFeedCache
+from feedcore.adapters.redis.post_bodies import RedisPostBodies
+from feedcore.adapters.redis.resilient import Guard, RedisOutages, Unguarded
 
 __all__ = [
     "Guard",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Sequence
 
-from adapters.redis.windows import RedisWindows
+from feedcore.adapters.redis.windows import RedisWindows
 from feedcore.model import PostId, UserId
 from feedcore.ports import CachedFeed
 

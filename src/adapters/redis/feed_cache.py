@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Collection, Mapping, Sequence
 from typing import Any, Final
 
-from adapters.redis.windows import RedisWindows, below, text, window_of
+from feedcore.adapters.redis.windows import RedisWindows, below, text, window_of
 from feedcore.model import PostId, UserId
 from feedcore.ports import FeedView
 

@@ -9,8 +9,8 @@ from typing import Final
 import msgspec
 from redis.asyncio import RedisCluster
 
-from adapters.redis.connection import Lanes, RedisClient
-from adapters.redis.resilient import Guard, Unguarded
+from feedcore.adapters.redis.connection import Lanes, RedisClient
+from feedcore.adapters.redis.resilient import Guard, Unguarded
 from feedcore.model import Post, PostId
 
 # A deleted post's body key holds this instead of the body, so that no late fill brings it back.

@@ -8,7 +8,7 @@ from typing import Protocol, TypeVar
 
 from redis.exceptions import RedisClusterException, RedisError
 
-from adapters.redis.connection import RedisClient
+from feedcore.adapters.redis.connection import RedisClient
 
 _log = logging.getLogger(__name__)
 T = TypeVar("T")

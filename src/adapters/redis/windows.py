@@ -11,8 +11,8 @@ from typing import Any, ClassVar, Final
 
 from redis.exceptions import NoScriptError
 
-from adapters.redis.connection import Lanes, RedisClient
-from adapters.redis.resilient import Guard, Unguarded
+from feedcore.adapters.redis.connection import Lanes, RedisClient
+from feedcore.adapters.redis.resilient import Guard, Unguarded
 from feedcore.model import PostId, from_sortable_key, sortable_key
 from feedcore.ports import CachedFeed
 

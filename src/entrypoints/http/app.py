@@ -20,19 +20,19 @@ from litestar.openapi.spec import Components, SecurityScheme
 from litestar.status_codes import HTTP_408_REQUEST_TIMEOUT
 from litestar.types import ASGIApp, Receive, ReceiveMessage, Scope, Send
 
-from adapters.metrics import Metrics
-from entrypoints.auth import token_secret
-from entrypoints.container import Containers, Services, awaited, build_containers, node_lease
-from entrypoints.http.observability import observed
-from entrypoints.http.problems import EXCEPTION_HANDLERS, on_unavailable
-from entrypoints.http.routes import ROUTES, reject_unknown_query
-from entrypoints.http.schemas import REQUEST_BODIES
-from entrypoints.logs import configure_logging
-from entrypoints.loops import run_in_process_worker, run_retention
-from entrypoints.migrations import migrate_database
-from entrypoints.processes import relay_to_kafka
-from entrypoints.settings import Settings
 from feedcore import Outbox
+from feedcore.adapters.metrics import Metrics
+from feedcore.entrypoints.auth import token_secret
+from feedcore.entrypoints.container import Containers, Services, awaited, build_containers, node_lease
+from feedcore.entrypoints.http.observability import observed
+from feedcore.entrypoints.http.problems import EXCEPTION_HANDLERS, on_unavailable
+from feedcore.entrypoints.http.routes import ROUTES, reject_unknown_query
+from feedcore.entrypoints.http.schemas import REQUEST_BODIES
+from feedcore.entrypoints.logs import configure_logging
+from feedcore.entrypoints.loops import run_in_process_worker, run_retention
+from feedcore.entrypoints.migrations import migrate_database
+from feedcore.entrypoints.processes import relay_to_kafka
+from feedcore.entrypoints.settings import Settings
 
 _log = logging.getLogger(__name__)
 

@@ -12,8 +12,8 @@ from typing import Final
 from litestar.enums import ScopeType
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
-from adapters.metrics import Metrics
-from entrypoints.logs import REQUEST_ID
+from feedcore.adapters.metrics import Metrics
+from feedcore.entrypoints.logs import REQUEST_ID
 
 #: A client's own request id is kept when it is short and plain; otherwise one is made.
 _CLIENT_REQUEST_ID: Final = re.compile(rb"^[A-Za-z0-9._:-]{1,128}$")

@@ -10,8 +10,8 @@ from typing import Any, Final
 from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
 
-from entrypoints.http.schemas import Problem
 from feedcore import Conflict, FeedcoreError, Forbidden, InvalidInput, NotFound, Unavailable, Unprocessable
+from feedcore.entrypoints.http.schemas import Problem
 
 MEDIA_TYPE: Final = "application/problem+json"
 _STATUS_OF: Final[tuple[tuple[type[FeedcoreError], HTTPStatus], ...]] = (

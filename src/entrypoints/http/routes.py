@@ -17,9 +17,10 @@ from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import HeaderParameter, JSONBody, Parameter
 from litestar.status_codes import HTTP_201_CREATED, HTTP_204_NO_CONTENT
 
-from entrypoints.auth import InvalidToken
-from entrypoints.container import Services
-from entrypoints.http.schemas import (
+from feedcore import UserId, parse_post_id, parse_user_id
+from feedcore.entrypoints.auth import InvalidToken
+from feedcore.entrypoints.container import Services
+from feedcore.entrypoints.http.schemas import (
     Health,
     NewFollow,
     NewPost,
@@ -30,7 +31,6 @@ from entrypoints.http.schemas import (
     UserPage,
     render_post_page,
 )
-from feedcore import UserId, parse_post_id, parse_user_id
 from feedcore.model import POST_ID_PATTERN, USER_ID_PATTERN
 from feedcore.posts import IDEMPOTENCY_KEY_PATTERN
 

@@ -9,7 +9,7 @@ from typing import Any, Final
 
 from psycopg_pool import AsyncConnectionPool
 
-from adapters.postgres import connection_pool
+from feedcore.adapters.postgres import connection_pool
 from feedcore.events import Event, PostDeleted, PostPublished, UserFollowed, UserUnfollowed
 from feedcore.model import Post, PostId, UserId
 from feedcore.ports import Outbox

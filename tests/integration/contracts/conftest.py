@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from adapters.memory import ManualClock
+from feedcore.adapters.memory import ManualClock
 from tests.integration.contracts.blocks import postgres_ports
 from tests.support.world import Adapters, memory_adapters
 

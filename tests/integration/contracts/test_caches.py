@@ -10,8 +10,8 @@ from datetime import UTC, datetime
 import pytest
 import redis.asyncio as aioredis
 
-from adapters.memory import InMemoryCelebrityWindows, InMemoryFeedCache, InMemoryPostBodies
-from adapters.redis import Lanes, RedisCelebrityWindows, RedisClient, RedisFeedCache, RedisPostBodies
+from feedcore.adapters.memory import InMemoryCelebrityWindows, InMemoryFeedCache, InMemoryPostBodies
+from feedcore.adapters.redis import Lanes, RedisCelebrityWindows, RedisClient, RedisFeedCache, RedisPostBodies
 from feedcore.model import MAX_POST_ID, Post, PostId, UserId
 from feedcore.ports import CachedFeed, CelebrityWindows, FeedCache, FeedView, PostBodies
 from tests.integration.stack import free_port

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from adapters.postgres import PostgresPostStore
+from feedcore.adapters.postgres import PostgresPostStore
 from feedcore.model import Post
 from feedcore.ports import (
     IdempotencyClaim,

@@ -16,9 +16,9 @@ import pytest
 from litestar import Litestar
 from litestar.testing import TestClient
 
-from entrypoints.auth import Tokens
-from entrypoints.settings import Settings
 from feedcore import UserId
+from feedcore.entrypoints.auth import Tokens
+from feedcore.entrypoints.settings import Settings
 
 SECRET: Final = "x" * 40
 OTHER_SECRET: Final = "y" * 40

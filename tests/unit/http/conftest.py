@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from litestar.testing import TestClient
 
-from entrypoints.http.app import create_service_app
+from feedcore.entrypoints.http.app import create_service_app
 from tests.unit.http.api import (
     SEEDED_USERS,
     Api,

@@ -10,9 +10,9 @@ import httpx
 import pytest
 from litestar.testing import TestClient
 
-from entrypoints.container import embedded_container
-from entrypoints.http.app import create_app
 from feedcore import IdempotencyRecord
+from feedcore.entrypoints.container import embedded_container
+from feedcore.entrypoints.http.app import create_app
 from tests.unit.http.api import (
     SECRET,
     Api,
