@@ -10,7 +10,9 @@ with as many workers; each feedcore run comes right after a ceiling run, and the
 medians of --runs such pairs of --seconds each, and of their ratios.
 
 After each feedcore run, how long the processor took to catch up: until the outbox is empty and
-every post is in its author's own feed (written with the first chunk of its fan-out).
+every post is in its author's own feed (written with the first chunk of its fan-out). And where the
+CPU went, per request, by kind of process (bench/cpu.py): feedcore's figures cover its run and the
+catch-up after it, the ceiling's its run.
 
 With --processors N, N `feedcore process` members share the topic's partitions (one by default).
 
@@ -30,6 +32,7 @@ from pathlib import Path
 import httpx
 import psycopg
 
+from bench import cpu
 from bench.harness import (
     Run,
     backbone_settings,
@@ -150,18 +153,24 @@ def main() -> None:
                     posting.run(f"w{workers}-warm", 32, 3)
                     for connections in args.connections:
                         posting.catch_ups.clear()
-                        pairs = [
-                            (
-                                wrk(
+                        pairs, splits = [], []
+                        for run in range(args.runs):
+                            with cpu.measured() as ceiling_cpu:
+                                ceiling_run = wrk(
                                     f"{ceiling}/ceiling",
                                     connections=connections,
                                     seconds=args.seconds,
                                     extra=["-s", str(ceiling_script)],
-                                ),
-                                posting.run(f"w{workers}c{connections}r{run}", connections, args.seconds),
+                                )
+                            with cpu.measured() as posting_cpu:  # the catch-up included
+                                posting_run = posting.run(f"w{workers}c{connections}r{run}", connections, args.seconds)
+                            pairs.append((ceiling_run, posting_run))
+                            splits.append(
+                                (
+                                    ceiling_cpu.per(ceiling_run.rate * args.seconds),
+                                    posting_cpu.per(posting_run.rate * args.seconds),
+                                )
                             )
-                            for run in range(args.runs)
-                        ]
                         compare(
                             f"POST /posts with Idempotency-Key, PostgreSQL (fsync={fsync[0] if fsync else '?'}) "
                             f"+ Kafka + {args.processors} processor(s), granian {workers} worker(s), "
@@ -175,6 +184,8 @@ def main() -> None:
                             + ", ".join(f"{seconds:.2f}" for seconds in posting.catch_ups)
                             + f" s (median {statistics.median(posting.catch_ups):.2f} s)"
                         )
+                        cpu.report("ceiling", [ceiling for ceiling, _ in splits])
+                        cpu.report("feedcore", [posting for _, posting in splits])
 
 
 class Posting:

@@ -9,6 +9,7 @@ import signal
 from collections.abc import Callable, Coroutine
 from typing import Any
 
+import uvloop
 from aiokafka import AIOKafkaConsumer
 from prometheus_client import start_http_server
 from stamina.instrumentation import set_on_retry_hooks
@@ -117,4 +118,6 @@ def run_until_signalled(main: Callable[[asyncio.Event], Coroutine[Any, Any, None
                 return
         task.result()
 
-    asyncio.run(supervise())
+    # On uvloop's event loop, as the API's workers run on it (granian picks it when installed).
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        runner.run(supervise())
