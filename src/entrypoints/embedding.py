@@ -17,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from typing import TypeVar
 
 import msgspec
 from aiokafka import AIOKafkaConsumer
@@ -46,9 +45,8 @@ from feedcore.entrypoints.settings import Settings
 
 __all__ = ["Feeds", "Settings", "open_feeds"]
 
-T = TypeVar("T")
 #: How often :meth:`Feeds.settled` looks again while events are on their way.
-_SETTLE_POLL_SECONDS = 0.01
+_SETTLE_POLL_SECONDS = 0.02
 
 
 class Feeds:
