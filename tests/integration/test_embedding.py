@@ -78,3 +78,19 @@ async def test_settled_waits_for_a_processor_running_elsewhere(
             stack.spawn("process")
             await feeds.settled(timeout=60)
             assert materialised(stack, "ana") == 1
+
+
+async def test_on_postgresql_alone_the_fan_out_runs_in_the_program(tmp_path: Path) -> None:
+    with isolated_stack(tmp_path) as stack:
+        async with open_feeds(database_url=stack.database_url) as feeds:
+            await feeds.follow("ana", "bo")
+            await feeds.follow("cy", "bo")
+            post = await feeds.publish("bo", "through the in-process worker")
+            await feeds.settled()
+            assert stack.scalar("SELECT count(*) FROM outbox") == 0
+            assert (materialised(stack, "ana"), materialised(stack, "cy")) == (1, 1)
+            assert (await feeds.home("cy")).items == [post]
+        # Kept in PostgreSQL: feeds opened again find everything there.
+        async with open_feeds(database_url=stack.database_url, migrate=False) as feeds:
+            assert (await feeds.home("ana")).items == [post]
+            assert (await feeds.profile("bo")).followers == 2

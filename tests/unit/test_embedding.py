@@ -21,6 +21,7 @@ from feedcore import (
 from feedcore.adapters.memory import InMemoryOutbox
 from feedcore.entrypoints.container import build_containers
 from feedcore.entrypoints.embedding import Feeds, Settings, open_feeds
+from feedcore.entrypoints.settings import ConfigurationError
 
 
 async def test_a_post_reaches_a_followers_feed_once_the_fan_out_has_settled() -> None:
@@ -163,3 +164,11 @@ async def test_a_database_out_of_reach_is_unavailable() -> None:
     with pytest.raises(Unavailable):
         async with open_feeds(settings, database_url="postgresql://feedcore@127.0.0.1:1/nowhere"):
             pass
+
+
+def test_real_adapters_need_no_token_secret_without_a_server() -> None:
+    # Only a server signs tokens: the facade, `feedcore process` and `feedcore relay` have none.
+    settings = Settings(database_url="postgresql://feedcore@127.0.0.1:1/nowhere", kafka_bootstrap="127.0.0.1:1")
+    assert "pool" in build_containers(settings).storage.providers  # the PostgreSQL storage
+    with pytest.raises(ConfigurationError, match="JWT_SECRET"):
+        build_containers(settings, secret="")
