@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 
 import msgspec
@@ -39,14 +40,17 @@ from feedcore import (
 from feedcore.adapters.kafka import unconsumed
 from feedcore.adapters.memory import InMemoryEventBus
 from feedcore.entrypoints.container import awaited, build_containers
-from feedcore.entrypoints.kafka import admin, reader, started
+from feedcore.entrypoints.kafka import KAFKA_UNAVAILABLE, admin, reader, started
 from feedcore.entrypoints.runtime import background_work
 from feedcore.entrypoints.settings import Settings
 
 __all__ = ["Feeds", "Settings", "open_feeds"]
 
+_log = logging.getLogger(__name__)
 #: How often :meth:`Feeds.settled` looks again while events are on their way.
 _SETTLE_POLL_SECONDS = 0.02
+#: The lag of a processor group that could not be asked: some, as far as anyone knows.
+_UNKNOWN = 1
 
 
 class Feeds:
@@ -256,7 +260,12 @@ class _GroupLag:
             if self._clients is None:
                 self._clients = await self._start()
         client, bounds = self._clients
-        return await unconsumed(client, bounds, topic=self._settings.kafka_topic, group=self._settings.kafka_group)
+        try:
+            return await unconsumed(client, bounds, topic=self._settings.kafka_topic, group=self._settings.kafka_group)
+        except KAFKA_UNAVAILABLE as error:
+            # Not known to be settled: the caller looks again, until its timeout.
+            _log.debug("could not read the processor group's lag: %r", error)
+            return _UNKNOWN
 
     async def _start(self) -> tuple[AIOKafkaAdminClient, AIOKafkaConsumer]:
         settings, never = self._settings, asyncio.Event()
