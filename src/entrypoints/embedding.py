@@ -190,8 +190,8 @@ async def open_feeds(
     is False because `feedcore process` runs elsewhere (:meth:`Feeds.settled` then waits for it).
 
     ``settings`` holds every other knob (policies, pools, topic names; see
-    :class:`~feedcore.entrypoints.settings.Settings`); the URLs given here replace its own. Nothing
-    is read from the environment: pass ``Settings.from_env()`` for that.
+    :class:`~feedcore.entrypoints.settings.Settings`); the URLs given here, and ``migrate``,
+    replace its own. Nothing is read from the environment: pass ``Settings.from_env()`` for that.
     """
     settings = settings or Settings()
     chosen = {
@@ -203,7 +203,7 @@ async def open_feeds(
         )
         if value is not None
     }
-    settings = msgspec.structs.replace(settings, **chosen, migrate_on_start=settings.migrate_on_start or migrate)
+    settings = msgspec.structs.replace(settings, **chosen, migrate_on_start=migrate)
     built = build_containers(settings)
     unavailable = built.storage.unavailable_errors()
     async with contextlib.AsyncExitStack() as held:
