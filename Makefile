@@ -40,10 +40,11 @@ $(INSTALLED): pyproject.toml
 install: $(INSTALLED)
 
 lint: install
-	$(VENV)/bin/ruff check src tests bench infra
-	$(VENV)/bin/ruff format --check src tests bench infra
+	$(VENV)/bin/ruff check src tests bench infra examples
+	$(VENV)/bin/ruff format --check src tests bench infra examples
 	$(VENV)/bin/mypy
 	$(VENV)/bin/mypy --strict tests
+	$(VENV)/bin/mypy --strict examples
 	$(VENV)/bin/lint-imports
 
 unit: install
@@ -67,8 +68,8 @@ infra-status: install
 	@$(PY) infra/infra.py status
 
 format: install
-	$(VENV)/bin/ruff format src tests bench infra
-	$(VENV)/bin/ruff check --fix src tests bench infra
+	$(VENV)/bin/ruff format src tests bench infra examples
+	$(VENV)/bin/ruff check --fix src tests bench infra examples
 
 run: install
 	$(VENV)/bin/feedcore serve

@@ -328,7 +328,7 @@ class Containers:
 def build_containers(settings: Settings, secret: str | None = None) -> Containers:
     """The containers the settings call for; the storage one must be initialised before use. Only
     a server needs the token ``secret``."""
-    settings.check()
+    settings.check(serving=secret is not None)
     app = AppContainer(settings=settings, secret=secret)
     storage: MemoryStorage | PostgresStorage = (
         PostgresStorage(settings=settings, clock=app.clock, metrics=app.metrics)

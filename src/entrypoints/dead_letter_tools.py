@@ -6,10 +6,8 @@ from __future__ import annotations
 import contextlib
 from collections.abc import AsyncIterator, Collection
 
-from aiokafka import AIOKafkaConsumer
-
 from feedcore.adapters.kafka import DeadLetter, KafkaDeadLetters, purge_dead_letters, read_dead_letters
-from feedcore.entrypoints.kafka import KAFKA_UNAVAILABLE, Client, admin, close, producer
+from feedcore.entrypoints.kafka import KAFKA_UNAVAILABLE, Client, admin, close, producer, reader
 from feedcore.entrypoints.settings import Settings
 
 
@@ -30,18 +28,12 @@ async def _connected(client: Client, settings: Settings) -> AsyncIterator[Client
         await close(client)
 
 
-def _reader(settings: Settings) -> AIOKafkaConsumer:
-    return AIOKafkaConsumer(
-        bootstrap_servers=settings.kafka_bootstrap, client_id="feedcore-dlq", enable_auto_commit=False
-    )
-
-
 async def dead_letters(settings: Settings) -> list[DeadLetter]:
     async with (
-        _connected(_reader(settings), settings) as reader,
+        _connected(reader(settings, client_id="feedcore-dlq"), settings) as consumer,
         _connected(admin(settings), settings) as client,
     ):
-        return await read_dead_letters(client, reader, settings.dead_letter_topic)
+        return await read_dead_letters(client, consumer, settings.dead_letter_topic)
 
 
 async def replay_dead_letters(settings: Settings, ids: Collection[str] | None) -> list[DeadLetter]:
@@ -57,7 +49,7 @@ async def replay_dead_letters(settings: Settings, ids: Collection[str] | None) -
 
 async def purge(settings: Settings) -> int:
     async with (
-        _connected(_reader(settings), settings) as reader,
+        _connected(reader(settings, client_id="feedcore-dlq"), settings) as consumer,
         _connected(admin(settings), settings) as client,
     ):
-        return await purge_dead_letters(client, reader, settings.dead_letter_topic)
+        return await purge_dead_letters(client, consumer, settings.dead_letter_topic)

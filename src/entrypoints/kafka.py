@@ -48,6 +48,11 @@ def consumer(settings: Settings) -> AIOKafkaConsumer:
     )
 
 
+def reader(settings: Settings, *, client_id: str) -> AIOKafkaConsumer:
+    """A consumer in no group, subscribed to nothing: it is assigned partitions, or reads their bounds."""
+    return AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, client_id=client_id, enable_auto_commit=False)
+
+
 def admin(settings: Settings) -> AIOKafkaAdminClient:
     return AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap, client_id="feedcore-admin")
 

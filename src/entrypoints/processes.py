@@ -56,31 +56,38 @@ async def relay(settings: Settings, stop: asyncio.Event) -> None:
 
 async def process(settings: Settings, stop: asyncio.Event) -> None:
     """`feedcore process`: consume the main topic and apply every event, until ``stop``."""
-    await create_topics(settings, stop)
     async with running(settings) as built:
         metrics = _serving_metrics(settings, built)
         set_on_retry_hooks([log_retry, lambda details: metrics.retried("processor", details.caused_by)])
-        async with (
-            started(lambda: producer(settings), stop, what="dead-letter producer", metrics=metrics) as dead_letters,
-            started(lambda: consumer(settings), stop, what="processor", metrics=metrics) as group_member,
-        ):
-            if dead_letters is None or group_member is None:
-                return
-            processor = await awaited(built.app.processor(consumer=CONSUMER))
-            events = EventConsumer(
-                KafkaRecordSource(group_member),
-                processor.apply_all,
-                KafkaDeadLetters(dead_letters, settings.dead_letter_topic),
-                transient=built.storage.unavailable_errors() + KAFKA_UNAVAILABLE,
-                policy=RetryPolicy(max_attempts=settings.max_attempts, max_wait=settings.retry_max_seconds),
-                metrics=metrics,
-            )
-            lag = asyncio.create_task(_report_lag(group_member, metrics, stop))
-            _log.info("processing %s as group %s", settings.kafka_topic, settings.kafka_group)
-            try:
-                await events.run(stop)
-            finally:
-                lag.cancel()
+        await consume(settings, built, stop, metrics)
+
+
+async def consume(settings: Settings, built: Containers, stop: asyncio.Event, metrics: Metrics) -> None:
+    """Apply the main topic's events to the feeds as one member of the processor group, until
+    ``stop``, on containers whose resources are open (`feedcore process`'s own, or those of a
+    program that embeds feedcore)."""
+    await create_topics(settings, stop)
+    async with (
+        started(lambda: producer(settings), stop, what="dead-letter producer", metrics=metrics) as dead_letters,
+        started(lambda: consumer(settings), stop, what="processor", metrics=metrics) as group_member,
+    ):
+        if dead_letters is None or group_member is None:
+            return
+        processor = await awaited(built.app.processor(consumer=CONSUMER))
+        events = EventConsumer(
+            KafkaRecordSource(group_member),
+            processor.apply_all,
+            KafkaDeadLetters(dead_letters, settings.dead_letter_topic),
+            transient=built.storage.unavailable_errors() + KAFKA_UNAVAILABLE,
+            policy=RetryPolicy(max_attempts=settings.max_attempts, max_wait=settings.retry_max_seconds),
+            metrics=metrics,
+        )
+        lag = asyncio.create_task(_report_lag(group_member, metrics, stop))
+        _log.info("processing %s as group %s", settings.kafka_topic, settings.kafka_group)
+        try:
+            await events.run(stop)
+        finally:
+            lag.cancel()
 
 
 async def _report_lag(member: AIOKafkaConsumer, metrics: Metrics, stop: asyncio.Event, *, every: float = 1.0) -> None:

@@ -2,7 +2,7 @@
 
 from feedcore.adapters.kafka.bus import KafkaEventPublisher, KafkaRecordSource, Record
 from feedcore.adapters.kafka.dead_letters import DeadLetter, KafkaDeadLetters, purge_dead_letters, read_dead_letters
-from feedcore.adapters.kafka.topics import ensure_topics
+from feedcore.adapters.kafka.topics import ensure_topics, topic_partitions, unconsumed
 
 __all__ = [
     "DeadLetter",
@@ -13,4 +13,6 @@ __all__ = [
     "ensure_topics",
     "purge_dead_letters",
     "read_dead_letters",
+    "topic_partitions",
+    "unconsumed",
 ]

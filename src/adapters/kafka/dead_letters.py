@@ -9,6 +9,7 @@ from aiokafka.admin import AIOKafkaAdminClient, RecordsToDelete
 from aiokafka.structs import TopicPartition
 
 from feedcore.adapters.kafka.bus import Record
+from feedcore.adapters.kafka.topics import topic_partitions
 
 #: Longest error message kept in a header; the rest is cut, marked with an ellipsis.
 _MESSAGE_LIMIT = 2_000
@@ -74,7 +75,7 @@ async def read_dead_letters(admin: AIOKafkaAdminClient, consumer: AIOKafkaConsum
 
     ``consumer`` is started, in no group and subscribed to nothing: it is assigned the partitions here.
     """
-    partitions = await _partitions(admin, topic)
+    partitions = await topic_partitions(admin, topic)
     if not partitions:
         return []
     consumer.assign(partitions)
@@ -93,19 +94,13 @@ async def read_dead_letters(admin: AIOKafkaAdminClient, consumer: AIOKafkaConsum
 
 async def purge_dead_letters(admin: AIOKafkaAdminClient, consumer: AIOKafkaConsumer, topic: str) -> int:
     """Delete every message now in the dead-letter ``topic``; returns how many there were."""
-    partitions = await _partitions(admin, topic)
+    partitions = await topic_partitions(admin, topic)
     if not partitions:
         return 0
     starts = await consumer.beginning_offsets(partitions)
     ends = await consumer.end_offsets(partitions)
     await admin.delete_records({partition: RecordsToDelete(ends[partition]) for partition in partitions})
     return sum(ends[partition] - starts[partition] for partition in partitions)
-
-
-async def _partitions(admin: AIOKafkaAdminClient, topic: str) -> list[TopicPartition]:
-    """The topic's partitions; none when it does not exist (yet)."""
-    [described] = await admin.describe_topics([topic])
-    return sorted(TopicPartition(topic, found["partition"]) for found in described["partitions"])
 
 
 def _letter(

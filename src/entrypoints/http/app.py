@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import gc
 import inspect
 import logging
@@ -20,18 +19,15 @@ from litestar.openapi.spec import Components, SecurityScheme
 from litestar.status_codes import HTTP_408_REQUEST_TIMEOUT
 from litestar.types import ASGIApp, Receive, ReceiveMessage, Scope, Send
 
-from feedcore import Outbox
 from feedcore.adapters.metrics import Metrics
 from feedcore.entrypoints.auth import token_secret
-from feedcore.entrypoints.container import Containers, Services, awaited, build_containers, node_lease
+from feedcore.entrypoints.container import Containers, Services, awaited, build_containers
 from feedcore.entrypoints.http.observability import observed
 from feedcore.entrypoints.http.problems import EXCEPTION_HANDLERS, on_unavailable
 from feedcore.entrypoints.http.routes import ROUTES, reject_unknown_query
 from feedcore.entrypoints.http.schemas import REQUEST_BODIES
 from feedcore.entrypoints.logs import configure_logging
-from feedcore.entrypoints.loops import run_in_process_worker, run_retention
-from feedcore.entrypoints.migrations import migrate_database
-from feedcore.entrypoints.processes import relay_to_kafka
+from feedcore.entrypoints.runtime import background_work
 from feedcore.entrypoints.settings import Settings
 
 _log = logging.getLogger(__name__)
@@ -180,30 +176,9 @@ def _resolved(value: T | Awaitable[T]) -> T:
 def _run_in_process(built: Containers, settings: Settings, services: list[Services]) -> Lifespan:
     @asynccontextmanager
     async def lifespan(_: Litestar) -> AsyncIterator[None]:
-        stop = asyncio.Event()
-        tasks: list[asyncio.Task[None]] = []
-        async with contextlib.AsyncExitStack() as held:
-            await awaited(built.storage.init_resources())
-            held.push_async_callback(lambda: awaited(built.storage.shutdown_resources()))
-            if settings.database_url and settings.migrate_on_start:
-                await migrate_database(settings)
+        async with background_work(built, settings):
             if not services:
                 services.append(await awaited(built.app.services()))
-            await held.enter_async_context(node_lease(built))
-            held.push_async_callback(_stopped, stop, tasks)  # first on the way out
-            outbox: Outbox = await awaited(built.storage.outbox())
-            metrics = built.app.metrics()
-            if settings.kafka_bootstrap:
-                tasks.append(asyncio.create_task(relay_to_kafka(settings, outbox, stop, metrics)))
-            else:
-                processor = await awaited(built.app.processor(consumer="feedcore-in-process"))
-                bus = built.app.bus()
-                worker = run_in_process_worker(outbox, bus, processor, stop, metrics, rewind=bus.rewind)
-                tasks.append(asyncio.create_task(worker))
-            retention = await awaited(built.storage.retention())
-            if retention is not None:
-                pruning = run_retention(retention, stop, metrics, every=settings.prune_every_seconds)
-                tasks.append(asyncio.create_task(pruning))
             # What start-up made lives as long as the process: leave it out of every garbage
             # collection from now on, which shortens the pauses requests wait out.
             gc.collect()
@@ -211,11 +186,3 @@ def _run_in_process(built: Containers, settings: Settings, services: list[Servic
             yield
 
     return lifespan
-
-
-async def _stopped(stop: asyncio.Event, tasks: list[asyncio.Task[None]]) -> None:
-    stop.set()
-    for task in tasks:
-        # A batch not finished in time is cancelled: its transaction rolls back.
-        with contextlib.suppress(asyncio.CancelledError, TimeoutError):
-            await asyncio.wait_for(task, timeout=5)
