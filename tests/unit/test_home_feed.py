@@ -119,7 +119,7 @@ async def test_a_cached_page_needs_neither_the_post_store_nor_the_graph(
         raise AssertionError("a cached page went to the store")
 
     monkeypatch.setattr(world.posts, "get_many", unreachable)
-    monkeypatch.setattr(world.graph, "followed_among", unreachable)
+    monkeypatch.setattr(world.graph, "seen_among", unreachable)
     monkeypatch.setattr(world.feeds, "horizon", unreachable)
     assert ids((await world.feed("ana")).items) == ids(posts[::-1])
 
@@ -158,7 +158,7 @@ async def test_the_celebrities_a_reader_follows_are_asked_of_the_graph_once(
         raise AssertionError("the read asked the graph or the feed store again")
 
     with monkeypatch.context() as patched:
-        patched.setattr(small_world.graph, "followed_among", unreachable)
+        patched.setattr(small_world.graph, "seen_among", unreachable)
         # The cached copy is complete to the feed's beginning: the merge needs no store horizon.
         patched.setattr(small_world.feeds, "horizon", unreachable)
         assert ids(await small_world.whole_feed("ana")) == [posts[2].id, posts[0].id]

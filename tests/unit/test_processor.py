@@ -78,7 +78,7 @@ async def test_a_failed_fan_out_commits_nothing_and_is_redone_whole(
     events = await published_events(world)
     for event in events[:-1]:
         await world.processor.apply(event)
-    followers = world.graph.followers
+    audience = world.graph.audience
     calls = 0
 
     async def fail_on_second_chunk(user: UserId, *, after: UserId | None, limit: int) -> list[UserId]:
@@ -86,14 +86,14 @@ async def test_a_failed_fan_out_commits_nothing_and_is_redone_whole(
         calls += 1
         if calls == 2:
             raise ConnectionError("graph went away")
-        return await followers(user, after=after, limit=limit)
+        return await audience(user, after=after, limit=limit)
 
-    monkeypatch.setattr(world.graph, "followers", fail_on_second_chunk)
+    monkeypatch.setattr(world.graph, "audience", fail_on_second_chunk)
     with pytest.raises(ConnectionError):
         await world.processor.apply(events[-1])
     assert await entries(world, "ana") == []
     assert not await world.ledger.applied("feedcore-test", [events[-1].event_id])
-    monkeypatch.setattr(world.graph, "followers", followers)
+    monkeypatch.setattr(world.graph, "audience", audience)
     assert await world.processor.apply(events[-1])
     for user in ("ana", "bo", "cy"):
         assert await entries(world, user) == [post.id]
