@@ -1,13 +1,13 @@
 """The feed invariant of DESIGN.md as a state machine, run on the in-memory adapters by the unit
 tests and on PostgreSQL and Redis by the integration tests.
 
-Several users post, delete, follow, unfollow, mute, unmute, block and unblock while the outbox relay and the processor run in
-any order the bus allows: partitions delivered in any interleaving, batches applied but not
-committed, consumer restarts that redeliver them, and relay crashes after publishing that publish
-the same events again later. After draining, every home feed must equal the oracle (complete, newest
-first, no duplicates, no deleted posts) whatever the page sizes, and the materialised state must be
-exact. With a celebrity threshold of one follower, authors cross it in both directions all the time.
-"""
+Several users post, delete, follow, unfollow, mute, unmute, block and unblock while the outbox relay
+and the processor run in any order the bus allows: partitions delivered in any interleaving, batches
+applied but not committed, consumer restarts that redeliver them, and relay crashes after publishing
+that publish the same events again later. After draining, every home feed must equal the oracle
+(complete, newest first, no duplicates, no deleted posts, no muted author, no one in a block with
+the reader) whatever the page sizes, and the materialised state must be exact. With a celebrity
+threshold of one follower, authors cross it in both directions all the time."""
 
 from __future__ import annotations
 
