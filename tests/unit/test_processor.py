@@ -131,3 +131,39 @@ async def test_a_batch_is_committed_after_it_is_applied(world: World) -> None:
     assert await world.processor.process_batch(world.bus, max_events=10, max_wait=0) == 2
     assert world.bus.lag == 0
     assert await world.processor.process_batch(world.bus, max_events=10, max_wait=0) == 0
+
+
+async def test_a_mute_purges_the_author_from_the_feed_fan_out_skips_the_muter_and_an_unmute_backfills(
+    world: World,
+) -> None:
+    await world.follow("bo", "ana")
+    await world.follow("cy", "ana")
+    before = await world.publish("ana")
+    await world.drain()
+    assert await entries(world, "bo") == [before.id]
+
+    await world.mute("bo", "ana")
+    await world.drain()
+    assert await entries(world, "bo") == []
+    during = await world.publish("ana")
+    await world.drain()
+    assert await entries(world, "bo") == []
+    assert await entries(world, "cy") == [during.id, before.id]
+
+    await world.unmute("bo", "ana")
+    await world.drain()
+    assert await entries(world, "bo") == [during.id, before.id]
+
+
+async def test_a_late_mute_event_leaves_a_feed_alone_once_the_user_has_unmuted(world: World) -> None:
+    await world.follow("bo", "ana")
+    post = await world.publish("ana")
+    await world.drain()
+    await world.mute("bo", "ana")
+    await world.unmute("bo", "ana")
+    mute, unmute = await published_events(world)
+
+    assert await world.processor.apply(mute)  # applied, but the truth is "not muted": nothing purged
+    assert await entries(world, "bo") == [post.id]
+    assert await world.processor.apply(unmute)
+    assert await entries(world, "bo") == [post.id]
