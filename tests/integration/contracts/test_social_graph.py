@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+
 import pytest
 
 from feedcore.errors import FollowBlocked
@@ -163,3 +166,19 @@ class TestSocialGraph:
         assert await ports.graph.unblock(ANA, BOB) is True
         with pytest.raises(FollowBlocked):
             await ports.graph.follow(ANA, BOB, followed(ANA, BOB, "-refused"))
+
+    async def test_no_follow_slips_in_beside_a_concurrent_block(self, ports: Adapters) -> None:
+        pairs = [(UserId(f"fan-{n}"), UserId(f"idol-{n}")) for n in range(40)]
+
+        async def follow(fan: UserId, idol: UserId) -> None:
+            with contextlib.suppress(FollowBlocked):
+                await ports.graph.follow(fan, idol, followed(fan, idol))
+
+        async def block(fan: UserId, idol: UserId) -> None:
+            await ports.graph.block(idol, fan, [unfollowed(fan, idol, "-block"), unfollowed(idol, fan, "-block")])
+
+        await asyncio.gather(*(task for fan, idol in pairs for task in (follow(fan, idol), block(fan, idol))))
+
+        for fan, idol in pairs:
+            assert await ports.graph.is_following(fan, idol) is False, fan
+            assert await ports.graph.counts(idol) == FollowCounts(followers=0, following=0), idol
