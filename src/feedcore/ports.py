@@ -234,7 +234,7 @@ class FeedReader(Protocol):
     async def horizon(self, user: UserId) -> PostId:
         """The id above which ``user``'s materialised feed is complete.
 
-        The feed holds every fanned-out post of ``user``'s followees with ``id >= horizon``; older
+        The feed holds every fanned-out post of the authors ``user`` sees with ``id >= horizon``; older
         posts may be missing (backfill limit, trimmed history) and are read from timelines.
         """
         ...

@@ -91,7 +91,8 @@ class Social:
             await self._drop(UserId(removed.follower_id))
 
     async def unblock(self, blocker: UserId, blocked: UserId) -> None:
-        """Lift the block, so that either may follow the other again; no follow comes back by itself."""
+        """Lift the block, so that either may follow the other again (unless the other blocks too);
+        no follow comes back by itself."""
         await self._graph.unblock(blocker, blocked)
 
     async def followers(self, user: UserId, *, limit: int | None = None, cursor: str | None = None) -> Page[UserId]:
