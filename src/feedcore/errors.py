@@ -46,6 +46,12 @@ class Forbidden(FeedcoreError):
     code = "forbidden"
 
 
+class FollowBlocked(Forbidden):
+    """A follow between two users with a block between them, whichever of them blocked."""
+
+    code = "follow_blocked"
+
+
 class NotFound(FeedcoreError):
     """The thing asked for does not exist, or no longer does (HTTP 404)."""
 
@@ -74,6 +80,14 @@ class Unprocessable(FeedcoreError):
 
 class SelfFollow(Unprocessable):
     code = "self_follow"
+
+
+class SelfMute(Unprocessable):
+    code = "self_mute"
+
+
+class SelfBlock(Unprocessable):
+    code = "self_block"
 
 
 class IdempotencyKeyReused(Unprocessable):

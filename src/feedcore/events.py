@@ -60,7 +60,28 @@ class UserUnfollowed(_Event, frozen=True, kw_only=True, tag="user_unfollowed"):
         return self.follower_id
 
 
-Event = PostPublished | PostDeleted | UserFollowed | UserUnfollowed
+class UserMuted(_Event, frozen=True, kw_only=True, tag="user_muted"):
+    """``user_id`` stopped seeing ``muted_id``'s posts; ``muted_id`` is told nothing."""
+
+    user_id: UserIdField
+    muted_id: UserIdField
+
+    @property
+    def key(self) -> str:
+        # The muting user's key, as for follows: a user's follows and mutes of one author stay in order.
+        return self.user_id
+
+
+class UserUnmuted(_Event, frozen=True, kw_only=True, tag="user_unmuted"):
+    user_id: UserIdField
+    muted_id: UserIdField
+
+    @property
+    def key(self) -> str:
+        return self.user_id
+
+
+Event = PostPublished | PostDeleted | UserFollowed | UserUnfollowed | UserMuted | UserUnmuted
 
 _encoder: Final = msgspec.json.Encoder()
 _decoder: Final[msgspec.json.Decoder[Event]] = msgspec.json.Decoder(Event)

@@ -1,9 +1,9 @@
 """Reading a home feed: rendered first pages, the cached window, the celebrity merge and the
 timeline continuation.
 
-A home feed is every non-deleted post whose author is the owner or someone the owner follows now,
-newest first. It is assembled from disjoint id ranges, each served by the cheapest source that is
-complete for it::
+A home feed is every non-deleted post whose author is the owner or someone the owner sees now
+(follows and does not mute; a block removes the follows between its users), newest first. It is
+assembled from disjoint id ranges, each served by the cheapest source that is complete for it::
 
     [window horizon, before)          feed cache (when the owner's feed is cached)
     [store horizon, window horizon)   materialised feed store
@@ -15,9 +15,9 @@ between: no gaps, no repeats, no OFFSET.
 
 What may be served without a check, and why:
 
-- The cached window is filled from visible posts only and dropped by every follow and unfollow (at
-  once by the request, and again when the processor has applied it), so its entries need no graph
-  check. Deletes reach it through the post bodies: a deleted post's cached body says so.
+- The cached window is filled from visible posts only and dropped by every follow, unfollow, mute
+  and unmute (at once by the request, and again when the processor has applied it), so its
+  entries need no graph check. Deletes reach it through the post bodies: a deleted post's cached body says so.
 - Entries the store serves may run behind the truth (an unfollow not yet processed), so their
   authors are checked against the graph.
 - A rendered first page is kept only when it came from the window alone, for an owner who sees no
@@ -171,8 +171,9 @@ class HomeFeeds:
 
     async def _seen(self, read: _Read, view: FeedView | None, celebrities: frozenset[UserId]) -> frozenset[UserId]:
         """The celebrities whose posts the owner sees: the owner, if one, and those the owner
-        follows. The graph is asked once per owner and set of celebrities; the answer is kept
-        beside the owner's cached feed, and dropped with it by follows and unfollows."""
+        follows and does not mute. The graph is asked once per owner and set of celebrities; the
+        answer is kept beside the owner's cached feed, and dropped with it by follows, unfollows,
+        mutes and unmutes."""
         if not celebrities:
             return frozenset()
         if view is not None and view.celebrities is not None:
@@ -338,17 +339,17 @@ class HomeFeeds:
         async def fetch(before: PostId | None, limit: int) -> list[PostId]:
             nonlocal authors
             if authors is None:
-                authors = [read.owner, *await self._all_following(read.owner)]
+                authors = [read.owner, *await self._all_seen(read.owner)]
             found = await self._posts.latest(authors, before=before, floor=PostId(0), limit=limit)
             return read.remember(found)
 
         return fetch
 
-    async def _all_following(self, owner: UserId) -> list[UserId]:
+    async def _all_seen(self, owner: UserId) -> list[UserId]:
         everyone: list[UserId] = []
         after: UserId | None = None
         while True:
-            page = await self._graph.following(owner, after=after, limit=_FOLLOWING_PAGE)
+            page = await self._graph.seen(owner, after=after, limit=_FOLLOWING_PAGE)
             everyone += page
             if len(page) < _FOLLOWING_PAGE:
                 return everyone
@@ -381,10 +382,11 @@ class HomeFeeds:
             self._telemetry.cache_rebuilt("celebrity")
 
     async def _followed(self, read: _Read, authors: Collection[UserId]) -> set[UserId]:
-        """Those of ``authors`` whose posts the owner sees: the owner and whom the owner follows."""
+        """Those of ``authors`` whose posts the owner sees: the owner, and whom the owner follows
+        and does not mute."""
         unknown = {author for author in authors if author not in read.visible}
         if unknown:
-            read.learn(unknown, await self._graph.followed_among(read.owner, unknown))
+            read.learn(unknown, await self._graph.seen_among(read.owner, unknown))
         return {author for author in authors if read.visible[author]}
 
     async def _keep_visible(self, read: _Read, candidates: Sequence[Candidate]) -> list[Post]:

@@ -14,7 +14,7 @@ from typing import Final, Protocol
 
 import msgspec
 
-from feedcore.events import Event, PostDeleted, PostPublished, UserFollowed, UserUnfollowed
+from feedcore.events import Event, PostDeleted, PostPublished, UserFollowed, UserMuted, UserUnfollowed, UserUnmuted
 from feedcore.model import Post, PostId, UserId
 
 
@@ -148,13 +148,21 @@ class FollowCounts(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class SocialGraph(Protocol):
-    """Follow edges and their counts."""
+    """Follow edges and their counts, mutes and blocks.
+
+    A user *sees* an author (has the author's posts in their home feed) when the user follows the
+    author and does not mute them. A block removes the follow edges between its two users and
+    refuses new ones, so that neither sees the other.
+    """
 
     async def follow(self, follower: UserId, followee: UserId, event: UserFollowed) -> bool:
         """Add the edge and append ``event`` to the outbox atomically, if the edge is new.
 
         Returns:
             False, appending nothing, when ``follower`` already followed ``followee``.
+
+        Raises:
+            FollowBlocked: appending nothing, when either user blocks the other.
         """
         ...
 
@@ -162,10 +170,47 @@ class SocialGraph(Protocol):
         """Remove the edge and append ``event`` to the outbox atomically, if the edge exists."""
         ...
 
+    async def mute(self, user: UserId, author: UserId, event: UserMuted) -> bool:
+        """Record that ``user`` mutes ``author`` and append ``event`` atomically, if that is new.
+
+        Returns:
+            False, appending nothing, when ``user`` already muted ``author``.
+        """
+        ...
+
+    async def unmute(self, user: UserId, author: UserId, event: UserUnmuted) -> bool:
+        """Forget that ``user`` mutes ``author`` and append ``event`` atomically, if ``user`` did."""
+        ...
+
+    async def block(
+        self, blocker: UserId, blocked: UserId, unfollows: Sequence[UserUnfollowed]
+    ) -> list[UserUnfollowed]:
+        """Record that ``blocker`` blocks ``blocked`` and remove the follow edges between them both
+        ways, atomically, and with no follow between them slipping in. ``unfollows`` holds an event
+        for each edge; the event of each edge that stood is appended to the outbox.
+
+        Returns:
+            The events appended: none when no edge stood (blocking again changes nothing).
+        """
+        ...
+
+    async def unblock(self, blocker: UserId, blocked: UserId) -> bool:
+        """Forget that ``blocker`` blocks ``blocked``; False when it did not. No edge comes back."""
+        ...
+
     async def is_following(self, follower: UserId, followee: UserId) -> bool: ...
 
-    async def followed_among(self, follower: UserId, candidates: Collection[UserId]) -> set[UserId]:
-        """The members of ``candidates`` that ``follower`` follows now."""
+    async def seen_among(self, user: UserId, candidates: Collection[UserId]) -> set[UserId]:
+        """The members of ``candidates`` that ``user`` sees now: follows and does not mute."""
+        ...
+
+    async def seen(self, user: UserId, *, after: UserId | None, limit: int) -> list[UserId]:
+        """Whom ``user`` sees (follows and does not mute), in ascending id order, strictly after ``after``."""
+        ...
+
+    async def audience(self, author: UserId, *, after: UserId | None, limit: int) -> list[UserId]:
+        """Who sees ``author`` (follows and does not mute them), in ascending id order, strictly
+        after ``after``: the followers whose feeds ``author``'s posts go into."""
         ...
 
     async def followers(self, user: UserId, *, after: UserId | None, limit: int) -> list[UserId]:
@@ -189,7 +234,7 @@ class FeedReader(Protocol):
     async def horizon(self, user: UserId) -> PostId:
         """The id above which ``user``'s materialised feed is complete.
 
-        The feed holds every fanned-out post of ``user``'s followees with ``id >= horizon``; older
+        The feed holds every fanned-out post of the authors ``user`` sees with ``id >= horizon``; older
         posts may be missing (backfill limit, trimmed history) and are read from timelines.
         """
         ...
@@ -205,12 +250,12 @@ class FeedStore(FeedReader, Protocol):
     async def add_to_audience(
         self, author_id: UserId, post_id: PostId, *, after: UserId | None, limit: int
     ) -> list[UserId] | None:
-        """Put one of ``author_id``'s posts into the feeds of their next ``limit`` followers as the
-        graph stands, in ascending id order strictly after ``after``, and with the first chunk
-        (``after`` None) into the author's own; returns those followers, or None, writing nothing,
-        when the store knows the post deleted.
+        """Put one of ``author_id``'s posts into the feeds of the next ``limit`` users of their
+        audience (followers who do not mute them) as the graph stands, in ascending id order
+        strictly after ``after``, and with the first chunk (``after`` None) into the author's own;
+        returns those followers, or None, writing nothing, when the store knows the post deleted.
 
-        The same as reading ``SocialGraph.followers`` and passing them, and the author, to
+        The same as reading ``SocialGraph.audience`` and passing it, and the author, to
         :meth:`add`, with no round trip of the followers between the graph and the store where
         they live together.
         """

@@ -16,7 +16,7 @@ from __future__ import annotations
 import time
 from collections.abc import AsyncIterator, Mapping, Sequence
 
-from feedcore.events import Event, PostDeleted, PostPublished, UserFollowed, UserUnfollowed
+from feedcore.events import Event, PostDeleted, PostPublished, UserFollowed, UserMuted, UserUnfollowed, UserUnmuted
 from feedcore.model import Post, PostId, UserId
 from feedcore.policies import Policies
 from feedcore.ports import (
@@ -111,17 +111,17 @@ class FeedProcessor:
         return len(deliveries)
 
     async def _apply_to_store(
-        self, feeds: FeedStore, event: PostDeleted | UserFollowed | UserUnfollowed
+        self, feeds: FeedStore, event: PostDeleted | UserFollowed | UserUnfollowed | UserMuted | UserUnmuted
     ) -> list[UserId]:
         """Apply ``event`` to the feed store; returns whose feeds it changed. (Publications are
         applied all at once, by :meth:`_fan_out`.)"""
         match event:
             case PostDeleted(post_id=post_id):
                 return await feeds.remove_post(PostId(post_id))
-            case UserFollowed(follower_id=follower, followee_id=followee):
-                return await self.backfill_followee(feeds, UserId(follower), UserId(followee))
-            case UserUnfollowed(follower_id=follower, followee_id=followee):
-                return await self.purge_followee(feeds, UserId(follower), UserId(followee))
+            case UserFollowed(follower_id=user, followee_id=author) | UserUnmuted(user_id=user, muted_id=author):
+                return await self.backfill_followee(feeds, UserId(user), UserId(author))
+            case UserUnfollowed(follower_id=user, followee_id=author) | UserMuted(user_id=user, muted_id=author):
+                return await self.purge_followee(feeds, UserId(user), UserId(author))
 
     async def _cache_publications(
         self, events: Sequence[Event], touched: Mapping[str, list[UserId]], posts: Mapping[PostId, Post]
@@ -146,11 +146,16 @@ class FeedProcessor:
                 pass  # all of the batch's at once, by _cache_publications
             case PostDeleted(post_id=post_id, author_id=author):
                 await self._cache_deleted(PostId(post_id), UserId(author), touched)
-            case UserFollowed(follower_id=follower) | UserUnfollowed(follower_id=follower):
-                # Follows change a feed in bulk and are rare next to posts: rebuilding the cached
-                # copy on the next read is simpler and safer than patching it.
+            case (
+                UserFollowed(follower_id=user)
+                | UserUnfollowed(follower_id=user)
+                | UserMuted(user_id=user)
+                | UserUnmuted(user_id=user)
+            ):
+                # Follows and mutes change a feed in bulk and are rare next to posts: rebuilding the
+                # cached copy on the next read is simpler and safer than patching it.
                 if self._cache is not None and (touched is None or touched):
-                    await self._cache.drop(UserId(follower))
+                    await self._cache.drop(UserId(user))
 
     async def _cache_published(
         self, post_id: PostId, author: UserId, touched: list[UserId] | None, posts: Mapping[PostId, Post]
@@ -211,8 +216,9 @@ class FeedProcessor:
         return audiences
 
     async def backfill_followee(self, feeds: FeedStore, follower: UserId, followee: UserId) -> list[UserId]:
-        """Copy the followee's newest posts into the follower's feed, if the follow still stands."""
-        if not await self._graph.is_following(follower, followee):
+        """Copy the followee's newest posts into the follower's feed, if the follower sees the
+        followee now (a follow, or an unmute, that still stands)."""
+        if not await self._graph.seen_among(follower, (followee,)):
             return []
         limit = self._policies.backfill_limit
         newest = await self._posts.latest((followee,), before=None, floor=PostId(0), limit=limit)
@@ -222,19 +228,21 @@ class FeedProcessor:
         return [follower]
 
     async def purge_followee(self, feeds: FeedStore, follower: UserId, followee: UserId) -> list[UserId]:
-        """Take the followee's posts out of the follower's feed, if the unfollow still stands."""
-        if await self._graph.is_following(follower, followee):
+        """Take the followee's posts out of the follower's feed, if the follower does not see the
+        followee now (an unfollow, or a mute, that still stands)."""
+        if await self._graph.seen_among(follower, (followee,)):
             return []
         await feeds.purge_author(follower, followee)
         return [follower]
 
     async def _audience_chunks(self, author: UserId) -> AsyncIterator[list[UserId]]:
-        """Whose feeds an author's post belongs in: the author's own (with the first chunk), then each follower's."""
+        """Whose feeds an author's post belongs in: the author's own (with the first chunk), then
+        each of the audience's (followers who do not mute the author)."""
         limit = self._policies.fanout_chunk
-        chunk = await self._graph.followers(author, after=None, limit=limit)
+        chunk = await self._graph.audience(author, after=None, limit=limit)
         yield [author, *chunk]
         while len(chunk) == limit:
-            chunk = await self._graph.followers(author, after=chunk[-1], limit=limit)
+            chunk = await self._graph.audience(author, after=chunk[-1], limit=limit)
             if chunk:
                 yield chunk
 

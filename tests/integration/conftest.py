@@ -183,7 +183,10 @@ def kafka_topics(kafka_bootstrap: str) -> Iterator[dict[str, str]]:
 
 
 #: Every table of the schema, for tests that start each case from empty tables.
-TABLES = "posts, outbox, idempotency_keys, follows, user_counts, feed_entries, feed_horizons, processed_events"
+TABLES = (
+    "posts, outbox, idempotency_keys, follows, mutes, blocks, user_counts, feed_entries, feed_horizons, "
+    "processed_events"
+)
 
 
 def postgres_adapters(pool: AsyncConnectionPool[Any]) -> Adapters:

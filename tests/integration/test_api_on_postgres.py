@@ -6,13 +6,16 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
+import msgspec
 import pytest
+import redis
 from litestar.testing import TestClient
 
 from feedcore import UserId
 from feedcore.entrypoints.auth import Tokens
 from feedcore.entrypoints.http.app import create_service_app
 from feedcore.entrypoints.settings import Settings
+from tests.integration.conftest import service_url
 
 SECRET = "p" * 40
 TOKENS = Tokens(SECRET)
@@ -86,3 +89,53 @@ def test_postgres_down_is_a_503_with_retry_after() -> None:
         assert posted.headers["retry-after"] == "1"
         assert posted.headers["content-type"].startswith("application/problem+json")
         assert client.get("/healthz").status_code == 200
+
+
+@pytest.mark.parametrize("cached", [False, True], ids=["postgres", "postgres-and-redis"])
+def test_mutes_and_blocks_show_in_feeds_at_once(database_url: str, redis_prefix: str, cached: bool) -> None:
+    tag = "pg-cached" if cached else "pg-plain"
+    ana, bo, cy = f"{tag}-ana", f"{tag}-bo", f"{tag}-cy"
+    chosen = settings(database_url)
+    prefix = f"{redis_prefix}api-mutes:"
+    if cached:
+        chosen = msgspec.structs.replace(chosen, redis_url=service_url("FEEDCORE_REDIS_URL"), redis_prefix=prefix)
+    try:
+        with TestClient(create_service_app(chosen)) as client:
+
+            def write(method: str, path: str, user: str, expected: int = 204) -> None:
+                assert client.request(method, path, headers=auth(user)).status_code == expected
+
+            def follow(follower: str, followee: str) -> int:
+                return client.post("/follow", json={"followee_id": followee}, headers=auth(follower)).status_code
+
+            def contents(user: str) -> list[str]:
+                return [item["content"] for item in client.get(f"/feeds/{user}", headers=auth(user)).json()["items"]]
+
+            assert (follow(ana, bo), follow(ana, cy), follow(bo, ana)) == (204, 204, 204)
+            for author in (ana, bo, cy):
+                assert client.post("/posts", json={"content": author}, headers=auth(author)).status_code == 201
+            feed_of(client, ana, 3)
+            assert contents(ana) == contents(ana) == [cy, bo, ana]  # the second read may be a kept page
+
+            write("POST", f"/mutes/{bo}", ana)
+            write("POST", f"/mutes/{bo}", ana)
+            assert contents(ana) == [cy, ana]
+            write("DELETE", f"/mutes/{bo}", ana)
+            assert [item["content"] for item in feed_of(client, ana, 3)] == [cy, bo, ana]
+
+            feed_of(client, bo, 2)
+            assert contents(bo) == contents(bo) == [bo, ana]
+            write("POST", f"/blocks/{ana}", bo)
+            assert contents(ana) == [cy, ana]
+            assert contents(bo) == [bo]
+            assert (follow(ana, bo), follow(bo, ana)) == (403, 403)
+            write("POST", f"/blocks/{bo}", bo, expected=422)
+            write("DELETE", f"/blocks/{ana}", bo)
+            assert client.get(f"/users/{bo}").json()["followers"] == 0  # nothing came back
+            assert follow(ana, bo) == 204
+            assert [item["content"] for item in feed_of(client, ana, 3)] == [cy, bo, ana]
+    finally:
+        if cached:
+            with redis.Redis.from_url(service_url("FEEDCORE_REDIS_URL")) as keys:
+                for key in keys.scan_iter(match=f"{prefix}*"):
+                    keys.unlink(key)

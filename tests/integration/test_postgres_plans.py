@@ -121,7 +121,9 @@ async def test_feeds_move_into_their_partitions_with_every_entry(database_url: s
                 "INSERT INTO feed_entries SELECT 'user-' || u, p, 'author' FROM generate_series(1, 50) u, "
                 "generate_series(1, 20) p"
             )
-            assert await migrate(connection) == ["0004_feeds_partitioned_by_user.sql"]
+            later = [name for version, name, _ in available() if version >= PARTITIONED]
+            assert later[0] == "0004_feeds_partitioned_by_user.sql"
+            assert await migrate(connection) == later
             cursor = await connection.execute(
                 "SELECT count(*), count(DISTINCT tableoid), count(DISTINCT (tableoid, user_id)) FROM feed_entries"
             )

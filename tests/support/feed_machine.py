@@ -1,13 +1,13 @@
 """The feed invariant of DESIGN.md as a state machine, run on the in-memory adapters by the unit
 tests and on PostgreSQL and Redis by the integration tests.
 
-Several users post, delete, follow and unfollow while the outbox relay and the processor run in
-any order the bus allows: partitions delivered in any interleaving, batches applied but not
-committed, consumer restarts that redeliver them, and relay crashes after publishing that publish
-the same events again later. After draining, every home feed must equal the oracle (complete, newest
-first, no duplicates, no deleted posts) whatever the page sizes, and the materialised state must be
-exact. With a celebrity threshold of one follower, authors cross it in both directions all the time.
-"""
+Several users post, delete, follow, unfollow, mute, unmute, block and unblock while the outbox relay
+and the processor run in any order the bus allows: partitions delivered in any interleaving, batches
+applied but not committed, consumer restarts that redeliver them, and relay crashes after publishing
+that publish the same events again later. After draining, every home feed must equal the oracle
+(complete, newest first, no duplicates, no deleted posts, no muted author, no one in a block with
+the reader) whatever the page sizes, and the materialised state must be exact. With a celebrity
+threshold of one follower, authors cross it in both directions all the time."""
 
 from __future__ import annotations
 
@@ -19,7 +19,20 @@ from typing import Any, TypeVar
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
-from feedcore import CelebrityWindows, Clock, Event, FeedCache, Policies, PostBodies, PostId, SelfFollow, UserId
+from feedcore import (
+    CelebrityWindows,
+    Clock,
+    Event,
+    FeedCache,
+    FollowBlocked,
+    Policies,
+    PostBodies,
+    PostId,
+    SelfBlock,
+    SelfFollow,
+    SelfMute,
+    UserId,
+)
 from tests.support.world import Adapters, World, memory_adapters
 
 T = TypeVar("T")
@@ -88,6 +101,8 @@ class FeedMachine(RuleBasedStateMachine):
         # The model: what the truth is, independently of any feed.
         self.live: dict[PostId, str] = {}
         self.follows: set[tuple[str, str]] = set()
+        self.mutes: set[tuple[str, str]] = set()
+        self.blocks: set[tuple[str, str]] = set()
 
     def run(self, coroutine: Coroutine[Any, Any, T]) -> T:
         return self.loop.run_until_complete(coroutine)
@@ -145,6 +160,12 @@ class FeedMachine(RuleBasedStateMachine):
             except SelfFollow:
                 return
             raise AssertionError("following oneself must be refused")
+        if self.blocked(follower, followee):
+            try:
+                self.run(self.world.follow(follower, followee))
+            except FollowBlocked:
+                return
+            raise AssertionError("a follow across a block must be refused")
         self.run(self.world.follow(follower, followee))
         self.follows.add((follower, followee))
 
@@ -152,6 +173,40 @@ class FeedMachine(RuleBasedStateMachine):
     def unfollow(self, follower: str, followee: str) -> None:
         self.run(self.world.unfollow(follower, followee))
         self.follows.discard((follower, followee))
+
+    @rule(user=users, author=users)
+    def mute(self, user: str, author: str) -> None:
+        if user == author:
+            with contextlib.suppress(SelfMute):
+                self.run(self.world.mute(user, author))
+                raise AssertionError("muting oneself must be refused")
+            return
+        self.run(self.world.mute(user, author))
+        self.mutes.add((user, author))
+
+    @rule(user=users, author=users)
+    def unmute(self, user: str, author: str) -> None:
+        self.run(self.world.unmute(user, author))
+        self.mutes.discard((user, author))
+
+    @rule(blocker=users, blocked=users)
+    def block(self, blocker: str, blocked: str) -> None:
+        if blocker == blocked:
+            with contextlib.suppress(SelfBlock):
+                self.run(self.world.block(blocker, blocked))
+                raise AssertionError("blocking oneself must be refused")
+            return
+        self.run(self.world.block(blocker, blocked))
+        self.blocks.add((blocker, blocked))
+        self.follows -= {(blocker, blocked), (blocked, blocker)}
+
+    @rule(blocker=users, blocked=users)
+    def unblock(self, blocker: str, blocked: str) -> None:
+        self.run(self.world.unblock(blocker, blocked))
+        self.blocks.discard((blocker, blocked))
+
+    def blocked(self, one: str, other: str) -> bool:
+        return (one, other) in self.blocks or (other, one) in self.blocks
 
     # --- what the machinery does ---------------------------------------------------------------
 
@@ -258,7 +313,12 @@ class FeedMachine(RuleBasedStateMachine):
     # --- the oracle ----------------------------------------------------------------------------
 
     def sources(self, user: str) -> set[str]:
-        return {user} | {followee for follower, followee in self.follows if follower == user}
+        """The user, and whom the user follows now, does not mute and is in no block with."""
+        return {user} | {
+            followee
+            for follower, followee in self.follows
+            if follower == user and (user, followee) not in self.mutes and not self.blocked(user, followee)
+        }
 
     def expected_feed(self, user: str) -> list[PostId]:
         sources = self.sources(user)

@@ -146,6 +146,18 @@ class World:
     async def unfollow(self, follower: str, followee: str) -> None:
         await self.social.unfollow(UserId(follower), UserId(followee))
 
+    async def mute(self, user: str, author: str) -> None:
+        await self.social.mute(UserId(user), UserId(author))
+
+    async def unmute(self, user: str, author: str) -> None:
+        await self.social.unmute(UserId(user), UserId(author))
+
+    async def block(self, blocker: str, blocked: str) -> None:
+        await self.social.block(UserId(blocker), UserId(blocked))
+
+    async def unblock(self, blocker: str, blocked: str) -> None:
+        await self.social.unblock(UserId(blocker), UserId(blocked))
+
     async def relay(self, limit: int = 1_000) -> int:
         return await self.outbox.relay(self.bus.publish, limit=limit)
 

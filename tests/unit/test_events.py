@@ -11,7 +11,9 @@ from feedcore import (
     PostPublished,
     UserFollowed,
     UserId,
+    UserMuted,
     UserUnfollowed,
+    UserUnmuted,
     decode_event,
     encode_event,
 )
@@ -23,6 +25,8 @@ EVENTS: list[Event] = [
     PostDeleted(event_id="2", occurred_at=AT, post_id=PostId(42), author_id=UserId("ana")),
     UserFollowed(event_id="3", occurred_at=AT, follower_id=UserId("bo"), followee_id=UserId("ana")),
     UserUnfollowed(event_id="4", occurred_at=AT, follower_id=UserId("bo"), followee_id=UserId("ana")),
+    UserMuted(event_id="5", occurred_at=AT, user_id=UserId("bo"), muted_id=UserId("ana")),
+    UserUnmuted(event_id="6", occurred_at=AT, user_id=UserId("bo"), muted_id=UserId("ana")),
 ]
 
 
@@ -42,8 +46,8 @@ def test_the_wire_format_is_tagged_and_versioned() -> None:
     }
 
 
-def test_events_of_an_author_share_a_key_and_follows_use_the_follower() -> None:
-    assert [event.key for event in EVENTS] == ["ana", "ana", "bo", "bo"]
+def test_events_of_an_author_share_a_key_and_follows_and_mutes_use_the_follower() -> None:
+    assert [event.key for event in EVENTS] == ["ana", "ana", "bo", "bo", "bo", "bo"]
 
 
 def test_a_newer_producer_s_extra_fields_are_ignored() -> None:

@@ -119,7 +119,7 @@ async def test_a_cached_page_needs_neither_the_post_store_nor_the_graph(
         raise AssertionError("a cached page went to the store")
 
     monkeypatch.setattr(world.posts, "get_many", unreachable)
-    monkeypatch.setattr(world.graph, "followed_among", unreachable)
+    monkeypatch.setattr(world.graph, "seen_among", unreachable)
     monkeypatch.setattr(world.feeds, "horizon", unreachable)
     assert ids((await world.feed("ana")).items) == ids(posts[::-1])
 
@@ -158,7 +158,7 @@ async def test_the_celebrities_a_reader_follows_are_asked_of_the_graph_once(
         raise AssertionError("the read asked the graph or the feed store again")
 
     with monkeypatch.context() as patched:
-        patched.setattr(small_world.graph, "followed_among", unreachable)
+        patched.setattr(small_world.graph, "seen_among", unreachable)
         # The cached copy is complete to the feed's beginning: the merge needs no store horizon.
         patched.setattr(small_world.feeds, "horizon", unreachable)
         assert ids(await small_world.whole_feed("ana")) == [posts[2].id, posts[0].id]
@@ -332,3 +332,27 @@ async def test_a_cached_copy_left_behind_by_a_crash_is_never_served_twice() -> N
     world.bus.rewind()
     await world.drain()  # the redelivery drops the copy
     assert [post.id for post in await world.whole_feed("cy", [2])] == [*(p.id for p in followed[::-1]), own.id]
+
+
+async def test_a_mute_shows_at_once_on_a_kept_page_and_the_feed_is_served_from_the_cache_again(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await world.follow("ana", "bo")
+    await world.follow("ana", "cy")
+    posts = [await world.publish(author) for author in ("bo", "cy", "bo")]
+    await world.drain()
+    for _ in range(2):  # the second read is served the page the first one kept
+        assert ids((await world.feed("ana")).items) == ids(posts[::-1])
+
+    await world.mute("ana", "bo")
+    assert ids((await world.feed("ana")).items) == [posts[1].id]  # before the processor purged the feed
+    await world.drain()
+    assert ids((await world.feed("ana")).items) == [posts[1].id]
+
+    async def unreachable(*args: object, **kwargs: object) -> None:
+        raise AssertionError("a cached page went to the store")
+
+    monkeypatch.setattr(world.posts, "get_many", unreachable)
+    monkeypatch.setattr(world.graph, "seen_among", unreachable)
+    monkeypatch.setattr(world.feeds, "horizon", unreachable)
+    assert ids((await world.feed("ana")).items) == [posts[1].id]

@@ -78,7 +78,7 @@ async def test_a_failed_fan_out_commits_nothing_and_is_redone_whole(
     events = await published_events(world)
     for event in events[:-1]:
         await world.processor.apply(event)
-    followers = world.graph.followers
+    audience = world.graph.audience
     calls = 0
 
     async def fail_on_second_chunk(user: UserId, *, after: UserId | None, limit: int) -> list[UserId]:
@@ -86,14 +86,14 @@ async def test_a_failed_fan_out_commits_nothing_and_is_redone_whole(
         calls += 1
         if calls == 2:
             raise ConnectionError("graph went away")
-        return await followers(user, after=after, limit=limit)
+        return await audience(user, after=after, limit=limit)
 
-    monkeypatch.setattr(world.graph, "followers", fail_on_second_chunk)
+    monkeypatch.setattr(world.graph, "audience", fail_on_second_chunk)
     with pytest.raises(ConnectionError):
         await world.processor.apply(events[-1])
     assert await entries(world, "ana") == []
     assert not await world.ledger.applied("feedcore-test", [events[-1].event_id])
-    monkeypatch.setattr(world.graph, "followers", followers)
+    monkeypatch.setattr(world.graph, "audience", audience)
     assert await world.processor.apply(events[-1])
     for user in ("ana", "bo", "cy"):
         assert await entries(world, user) == [post.id]
@@ -131,3 +131,39 @@ async def test_a_batch_is_committed_after_it_is_applied(world: World) -> None:
     assert await world.processor.process_batch(world.bus, max_events=10, max_wait=0) == 2
     assert world.bus.lag == 0
     assert await world.processor.process_batch(world.bus, max_events=10, max_wait=0) == 0
+
+
+async def test_a_mute_purges_the_author_from_the_feed_fan_out_skips_the_muter_and_an_unmute_backfills(
+    world: World,
+) -> None:
+    await world.follow("bo", "ana")
+    await world.follow("cy", "ana")
+    before = await world.publish("ana")
+    await world.drain()
+    assert await entries(world, "bo") == [before.id]
+
+    await world.mute("bo", "ana")
+    await world.drain()
+    assert await entries(world, "bo") == []
+    during = await world.publish("ana")
+    await world.drain()
+    assert await entries(world, "bo") == []
+    assert await entries(world, "cy") == [during.id, before.id]
+
+    await world.unmute("bo", "ana")
+    await world.drain()
+    assert await entries(world, "bo") == [during.id, before.id]
+
+
+async def test_a_late_mute_event_leaves_a_feed_alone_once_the_user_has_unmuted(world: World) -> None:
+    await world.follow("bo", "ana")
+    post = await world.publish("ana")
+    await world.drain()
+    await world.mute("bo", "ana")
+    await world.unmute("bo", "ana")
+    mute, unmute = await published_events(world)
+
+    assert await world.processor.apply(mute)  # applied, but the truth is "not muted": nothing purged
+    assert await entries(world, "bo") == [post.id]
+    assert await world.processor.apply(unmute)
+    assert await entries(world, "bo") == [post.id]

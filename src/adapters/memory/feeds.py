@@ -119,7 +119,7 @@ class _StagedFeedStore:
     async def add_to_audience(
         self, author_id: UserId, post_id: PostId, *, after: UserId | None, limit: int
     ) -> list[UserId]:
-        followers = await self._graph.followers(author_id, after=after, limit=limit)
+        followers = await self._graph.audience(author_id, after=after, limit=limit)
         await self.add([author_id, *followers] if after is None else followers, post_id, author_id)
         return followers
 

@@ -33,8 +33,12 @@ _LOCKED: Final = (
 #: The clause of an insert whose rows may exist already; see :func:`_insert_new`.
 _SKIP_EXISTING: Final = "ON CONFLICT DO NOTHING"
 
+#: Leaves out the followers who mute the author (``f`` being the follows row).
+_NOT_MUTED: Final = "NOT EXISTS (SELECT FROM mutes m WHERE m.user_id = f.follower_id AND m.muted_id = f.followee_id)"
+
 # The first chunk of many posts' fan-outs in one statement: each live post into its author's feed
-# and those of the author's first followers, in id order; returns each live post and its followers.
+# and those of the author's first followers who do not mute them, in id order; returns each live
+# post and its followers.
 _ADD_TO_AUDIENCES: Final = f"""
 WITH {_LOCKED},
 batch AS MATERIALIZED (
@@ -43,7 +47,8 @@ batch AS MATERIALIZED (
 ),
 audience AS MATERIALIZED (
     SELECT b.post_id, b.author_id, f.follower_id FROM batch b CROSS JOIN LATERAL (
-        SELECT follower_id FROM follows WHERE followee_id = b.author_id ORDER BY follower_id LIMIT %(limit)s
+        SELECT follower_id FROM follows f WHERE followee_id = b.author_id AND {_NOT_MUTED}
+        ORDER BY follower_id LIMIT %(limit)s
     ) f
 ),
 added AS (
@@ -57,13 +62,14 @@ SELECT b.post_id, a.followers FROM batch b LEFT JOIN (
 """  # noqa: S608  # constant fragments only
 
 
-# One chunk of one post's fan-out: the author's followers after ``after``, and with the first chunk
-# the author's own feed; returns whether the post is gone, and the followers written.
+# One chunk of one post's fan-out: the author's followers after ``after`` who do not mute them, and
+# with the first chunk the author's own feed; returns whether the post is gone, and the followers
+# written.
 _ADD_TO_AUDIENCE: Final = f"""
 WITH {_LOCKED},
 audience AS MATERIALIZED (
-    SELECT follower_id FROM follows
-    WHERE followee_id = %(author)s AND follower_id > %(after)s AND NOT EXISTS (SELECT FROM gone)
+    SELECT follower_id FROM follows f
+    WHERE followee_id = %(author)s AND follower_id > %(after)s AND {_NOT_MUTED} AND NOT EXISTS (SELECT FROM gone)
     ORDER BY follower_id LIMIT %(limit)s
 ),
 added AS (

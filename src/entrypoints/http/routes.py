@@ -13,6 +13,7 @@ from litestar.exceptions import (
     TooManyRequestsException,
     ValidationException,
 )
+from litestar.handlers import HTTPRouteHandler
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import HeaderParameter, JSONBody, Parameter
 from litestar.status_codes import HTTP_201_CREATED, HTTP_204_NO_CONTENT
@@ -138,10 +139,20 @@ async def remove_post(post_id: PostIdPath, writer: WriterDep, services: Services
     await services.posts.delete(writer, parse_post_id(post_id))
 
 
-@route("/posts/{post_id:str}", http_method=HttpMethod.OPTIONS, include_in_schema=False, status_code=204)
-async def post_options() -> Response[None]:
-    """Litestar 2 lists only the first handler's method in a path's automatic OPTIONS answer."""
-    return Response(None, status_code=HTTP_204_NO_CONTENT, headers={"Allow": "DELETE, GET, OPTIONS"})
+def _options(path: str, *methods: str) -> HTTPRouteHandler:
+    """An OPTIONS answer listing every method of ``path``: Litestar 2 lists only the first handler's
+    method in a path's automatic one."""
+    allow = ", ".join(sorted((*methods, "OPTIONS")))
+
+    async def options() -> Response[None]:
+        return Response(None, status_code=HTTP_204_NO_CONTENT, headers={"Allow": allow})
+
+    return route(path, http_method=HttpMethod.OPTIONS, include_in_schema=False, status_code=204)(options)
+
+
+post_options = _options("/posts/{post_id:str}", "DELETE", "GET")
+mute_options = _options("/mutes/{user_id:str}", "DELETE", "POST")
+block_options = _options("/blocks/{user_id:str}", "DELETE", "POST")
 
 
 @post(
@@ -149,10 +160,11 @@ async def post_options() -> Response[None]:
     status_code=HTTP_204_NO_CONTENT,
     dependencies=_writer,
     security=BEARER,
-    responses=_problems(*_WRITES, 422),
+    responses=_problems(*_WRITES, 403, 422),
 )
 async def create_follow(data: JSONBody[NewFollow], writer: WriterDep, services: ServicesDep) -> None:
-    """Follow a user as the token's user; following again changes nothing."""
+    """Follow a user as the token's user; following again changes nothing. A block between the two
+    users, whichever of them blocked, refuses it (403)."""
     await services.social.follow(writer, parse_user_id(data.followee_id))
 
 
@@ -166,6 +178,56 @@ async def create_follow(data: JSONBody[NewFollow], writer: WriterDep, services: 
 async def remove_follow(followee_id: UserIdPath, writer: WriterDep, services: ServicesDep) -> None:
     """Stop following a user; unfollowing again changes nothing."""
     await services.social.unfollow(writer, parse_user_id(followee_id))
+
+
+@post(
+    "/mutes/{user_id:str}",
+    status_code=HTTP_204_NO_CONTENT,
+    dependencies=_writer,
+    security=BEARER,
+    responses=_problems(*_WRITES, 422),
+)
+async def create_mute(user_id: UserIdPath, writer: WriterDep, services: ServicesDep) -> None:
+    """Hide a user's posts from the token's user's home feed, telling them nothing; muting again
+    changes nothing."""
+    await services.social.mute(writer, parse_user_id(user_id))
+
+
+@delete(
+    "/mutes/{user_id:str}",
+    status_code=HTTP_204_NO_CONTENT,
+    dependencies=_writer,
+    security=BEARER,
+    responses=_problems(*_WRITES),
+)
+async def remove_mute(user_id: UserIdPath, writer: WriterDep, services: ServicesDep) -> None:
+    """Show a muted user's posts again, if followed; unmuting again changes nothing."""
+    await services.social.unmute(writer, parse_user_id(user_id))
+
+
+@post(
+    "/blocks/{user_id:str}",
+    status_code=HTTP_204_NO_CONTENT,
+    dependencies=_writer,
+    security=BEARER,
+    responses=_problems(*_WRITES, 422),
+)
+async def create_block(user_id: UserIdPath, writer: WriterDep, services: ServicesDep) -> None:
+    """Block a user: the follows between the two go, both ways, and neither may follow the other
+    while the block stands; blocking again changes nothing."""
+    await services.social.block(writer, parse_user_id(user_id))
+
+
+@delete(
+    "/blocks/{user_id:str}",
+    status_code=HTTP_204_NO_CONTENT,
+    dependencies=_writer,
+    security=BEARER,
+    responses=_problems(*_WRITES),
+)
+async def remove_block(user_id: UserIdPath, writer: WriterDep, services: ServicesDep) -> None:
+    """Lift a block; the follows it removed do not come back. Unblocking again changes nothing."""
+    await services.social.unblock(writer, parse_user_id(user_id))
 
 
 @get(
@@ -236,13 +298,19 @@ async def metrics(services: ServicesDep) -> Response[bytes]:
 
 
 ROUTES: Final = [
-    # Before the GET and DELETE of the same path, so that Litestar does not add its own OPTIONS.
+    # Before the other handlers of the same path, so that Litestar does not add its own OPTIONS.
     post_options,
+    mute_options,
+    block_options,
     create_post,
     get_post,
     remove_post,
     create_follow,
     remove_follow,
+    create_mute,
+    remove_mute,
+    create_block,
+    remove_block,
     get_feed,
     get_user,
     get_user_posts,

@@ -10,7 +10,7 @@ from typing import Any, Final
 from psycopg_pool import AsyncConnectionPool
 
 from feedcore.adapters.postgres import connection_pool
-from feedcore.events import Event, PostDeleted, PostPublished, UserFollowed, UserUnfollowed
+from feedcore.events import Event, PostDeleted, PostPublished, UserFollowed, UserMuted, UserUnfollowed, UserUnmuted
 from feedcore.model import Post, PostId, UserId
 from feedcore.ports import Outbox
 from tests.integration.conftest import TABLES, postgres_adapters
@@ -68,6 +68,14 @@ def unfollowed(follower: UserId, followee: UserId, tag: str = "") -> UserUnfollo
         follower_id=follower,
         followee_id=followee,
     )
+
+
+def muted(user: UserId, author: UserId, tag: str = "") -> UserMuted:
+    return UserMuted(event_id=f"muted-{user}-{author}{tag}", occurred_at=OCCURRED_AT, user_id=user, muted_id=author)
+
+
+def unmuted(user: UserId, author: UserId, tag: str = "") -> UserUnmuted:
+    return UserUnmuted(event_id=f"unmuted-{user}-{author}{tag}", occurred_at=OCCURRED_AT, user_id=user, muted_id=author)
 
 
 async def publish_all(ports: Adapters, posts: Sequence[Post]) -> None:

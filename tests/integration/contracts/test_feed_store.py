@@ -11,6 +11,7 @@ from tests.integration.contracts.blocks import (
     CID,
     DEE,
     followed,
+    muted,
     post,
     unfollowed,
 )
@@ -87,6 +88,26 @@ class TestFeedStore:
         for user, expected in [(star, [5]), (BOB, [6]), (quiet, [7]), (ANA, [6]), *((fan, [5]) for fan in fans[:3])]:
             assert await ports.feeds.entries(user, before=None, floor=PostId(0), limit=10) == expected, user
         assert await ports.feeds.entries(fans[3], before=None, floor=PostId(0), limit=10) == []  # the next chunk's
+
+    async def test_fan_out_leaves_out_the_followers_who_mute_the_author(self, ports: Adapters) -> None:
+        star = UserId("star")
+        fans = [UserId(f"fan-{n}") for n in range(5)]
+        for fan in fans:
+            await ports.graph.follow(fan, star, followed(fan, star))
+        for fan in (fans[0], fans[2], fans[3]):
+            await ports.graph.mute(fan, star, muted(fan, star))
+        await ports.graph.mute(fans[1], ANA, muted(fans[1], ANA))  # another author's mute: no matter
+        async with ports.unit_of_work.begin() as transaction:
+            written = await transaction.feeds.add_to_audiences([(PostId(5), star)], limit=1)
+            rest = await transaction.feeds.add_to_audience(star, PostId(5), after=fans[1], limit=1)
+            last = await transaction.feeds.add_to_audience(star, PostId(5), after=fans[4], limit=1)
+            await transaction.commit()
+
+        assert (written, rest, last) == ({PostId(5): [fans[1]]}, [fans[4]], [])
+        for user in (star, fans[1], fans[4]):
+            assert await ports.feeds.entries(user, before=None, floor=PostId(0), limit=10) == [5], user
+        for fan in (fans[0], fans[2], fans[3]):
+            assert await ports.feeds.entries(fan, before=None, floor=PostId(0), limit=10) == [], fan
 
     async def test_entries_page_newest_first(self, ports: Adapters) -> None:
         numbers = [3, 2**53 + 1, 9, 1, 15, 12, 2**53, 6]

@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+
+import pytest
+
+from feedcore.errors import FollowBlocked
 from feedcore.model import UserId
 from feedcore.ports import (
     FollowCounts,
@@ -13,7 +19,9 @@ from tests.integration.contracts.blocks import (
     DEE,
     drain,
     followed,
+    muted,
     unfollowed,
+    unmuted,
 )
 from tests.support.world import Adapters
 
@@ -76,13 +84,101 @@ class TestSocialGraph:
         assert await ports.graph.followers(UserId("B"), after=None, limit=10) == [star]
         assert await ports.graph.following(UserId("nobody"), after=None, limit=10) == []
 
-    async def test_followed_among_picks_current_followees(self, ports: Adapters) -> None:
+    async def test_seen_among_picks_current_followees(self, ports: Adapters) -> None:
         for followee in (BOB, CID, DEE):
             await ports.graph.follow(ANA, followee, followed(ANA, followee))
         await ports.graph.unfollow(ANA, DEE, unfollowed(ANA, DEE))
         await ports.graph.follow(BOB, ANA, followed(BOB, ANA))
 
-        assert await ports.graph.followed_among(ANA, [BOB, DEE, UserId("eve"), ANA]) == {BOB}
-        assert await ports.graph.followed_among(ANA, {CID, BOB}) == {BOB, CID}
-        assert await ports.graph.followed_among(ANA, []) == set()
-        assert await ports.graph.followed_among(CID, [ANA, BOB]) == set()
+        assert await ports.graph.seen_among(ANA, [BOB, DEE, UserId("eve"), ANA]) == {BOB}
+        assert await ports.graph.seen_among(ANA, {CID, BOB}) == {BOB, CID}
+        assert await ports.graph.seen_among(ANA, []) == set()
+        assert await ports.graph.seen_among(CID, [ANA, BOB]) == set()
+
+    async def test_mute_and_unmute_report_and_record_only_changes(self, ports: Adapters) -> None:
+        assert await ports.graph.mute(ANA, BOB, muted(ANA, BOB)) is True
+        assert await ports.graph.mute(ANA, BOB, muted(ANA, BOB, "-again")) is False
+        assert await ports.graph.unmute(ANA, CID, unmuted(ANA, CID)) is False
+        assert await ports.graph.unmute(ANA, BOB, unmuted(ANA, BOB)) is True
+        assert await ports.graph.unmute(ANA, BOB, unmuted(ANA, BOB, "-again")) is False
+
+        assert await drain(ports.outbox) == [muted(ANA, BOB), unmuted(ANA, BOB)]
+
+    async def test_a_muted_author_is_not_seen_and_the_muter_leaves_the_audience(self, ports: Adapters) -> None:
+        for follower, followee in [(ANA, BOB), (ANA, CID), (ANA, DEE), (CID, BOB), (DEE, BOB)]:
+            await ports.graph.follow(follower, followee, followed(follower, followee))
+        await ports.graph.mute(ANA, BOB, muted(ANA, BOB))
+        await ports.graph.mute(DEE, BOB, muted(DEE, BOB))
+        await ports.graph.mute(ANA, UserId("eve"), muted(ANA, UserId("eve")))  # not followed: no matter
+
+        assert await ports.graph.seen_among(ANA, [BOB, CID, DEE]) == {CID, DEE}
+        assert await ports.graph.seen(ANA, after=None, limit=10) == [CID, DEE]
+        assert await ports.graph.seen(ANA, after=None, limit=1) == [CID]
+        assert await ports.graph.seen(ANA, after=CID, limit=10) == [DEE]
+        assert await ports.graph.audience(BOB, after=None, limit=10) == [CID]
+        assert await ports.graph.audience(BOB, after=CID, limit=10) == []
+        # A mute hides; it unfollows no one and is not counted.
+        assert await ports.graph.followers(BOB, after=None, limit=10) == [ANA, CID, DEE]
+        assert await ports.graph.counts(BOB) == FollowCounts(followers=3, following=0)
+
+        await ports.graph.unmute(ANA, BOB, unmuted(ANA, BOB))
+        assert await ports.graph.seen(ANA, after=None, limit=10) == [BOB, CID, DEE]
+        assert await ports.graph.audience(BOB, after=None, limit=1) == [ANA]
+        assert await ports.graph.audience(BOB, after=ANA, limit=1) == [CID]
+
+    async def test_a_block_removes_both_follows_and_refuses_new_ones(self, ports: Adapters) -> None:
+        for follower, followee in [(ANA, BOB), (BOB, ANA), (ANA, CID), (BOB, CID)]:
+            await ports.graph.follow(follower, followee, followed(follower, followee))
+        await drain(ports.outbox)
+        both = [unfollowed(ANA, BOB, "-block"), unfollowed(BOB, ANA, "-block")]
+
+        assert await ports.graph.block(ANA, BOB, both) == both
+        assert await ports.graph.block(ANA, BOB, both) == []
+        assert await drain(ports.outbox) == both
+        assert await ports.graph.is_following(ANA, BOB) is False
+        assert await ports.graph.is_following(BOB, ANA) is False
+        assert await ports.graph.counts(ANA) == FollowCounts(followers=0, following=1)
+        assert await ports.graph.counts(BOB) == FollowCounts(followers=0, following=1)
+        for follower, followee in [(ANA, BOB), (BOB, ANA)]:
+            with pytest.raises(FollowBlocked):
+                await ports.graph.follow(follower, followee, followed(follower, followee, "-refused"))
+        assert await drain(ports.outbox) == []
+        assert await ports.graph.counts(CID) == FollowCounts(followers=2, following=0)  # others untouched
+
+        assert await ports.graph.unblock(BOB, ANA) is False  # only the blocker lifts a block
+        with pytest.raises(FollowBlocked):
+            await ports.graph.follow(BOB, ANA, followed(BOB, ANA, "-refused"))
+        assert await ports.graph.unblock(ANA, BOB) is True
+        assert await ports.graph.unblock(ANA, BOB) is False
+        assert await ports.graph.is_following(ANA, BOB) is False  # nothing comes back
+        assert await ports.graph.follow(BOB, ANA, followed(BOB, ANA, "-after")) is True
+
+    async def test_a_block_of_one_follow_removes_that_one(self, ports: Adapters) -> None:
+        await ports.graph.follow(BOB, ANA, followed(BOB, ANA))
+        await drain(ports.outbox)
+        both = [unfollowed(ANA, BOB, "-block"), unfollowed(BOB, ANA, "-block")]
+
+        assert await ports.graph.block(ANA, BOB, both) == [both[1]]
+        assert await drain(ports.outbox) == [both[1]]
+        assert await ports.graph.counts(ANA) == FollowCounts(followers=0, following=0)
+        assert await ports.graph.counts(BOB) == FollowCounts(followers=0, following=0)
+        assert await ports.graph.block(BOB, ANA, both) == []  # a block each way: both stand
+        assert await ports.graph.unblock(ANA, BOB) is True
+        with pytest.raises(FollowBlocked):
+            await ports.graph.follow(ANA, BOB, followed(ANA, BOB, "-refused"))
+
+    async def test_no_follow_slips_in_beside_a_concurrent_block(self, ports: Adapters) -> None:
+        pairs = [(UserId(f"fan-{n}"), UserId(f"idol-{n}")) for n in range(40)]
+
+        async def follow(fan: UserId, idol: UserId) -> None:
+            with contextlib.suppress(FollowBlocked):
+                await ports.graph.follow(fan, idol, followed(fan, idol))
+
+        async def block(fan: UserId, idol: UserId) -> None:
+            await ports.graph.block(idol, fan, [unfollowed(fan, idol, "-block"), unfollowed(idol, fan, "-block")])
+
+        await asyncio.gather(*(task for fan, idol in pairs for task in (follow(fan, idol), block(fan, idol))))
+
+        for fan, idol in pairs:
+            assert await ports.graph.is_following(fan, idol) is False, fan
+            assert await ports.graph.counts(idol) == FollowCounts(followers=0, following=0), idol

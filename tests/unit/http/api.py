@@ -132,6 +132,23 @@ class Api:
         assert response.status_code == HTTPStatus.NO_CONTENT, response.text
         assert response.content == b""
 
+    def mute(self, user: str, author: str) -> None:
+        self.no_content("POST", f"/mutes/{author}", user=user)
+
+    def unmute(self, user: str, author: str) -> None:
+        self.no_content("DELETE", f"/mutes/{author}", user=user)
+
+    def block(self, blocker: str, blocked: str) -> None:
+        self.no_content("POST", f"/blocks/{blocked}", user=blocker)
+
+    def unblock(self, blocker: str, blocked: str) -> None:
+        self.no_content("DELETE", f"/blocks/{blocked}", user=blocker)
+
+    def no_content(self, method: str, path: str, *, user: str) -> None:
+        response = self.request(method, path, user=user)
+        assert response.status_code == HTTPStatus.NO_CONTENT, response.text
+        assert response.content == b""
+
     def delete(self, user: str, post_id: str) -> None:
         response = self.request("DELETE", f"/posts/{post_id}", user=user)
         assert response.status_code == HTTPStatus.NO_CONTENT, response.text

@@ -76,8 +76,12 @@ def rate_limited(serve: Serve) -> tuple[Api, JsonObject]:
         ("DELETE", "/posts/{post_id}", None),
         ("POST", "/follow", {"followee_id": "bo"}),
         ("DELETE", "/follow/bo", None),
+        ("POST", "/mutes/bo", None),
+        ("DELETE", "/mutes/bo", None),
+        ("POST", "/blocks/bo", None),
+        ("DELETE", "/blocks/bo", None),
     ],
-    ids=["publish", "delete", "follow", "unfollow"],
+    ids=["publish", "delete", "follow", "unfollow", "mute", "unmute", "block", "unblock"],
 )
 def test_a_third_write_in_a_row_is_a_429_with_retry_after(
     serve: Serve, method: str, path: str, body: JsonObject | None

@@ -70,6 +70,14 @@ def test_a_bad_write_body_is_a_400_and_changes_nothing(seeded: Seeded, path: str
         ("GET", "/users/a%20b/following", None),
         ("GET", "/feeds/a%20b", "ana"),
         ("DELETE", "/follow/a%20b", "ana"),
+        ("POST", "/mutes/a%20b", "ana"),
+        ("DELETE", "/mutes/a%20b", "ana"),
+        ("POST", "/blocks/a%20b", "ana"),
+        ("DELETE", "/blocks/a%20b", "ana"),
+        ("POST", "/mutes/" + "a" * 65, "ana"),
+        ("POST", "/blocks/" + "a" * 65, "ana"),
+        ("POST", "/blocks/%C3%A9", "ana"),
+        ("POST", "/mutes/%FF", "ana"),
     ],
 )
 def test_a_bad_id_in_the_path_is_a_400(seeded: Seeded, method: str, path: str, user: str | None) -> None:
@@ -147,6 +155,10 @@ def test_a_request_without_a_valid_bearer_token_is_a_401(seeded: Seeded, headers
         ("DELETE", f"/posts/{own_post}", None),
         ("POST", "/follow", {"followee_id": "eve"}),
         ("DELETE", "/follow/bo", None),
+        ("POST", "/mutes/bo", None),
+        ("DELETE", "/mutes/bo", None),
+        ("POST", "/blocks/bo", None),
+        ("DELETE", "/blocks/bo", None),
         ("GET", "/feeds/ana", None),
     ]:
         response = seeded.api.request(method, path, body=body, headers=headers)
@@ -187,6 +199,23 @@ def test_a_missing_post_is_a_404(seeded: Seeded, method: str, user: str | None, 
 @pytest.mark.parametrize("path", ["/nope", "/users/ana/likes", "/posts/1/comments"])
 def test_an_unknown_route_is_a_404(seeded: Seeded, path: str) -> None:
     assert_problem(seeded.api.request("GET", path, user="ana"), HTTPStatus.NOT_FOUND)
+
+
+@pytest.mark.parametrize(("path", "code"), [("/mutes/ana", "self_mute"), ("/blocks/ana", "self_block")])
+def test_muting_or_blocking_yourself_is_a_422(seeded: Seeded, path: str, code: str) -> None:
+    feed = seeded.api.feed("ana")
+
+    assert_problem(seeded.api.request("POST", path, user="ana"), HTTPStatus.UNPROCESSABLE_ENTITY, code=code)
+    assert seeded.api.feed("ana") == feed
+    seeded.assert_unchanged()
+
+
+@pytest.mark.parametrize("path", ["/mutes", "/blocks", "/mutes/", "/blocks/"])
+def test_a_mute_or_block_without_a_user_is_a_4xx(seeded: Seeded, path: str) -> None:
+    response = seeded.api.request("POST", path, user="ana")
+
+    assert response.status_code in {HTTPStatus.NOT_FOUND, HTTPStatus.METHOD_NOT_ALLOWED}, response.text
+    seeded.assert_unchanged()
 
 
 def test_following_yourself_is_a_422(seeded: Seeded) -> None:

@@ -8,6 +8,7 @@ import pytest
 
 from tests.unit.http.api import (
     Api,
+    Serve,
     assert_post,
     assert_problem,
     newest_first,
@@ -92,6 +93,110 @@ def test_a_delete_and_an_unfollow_show_in_the_feed_at_once(api: Api) -> None:
 
     api.unfollow("ana", "bo")
     assert api.feed("ana") == []
+
+
+def test_a_mute_hides_an_author_at_once_and_an_unmute_shows_all_their_posts_again(api: Api) -> None:
+    api.follow("ana", "bo")
+    api.follow("ana", "cy")
+    bo_posts = [api.publish("bo", f"bo {n}") for n in range(3)]
+    cy_post = api.publish("cy", "cy")
+    everything = newest_first([*bo_posts, cy_post])
+    assert api.wait_for_feed("ana", everything) == everything
+    assert api.feed("ana") == everything  # read again: the rendered first page is kept
+
+    api.mute("ana", "bo")
+    assert api.feed("ana") == [cy_post]
+    muted_post = api.publish("bo", "while muted")
+    later = api.publish("cy", "later")
+    assert api.wait_for_feed("ana", [later, cy_post]) == [later, cy_post]
+    assert api.get("/users/bo/posts")["items"][0] == muted_post
+
+    api.unmute("ana", "bo")
+    everything = newest_first([*bo_posts, muted_post, cy_post, later])
+    assert api.wait_for_feed("ana", everything) == everything
+    assert api.collect("/feeds/ana", user="ana", limit=2) == everything
+
+
+def test_muting_is_idempotent_and_tells_the_muted_user_nothing(api: Api) -> None:
+    api.follow("ana", "bo")
+    api.follow("bo", "ana")
+    bo_post = api.publish("bo", "hidden from ana")
+    assert api.wait_for_feed("ana", [bo_post]) == [bo_post]
+    before = api.world("ana", "bo")
+
+    api.mute("ana", "bo")
+    api.mute("ana", "bo")
+    api.mute("ana", "never-followed")
+    api.unmute("ana", "cy")  # never muted
+    assert api.feed("ana") == []
+    ana_post = api.publish("ana", "still seen by bo")
+    assert api.wait_for_feed("bo", [ana_post, bo_post]) == [ana_post, bo_post]
+
+    after = api.world("ana", "bo")
+    assert after["bo"] == before["bo"]  # bo's follows, lists and counts as they were
+    assert after["ana"]["following"] == before["ana"]["following"]
+    api.unmute("ana", "bo")
+    api.unmute("ana", "bo")
+    assert api.wait_for_feed("ana", [ana_post, bo_post]) == [ana_post, bo_post]
+
+
+def test_a_mute_hides_an_author_whose_posts_are_merged_at_read_time(serve: Serve) -> None:
+    api = serve(celebrity_threshold=1)
+    for fan in ("ana", "cy"):
+        api.follow(fan, "bo")
+    merged = api.publish("bo", "past the threshold: merged at read time")
+    own = api.publish("ana", "mine")
+    assert api.wait_for_feed("ana", [own, merged]) == [own, merged]
+    assert api.feed("ana") == [own, merged]
+
+    api.mute("ana", "bo")
+    assert api.feed("ana") == [own]
+    assert api.feed("cy") == [merged]
+
+    api.unmute("ana", "bo")
+    assert api.feed("ana") == [own, merged]
+
+
+def test_a_block_removes_both_follows_at_once_and_refuses_new_ones(api: Api) -> None:
+    api.follow("ana", "bo")
+    api.follow("bo", "ana")
+    api.follow("ana", "cy")
+    ana_post, bo_post, cy_post = api.publish("ana", "a"), api.publish("bo", "b"), api.publish("cy", "c")
+    assert api.wait_for_feed("ana", [cy_post, bo_post, ana_post]) == [cy_post, bo_post, ana_post]
+    assert api.wait_for_feed("bo", [bo_post, ana_post]) == [bo_post, ana_post]
+
+    api.block("ana", "bo")
+    assert api.feed("ana") == [cy_post, ana_post]
+    assert api.feed("bo") == [bo_post]
+    assert api.profile("ana") == {"user_id": "ana", "followers": 0, "following": 1, "posts": 1}
+    assert api.profile("bo") == {"user_id": "bo", "followers": 0, "following": 0, "posts": 1}
+    for follower, followee in [("ana", "bo"), ("bo", "ana")]:
+        response = api.request("POST", "/follow", user=follower, body={"followee_id": followee})
+        assert_problem(response, HTTPStatus.FORBIDDEN, code="follow_blocked")
+    api.block("ana", "bo")  # again: nothing changes
+    assert api.get("/users/bo/followers") == {"items": [], "next_cursor": None}
+
+    api.unblock("ana", "bo")
+    api.unblock("ana", "bo")
+    assert api.get("/users/ana/following") == {"items": ["cy"], "next_cursor": None}  # nothing comes back
+    assert api.feed("ana") == [cy_post, ana_post]
+    api.follow("bo", "ana")
+    assert api.wait_for_feed("bo", [bo_post, ana_post]) == [bo_post, ana_post]
+
+
+def test_a_block_by_either_user_refuses_a_follow_until_its_blocker_lifts_it(api: Api) -> None:
+    api.block("bo", "ana")
+
+    response = api.request("POST", "/follow", user="ana", body={"followee_id": "bo"})
+    assert_problem(response, HTTPStatus.FORBIDDEN, code="follow_blocked")
+    api.unblock("ana", "bo")  # ana blocks no one: changes nothing
+    response = api.request("POST", "/follow", user="ana", body={"followee_id": "bo"})
+    assert_problem(response, HTTPStatus.FORBIDDEN, code="follow_blocked")
+    assert api.profile("bo")["followers"] == 0
+
+    api.unblock("bo", "ana")
+    api.follow("ana", "bo")
+    assert api.profile("bo")["followers"] == 1
 
 
 def test_paging_the_feed_at_any_size_reproduces_the_whole_feed(api: Api) -> None:
@@ -202,6 +307,8 @@ def test_the_openapi_document_is_3_1_and_lists_every_route(api: Api) -> None:
         "/posts/{post_id}",
         "/follow",
         "/follow/{followee_id}",
+        "/mutes/{user_id}",
+        "/blocks/{user_id}",
         "/feeds/{user_id}",
         "/users/{user_id}",
         "/users/{user_id}/posts",
