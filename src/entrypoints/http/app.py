@@ -190,6 +190,8 @@ def _run_in_process(built: Containers, settings: Settings, services: list[Servic
             if not services:
                 services.append(await awaited(built.app.services()))
             await held.enter_async_context(node_lease(built))
+            live = asyncio.create_task(services[0].live_feeds.run())
+            held.push_async_callback(_cancelled, live)
             held.push_async_callback(_stopped, stop, tasks)  # first on the way out
             outbox: Outbox = await awaited(built.storage.outbox())
             metrics = built.app.metrics()
@@ -219,3 +221,9 @@ async def _stopped(stop: asyncio.Event, tasks: list[asyncio.Task[None]]) -> None
         # A batch not finished in time is cancelled: its transaction rolls back.
         with contextlib.suppress(asyncio.CancelledError, TimeoutError):
             await asyncio.wait_for(task, timeout=5)
+
+
+async def _cancelled(task: asyncio.Task[None]) -> None:
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
