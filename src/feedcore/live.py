@@ -4,8 +4,15 @@ The feed is the source of truth, not the announcements. A stream keeps the id of
 sent; when an announcement wakes it, it reads its owner's feed (the same read as a page's, the
 celebrity merge included) for what is newer than that id, oldest first. A client that comes back
 with the last id it saw starts from there: nothing is missed and nothing sent twice, whichever
-process serves it. Announcements only say whose feed to read again, so a stream holds a flag and a
-bounded set of removals, never a queue of posts: a client that stops reading costs no more memory
+process serves it.
+
+Posts are not fanned out strictly in id order (authors' events travel in several partitions), so a
+post can enter a feed just below one already sent. An open stream therefore reads a few seconds
+below its newest id as well, and skips the ids it remembers sending. (A client resuming with an id
+may miss such a post that arrived while it was away: nothing says what it was sent below that id.)
+
+Announcements only say whose feed to read again, so a stream holds a flag, a bounded set of
+removals and of ids sent, never a queue of posts: a client that stops reading costs no more memory
 than one that reads.
 """
 
@@ -20,11 +27,16 @@ import msgspec
 
 from feedcore.errors import Forbidden, TooManyStreams
 from feedcore.feed import HomeFeeds
+from feedcore.ids import earlier_by
 from feedcore.model import Post, PostId, UserId
 from feedcore.ports import FeedChanges, FeedsChanged
 
 #: Posts read and sent per wake-up at most; a stream further behind reads on at once.
 _BATCH: Final = 50
+#: How far below its newest id sent a stream looks for posts fanned out late, in milliseconds.
+_LATE_MS: Final = 5_000
+#: Ids sent that a stream remembers at most (it then looks no lower than the oldest of them).
+_REMEMBERED: Final = 1_000
 
 
 class PostAdded(msgspec.Struct, frozen=True, kw_only=True):
@@ -59,6 +71,8 @@ class LiveFeed:
         "_regraph",
         "_removed_authors",
         "_removed_posts",
+        "_sent",
+        "_start",
         "_woken",
         "after",
         "owner",
@@ -78,6 +92,9 @@ class LiveFeed:
         self._removed_posts: dict[PostId, None] = {}
         self._removed_authors: dict[UserId, None] = {}
         self._lost = False
+        #: No lower than this is read: where the stream began, or what it no longer remembers sending.
+        self._start = PostId(0)
+        self._sent: dict[PostId, None] = {}
 
     @property
     def merged(self) -> frozenset[UserId]:
@@ -125,15 +142,35 @@ class LiveFeed:
             events.append(PostsRemoved(post_ids=list(self._removed_posts), author_ids=list(self._removed_authors)))
             self._removed_posts.clear()
             self._removed_authors.clear()
-        posts, more = await self._feeds.newer(
-            self.owner, after=self.after, limit=_BATCH, celebrities=self._merged - {self.owner}
-        )
+        posts, more = await self._unsent()
         if posts:
-            self.after = posts[-1].id
+            self.after = max(self.after, posts[-1].id)
+            self._remember(post.id for post in posts)
         if more:
             self._woken.set()
         events += [PostAdded(post=post) for post in posts]
         return events
+
+    async def _unsent(self) -> tuple[list[Post], bool]:
+        """The oldest posts not sent yet, newer than the stream's start, and whether more remain."""
+        floor = max(earlier_by(self.after, _LATE_MS), self._start)
+        celebrities = self._merged - {self.owner}
+        while True:
+            posts, more = await self._feeds.newer(self.owner, after=floor, limit=_BATCH, celebrities=celebrities)
+            unsent = [post for post in posts if post.id not in self._sent]
+            if unsent or not more:
+                return unsent, more
+            floor = posts[-1].id
+
+    def _remember(self, sent: Iterable[PostId]) -> None:
+        remembered = self._sent
+        remembered.update(dict.fromkeys(sent))
+        floor = earlier_by(self.after, _LATE_MS)
+        for post_id in list(remembered):  # oldest first: sent in id order, mostly
+            if post_id >= floor and len(remembered) <= _REMEMBERED:
+                break
+            del remembered[post_id]
+            self._start = max(self._start, post_id)
 
     async def start(self, last_event_id: PostId | None) -> None:
         await self._learn_merged()
@@ -143,6 +180,7 @@ class LiveFeed:
         else:
             self.after = last_event_id
             self._woken.set()
+        self._start = self.after
 
     async def _learn_merged(self) -> None:
         candidates, self._candidates = self._candidates, set()

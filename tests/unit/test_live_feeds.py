@@ -107,3 +107,23 @@ async def test_without_announcements_streams_poll_their_feed(world: World) -> No
     await world.drain()
     assert await stream.next(idle=5.0) == [PostAdded(post=post)]
     stream.close()
+
+
+async def test_a_post_fanned_out_after_a_newer_one_is_still_sent_once(world: World) -> None:
+    await world.follow("ana", "bo")
+    await world.follow("ana", "cy")
+    await world.drain()
+    live = LiveFeeds(feeds=world.home_feeds, changes=InMemoryFeedChanges(), max_streams=4)
+    stream = await live.open(UserId("ana"), UserId("ana"), last_event_id=None)
+    older = await world.publish("bo", "older, applied last")
+    newer = await world.publish("cy", "newer, applied first")
+    await world.relay()
+    world.bus.rewind()
+    events = {event.post_id: event for event in (delivery.event for delivery in world.bus.take(100))}  # type: ignore[union-attr]
+    for post in (newer, older):
+        await world.processor.apply(events[post.id])
+        live.apply(FeedsChanged(grown=[UserId("ana")]))
+        assert await stream.next(idle=1.0) == [PostAdded(post=post)]
+    live.apply(FeedsChanged(grown=[UserId("ana")]))
+    assert await stream.next(idle=1.0) == []
+    stream.close()
