@@ -64,6 +64,7 @@ class LiveFeed:
 
     __slots__ = (
         "_candidates",
+        "_ended",
         "_feeds",
         "_hub",
         "_lost",
@@ -92,6 +93,7 @@ class LiveFeed:
         self._removed_posts: dict[PostId, None] = {}
         self._removed_authors: dict[UserId, None] = {}
         self._lost = False
+        self._ended = False
         #: No lower than this is read: where the stream began, or what it no longer remembers sending.
         self._start = PostId(0)
         self._sent: dict[PostId, None] = {}
@@ -100,6 +102,11 @@ class LiveFeed:
     def merged(self) -> frozenset[UserId]:
         """The authors whose unfanned posts reach this feed at read time, as last learnt."""
         return self._merged
+
+    def end(self) -> None:
+        """Have :meth:`next` say the stream is over (the process is stopping)."""
+        self._ended = True
+        self._woken.set()
 
     def wake(self, *, regraph: bool = False, candidates: Iterable[UserId] = ()) -> None:
         self._regraph |= regraph
@@ -119,10 +126,10 @@ class LiveFeed:
             self._lost = True
         self._woken.set()
 
-    async def next(self, *, idle: float) -> list[LiveEvent]:
+    async def next(self, *, idle: float) -> list[LiveEvent] | None:
         """What to send next: the removals queued, then the oldest posts newer than :attr:`after`.
         Waits for a wake-up up to ``idle`` seconds, and returns nothing if none came (nothing
-        new either, when the streams poll)."""
+        new either, when the streams poll); None once the stream is over."""
         poll = self._hub.poll_seconds
         if not self._woken.is_set():
             with contextlib.suppress(TimeoutError):
@@ -130,6 +137,8 @@ class LiveFeed:
                     await self._woken.wait()
             if not self._woken.is_set() and poll is None:
                 return []
+        if self._ended:
+            return None
         self._woken.clear()
         if self._regraph or self._candidates:
             self._regraph = False
@@ -214,6 +223,7 @@ class LiveFeeds:
         self.max_removals = max_removals
         self.poll_seconds = None if changes is not None else poll_seconds
         self._count = 0
+        self._ending = False
         self._by_owner: dict[UserId, set[LiveFeed]] = {}
         self._by_merged: dict[UserId, set[LiveFeed]] = {}
         #: Celebrities announced so far: a new one has every stream check whether its owner follows
@@ -229,6 +239,8 @@ class LiveFeeds:
         may open one. Close it with :meth:`LiveFeed.close`."""
         if viewer != owner:
             raise Forbidden("a home feed is readable by its owner only")
+        if self._ending:
+            raise TooManyStreams("this process is stopping; retry shortly")
         if self._count >= self.max_streams:
             raise TooManyStreams(f"this process streams {self.max_streams} feeds already; retry shortly")
         stream = LiveFeed(self, self._feeds, owner)
@@ -241,6 +253,13 @@ class LiveFeeds:
             stream.close()
             raise
         return stream
+
+    def end_all(self) -> None:
+        """End every stream and open no more: the process is stopping, and its server waits for
+        open responses to end. Clients resume elsewhere with their last id."""
+        self._ending = True
+        for stream in self._every_stream():
+            stream.end()
 
     async def run(self) -> None:
         """Wake this process's streams as announcements come, until cancelled."""

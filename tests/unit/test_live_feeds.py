@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from feedcore import (
     FeedProcessor,
     FeedsChanged,
@@ -11,6 +13,7 @@ from feedcore import (
     PostsRemoved,
     Removal,
     RemovalsLost,
+    TooManyStreams,
     UserId,
 )
 from feedcore.adapters.memory import InMemoryFeedChanges
@@ -77,6 +80,7 @@ async def test_a_stream_not_read_holds_a_bounded_number_of_removals(world: World
     for post_id in range(1, 1_001):
         live.apply(FeedsChanged(removals=[Removal(author=UserId("bo"), post_id=PostId(post_id), users=[stream.owner])]))
     events = await stream.next(idle=1.0)
+    assert events is not None
     assert events[0] == RemovalsLost()
     assert all(isinstance(event, PostsRemoved) for event in events[1:])
     held = sum(len(event.post_ids) for event in events[1:] if isinstance(event, PostsRemoved))
@@ -127,3 +131,12 @@ async def test_a_post_fanned_out_after_a_newer_one_is_still_sent_once(world: Wor
     live.apply(FeedsChanged(grown=[UserId("ana")]))
     assert await stream.next(idle=1.0) == []
     stream.close()
+
+
+async def test_ending_every_stream_ends_those_open_and_refuses_new_ones(world: World) -> None:
+    live = LiveFeeds(feeds=world.home_feeds, changes=InMemoryFeedChanges(), max_streams=4)
+    stream = await live.open(UserId("ana"), UserId("ana"), last_event_id=None)
+    live.end_all()
+    assert await stream.next(idle=1.0) is None
+    with pytest.raises(TooManyStreams):
+        await live.open(UserId("bo"), UserId("bo"), last_event_id=None)

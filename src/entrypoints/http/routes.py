@@ -245,8 +245,7 @@ async def _sent(stream: LiveFeed, *, heartbeat: float) -> AsyncIterator[bytes]:
     Each is handed over only once the previous one was sent: a client that stops reading stops
     the stream reading its feed."""
     try:
-        while True:
-            events = await stream.next(idle=heartbeat)
+        while (events := await stream.next(idle=heartbeat)) is not None:
             yield b"".join(map(render_live_event, events)) if events else HEARTBEAT
     finally:
         stream.close()
