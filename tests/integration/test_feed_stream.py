@@ -3,6 +3,7 @@ feed changes through Redis."""
 
 from __future__ import annotations
 
+import signal
 import socket
 import time
 import uuid
@@ -17,7 +18,7 @@ import pytest
 from feedcore import UserId
 from feedcore.entrypoints.auth import Tokens
 from tests.integration.conftest import service_url
-from tests.integration.stack import SECRET, Stack, isolated_stack
+from tests.integration.stack import SECRET, Stack, free_port, isolated_stack, wait_until
 from tests.support.sse import Message, SseParser
 
 #: How long an event may take to arrive before a test says it did not.
@@ -170,3 +171,30 @@ def test_clients_that_stop_reading_do_not_grow_the_servers_memory(stack: Stack) 
         finally:
             for sleeper in sleepers:
                 sleeper.close()
+
+
+def test_a_server_stopping_ends_its_streams_and_exits(stack: Stack) -> None:
+    port = free_port()
+    server = stack.spawn("serve", FEEDCORE_PORT=str(port))
+    base = f"http://127.0.0.1:{port}"
+    wait_until(lambda: _answers(base), timeout=30, what="the second server to answer")
+    user = _user("leaving")
+    headers = {"Authorization": f"Bearer {Tokens(SECRET).issue(UserId(user))}"}
+    with (
+        httpx.Client(base_url=base, timeout=httpx.Timeout(10, read=DELIVERY_SECONDS)) as client,
+        client.stream("GET", f"/feeds/{user}/stream", headers=headers) as response,
+    ):
+        stream = Reader(response)
+        assert stream.next_comment() == "heartbeat"
+        started = time.monotonic()
+        assert server.stop(signal.SIGTERM, timeout=10) == 0
+        assert time.monotonic() - started < 10
+        with pytest.raises(StopIteration):  # the response ended, as a stream's end does
+            stream.next_event()
+
+
+def _answers(base: str) -> bool:
+    try:
+        return httpx.get(f"{base}/healthz", timeout=2).status_code == 200
+    except httpx.TransportError:
+        return False
