@@ -36,7 +36,7 @@ _BATCH: Final = 50
 #: How far below its newest id sent a stream looks for posts fanned out late, in milliseconds.
 _LATE_MS: Final = 5_000
 #: Ids sent that a stream remembers at most (it then looks no lower than the oldest of them).
-_REMEMBERED: Final = 1_000
+_REMEMBERED: Final = 200
 
 
 class PostAdded(msgspec.Struct, frozen=True, kw_only=True):
