@@ -198,3 +198,26 @@ def _answers(base: str) -> bool:
         return httpx.get(f"{base}/healthz", timeout=2).status_code == 200
     except httpx.TransportError:
         return False
+
+
+def test_a_celebrity_post_merged_at_read_time_arrives_and_leaves(stack: Stack) -> None:
+    # Posts published through a server whose threshold is one follower are never fanned out.
+    port = free_port()
+    stack.spawn("serve", FEEDCORE_PORT=str(port), FEEDCORE_CELEBRITY_THRESHOLD="1")
+    base = f"http://127.0.0.1:{port}"
+    wait_until(lambda: _answers(base), timeout=30, what="the low-threshold server to answer")
+    star, fan, other = _user("star"), _user("fan"), _user("other")
+    for follower in (fan, other):
+        with stack.client(follower) as client:
+            assert client.post("/follow", json={"followee_id": star}).status_code == 204
+    token = Tokens(SECRET).issue(UserId(star))
+    with (
+        httpx.Client(base_url=base, headers={"Authorization": f"Bearer {token}"}, timeout=10) as author,
+        streaming(stack, fan) as stream,
+    ):
+        created = author.post("/posts", json={"content": "to the many"}).json()
+        assert stack.scalar("SELECT fan_out FROM posts WHERE id = %s", int(created["id"])) is False
+        assert stream.posts(1) == [created]
+        assert author.delete(f"/posts/{created['id']}").status_code == 204
+        removed = stream.next_event()
+        assert (removed.event, removed.json()) == ("removed", {"post_ids": [created["id"]], "author_ids": []})
