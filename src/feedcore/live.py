@@ -32,7 +32,7 @@ from feedcore.model import Post, PostId, UserId
 from feedcore.ports import FeedChanges, FeedsChanged
 
 #: Posts read and sent per wake-up at most; a stream further behind reads on at once.
-_BATCH: Final = 50
+_BATCH: Final = 20
 #: How far below its newest id sent a stream looks for posts fanned out late, in milliseconds.
 _LATE_MS: Final = 5_000
 #: Ids sent that a stream remembers at most (it then looks no lower than the oldest of them).
