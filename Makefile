@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed
 
-.PHONY: help install run test lint unit format bench bench-fanout bench-e2e bench-read bench-write bench-merge bench-idle bench-processors bench-partitioned soak clean up down infra-up infra-down infra-status
+.PHONY: help install run test lint unit format bench bench-fanout bench-e2e bench-read bench-write bench-merge bench-idle bench-processors bench-partitioned bench-streams soak clean up down infra-up infra-down infra-status
 
 help:
 	@echo "make run      run feedcore embedded on 127.0.0.1:8000 (nothing is persisted)"
@@ -25,6 +25,7 @@ help:
 	@echo "make bench-merge   what merging celebrities' posts at read time adds to a feed read"
 	@echo "make bench-processors  fan-out over a backlog with 1, 2 and 3 processors in one group"
 	@echo "make bench-partitioned feed_entries as one table against 16 hash partitions by user"
+	@echo "make bench-streams 1,000 live feed streams: post -> stream latency, and their idle CPU"
 	@echo "make soak     the real stack under load while faults are injected, checked against an oracle"
 	@echo "             (MINUTES=20 by default; SEED=N replays a run); it starts services of its own"
 	@echo "make up       the whole stack in Docker (docker/compose.yaml; needs a Docker engine and FEEDCORE_JWT_SECRET)"
@@ -89,6 +90,7 @@ bench: install
 	$(PY) -m bench.merge; \
 	$(PY) -m bench.processors; \
 	$(PY) -m bench.partitioned; \
+	$(PY) -m bench.streams; \
 	$(PY) -m bench.idle
 
 bench-fanout: install
@@ -118,6 +120,9 @@ bench-processors: install
 
 bench-partitioned: install
 	@$(BENCH_SERVICES); $(PY) -m bench.partitioned
+
+bench-streams: install
+	@$(BENCH_SERVICES); $(PY) -m bench.streams
 
 # The soak starts (and breaks, and stops) a PostgreSQL, Redis and Kafka of its own, on free ports.
 MINUTES ?= 20

@@ -19,9 +19,11 @@ from feedcore import (
     CelebrityWindows,
     Clock,
     FeedCache,
+    FeedChanges,
     FeedProcessor,
     Health,
     HomeFeeds,
+    LiveFeeds,
     PostBodies,
     Posts,
     RateLimiter,
@@ -32,6 +34,7 @@ from feedcore.adapters.memory import (
     InMemoryCelebrityWindows,
     InMemoryEventBus,
     InMemoryFeedCache,
+    InMemoryFeedChanges,
     InMemoryFeedStore,
     InMemoryFeedUnitOfWork,
     InMemoryIdempotencyLedger,
@@ -61,6 +64,7 @@ from feedcore.adapters.redis import (
     RedisCelebrityWindows,
     RedisClient,
     RedisFeedCache,
+    RedisFeedChanges,
     RedisOutages,
     RedisPostBodies,
     redis_client,
@@ -91,12 +95,14 @@ class Services:
     """What the HTTP handlers are given: the use cases, and what serving needs besides."""
 
     home_feeds: HomeFeeds
+    live_feeds: LiveFeeds
     posts: Posts
     social: Social
     tokens: Tokens
     rate_limiter: RateLimiter
     metrics: Metrics
     health: Health
+    stream_heartbeat_seconds: float = 15.0
 
 
 async def awaited(value: T | Awaitable[T]) -> T:
@@ -134,6 +140,16 @@ def _caches(settings: Settings, redis: RedisClient | None, lanes: Lanes | None, 
         celebrities=InMemoryCelebrityWindows(window=window),
         bodies=InMemoryPostBodies(),
     )
+
+
+def _feed_changes(settings: Settings, redis: RedisClient | None) -> FeedChanges | None:
+    """Through Redis when configured (every server hears every processor); else in this process,
+    when it applies the events itself; else none, and streams poll their feeds."""
+    if redis is not None:
+        return RedisFeedChanges(redis, prefix=settings.redis_prefix)
+    if settings.kafka_bootstrap:
+        return None
+    return InMemoryFeedChanges()
 
 
 async def _redis(settings: Settings) -> AsyncIterator[RedisClient | None]:
@@ -195,6 +211,7 @@ class MemoryStorage(containers.DeclarativeContainer):
     unit_of_work = providers.Singleton(InMemoryFeedUnitOfWork, feeds, graph, ledger)
     health = providers.Singleton(_AlwaysReady)
     caches = providers.Singleton(_caches, settings, None, None, metrics)
+    feed_changes = providers.Singleton(_feed_changes, settings, None)
     ids = providers.Singleton(SnowflakeIdGenerator, clock, node=settings.provided.node_id)
     #: Nothing to prune: the in-memory stores forget by themselves.
     retention: providers.Object[PostgresRetention | None] = providers.Object(None)
@@ -241,6 +258,7 @@ class PostgresStorage(containers.DeclarativeContainer):
     redis = providers.Resource(_redis, settings)
     lanes = providers.Resource(_lanes, redis, settings)
     caches = providers.Singleton(_caches, settings, redis, lanes, metrics)
+    feed_changes = providers.Singleton(_feed_changes, settings, redis)
     #: Servers sharing the database lease distinct node numbers; the lease is taken by ``serve``.
     ids = providers.Singleton(
         LeasedIdGenerator,
@@ -281,6 +299,7 @@ class AppContainer(containers.DeclarativeContainer):
         cache=cache,
         celebrity_windows=celebrity_windows,
         bodies=bodies,
+        changes=storage.feed_changes,
         telemetry=metrics,
     )
     home_feeds = providers.Singleton(
@@ -305,17 +324,26 @@ class AppContainer(containers.DeclarativeContainer):
         bodies=bodies,
         telemetry=metrics,
     )
+    live_feeds = providers.Singleton(
+        LiveFeeds,
+        feeds=home_feeds,
+        changes=storage.feed_changes,
+        max_streams=settings.provided.max_streams,
+        poll_seconds=settings.provided.stream_poll_seconds,
+    )
     social = providers.Singleton(Social, graph=storage.graph, ids=ids, clock=clock, policies=policies, cache=cache)
 
     services = providers.Singleton(
         Services,
         home_feeds=home_feeds,
+        live_feeds=live_feeds,
         posts=posts,
         social=social,
         tokens=tokens,
         rate_limiter=rate_limiter,
         metrics=metrics,
         health=storage.health,
+        stream_heartbeat_seconds=settings.provided.stream_heartbeat_seconds,
     )
 
 

@@ -107,6 +107,26 @@ class Feeds:
         with self._translated():
             await self._social.unfollow(parse_user_id(follower), parse_user_id(followee))
 
+    async def mute(self, user: str, author: str) -> None:
+        """Hide ``author``'s posts from ``user``'s home feed at once; ``author`` is not told."""
+        with self._translated():
+            await self._social.mute(parse_user_id(user), parse_user_id(author))
+
+    async def unmute(self, user: str, author: str) -> None:
+        """Show ``author``'s posts in ``user``'s home feed again, if ``user`` follows them."""
+        with self._translated():
+            await self._social.unmute(parse_user_id(user), parse_user_id(author))
+
+    async def block(self, blocker: str, blocked: str) -> None:
+        """End the follows between the two, both ways, and refuse new ones (``FollowBlocked``)."""
+        with self._translated():
+            await self._social.block(parse_user_id(blocker), parse_user_id(blocked))
+
+    async def unblock(self, blocker: str, blocked: str) -> None:
+        """Lift ``blocker``'s block: follows are allowed again, none is restored."""
+        with self._translated():
+            await self._social.unblock(parse_user_id(blocker), parse_user_id(blocked))
+
     async def home(self, user: str, *, limit: int | None = None, cursor: str | None = None) -> Page[Post]:
         """One page of ``user``'s home feed, newest first: the first, or the one after ``cursor``
         (the previous page's ``next_cursor``). ``limit``: 1 to 100 posts, 20 by default."""

@@ -77,6 +77,14 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     #: Connections each server process holds at once, idle ones included; more wait to be accepted.
     #: Keep it below the open-files limit (`ulimit -n`), less what the process's pools use.
     max_connections: Positive = 4096
+    #: Live feed streams (GET /feeds/{user}/stream) each server process holds at once; past them
+    #: the answer is 503 with Retry-After.
+    max_streams: Positive = 2048
+    #: How often an idle stream sends a comment line, so that proxies keep it open.
+    stream_heartbeat_seconds: Annotated[float, msgspec.Meta(gt=0)] = 15.0
+    #: How often a stream reads its feed when no one announces changes (events applied by
+    #: `feedcore process`, and no Redis to announce them through).
+    stream_poll_seconds: Annotated[float, msgspec.Meta(gt=0)] = 5.0
     idempotency_ttl_hours: Annotated[int, msgspec.Meta(ge=24)] = 24
     #: How long the processor's ledger remembers an applied event: a week, Kafka's default retention.
     ledger_retention_hours: Positive = 168

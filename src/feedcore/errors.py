@@ -98,3 +98,9 @@ class Unavailable(FeedcoreError):
     """A dependency the core needs is down; retrying later may succeed (HTTP 503)."""
 
     code = "unavailable"
+
+
+class TooManyStreams(Unavailable):
+    """This process holds as many live streams as it may; another process, or later, may take one."""
+
+    code = "too_many_streams"

@@ -116,6 +116,45 @@ class HomeFeeds:
             await self._cache.keep_page(owner, page=key, rendered=rendered, stamp=stamp)
         return rendered
 
+    async def newer(
+        self, owner: UserId, *, after: PostId, limit: int, celebrities: Collection[UserId] = ()
+    ) -> tuple[list[Post], bool]:
+        """The oldest ``limit`` posts of ``owner``'s home feed newer than ``after``, oldest first,
+        and whether newer ones remain. (The caller checks who reads.) ``celebrities`` are known to
+        be such even if the post store does not say so yet (it may lag behind other processes).
+
+        Feeds are read newest first, so this walks down from the head a page at a time until it
+        passes ``after``, holding one page: a stream far behind costs reads, not memory.
+        """
+        before: PostId | None = None
+        previous: list[Post] = []
+        above = 0  # pages above the one in hand, all of them newer than ``after``
+        known = await self._posts.celebrities()
+        if not known.issuperset(celebrities):
+            known |= frozenset(celebrities)
+        while True:
+            page, _ = await self._assemble(owner, before, limit, page=None, celebrities=known)
+            newer = [post for post in page.items if post.id > after]
+            if len(newer) < len(page.items) or page.next_cursor is None:
+                if not newer and previous:  # the page above ended right at ``after``
+                    newer, above = previous, above - 1
+                newer.reverse()
+                return newer, above > 0
+            previous, before, above = newer, newer[-1].id, above + 1
+
+    async def newest(self, owner: UserId) -> PostId:
+        """The id of the newest post of ``owner``'s home feed; 0 when it is empty."""
+        page, _ = await self._assemble(owner, None, 1, page=None)
+        return page.items[0].id if page.items else PostId(0)
+
+    async def merged_authors(self, owner: UserId, *, also: Collection[UserId] = ()) -> frozenset[UserId]:
+        """Whose posts not fanned out reach ``owner``'s feed at read time: the celebrities the owner
+        follows (among those the post store knows, and ``also``), and the owner."""
+        celebrities = (await self._posts.celebrities()) | frozenset(also)
+        if not celebrities:
+            return frozenset((owner,))
+        return frozenset(await self._followed(_Read(owner), celebrities)) | {owner}
+
     def _asked(self, viewer: UserId, owner: UserId, limit: int | None, cursor: str | None) -> tuple[PostId | None, int]:
         if viewer != owner:
             raise Forbidden("a home feed is readable by its owner only")

@@ -27,6 +27,12 @@ _TIMESTAMP_SHIFT: Final = NODE_BITS + SEQUENCE_BITS
 _MAX_MILLIS: Final = (1 << 41) - 1
 
 
+def earlier_by(post_id: PostId, milliseconds: int) -> PostId:
+    """The first id a generator could make ``milliseconds`` before it made ``post_id``."""
+    millis = max(0, (post_id >> _TIMESTAMP_SHIFT) - milliseconds)
+    return PostId(millis << _TIMESTAMP_SHIFT)
+
+
 def timestamp_of(post_id: PostId) -> datetime:
     """When an id was made, to the millisecond."""
     millis = post_id >> _TIMESTAMP_SHIFT

@@ -7,7 +7,7 @@ outbox event) or happen inside one :class:`FeedTransaction`.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from datetime import datetime
 from typing import Final, Protocol
@@ -469,6 +469,49 @@ class EventBus(Protocol):
 
     async def commit(self, deliveries: Sequence[Delivery]) -> None:
         """Mark ``deliveries`` consumed; uncommitted ones are delivered again after a restart."""
+        ...
+
+
+class Removal(msgspec.Struct, frozen=True, kw_only=True):
+    """Posts that left home feeds: one deleted post, or an unfollowed author's posts in one feed."""
+
+    author: UserId
+    #: The deleted post; None: every post of ``author`` left the feeds of ``users`` (an unfollow).
+    post_id: PostId | None = None
+    #: Whose materialised feeds it left. A celebrity's post, merged in at read time, leaves none:
+    #: it is gone from the feed of whoever sees that author.
+    users: list[UserId] = []
+
+
+class FeedsChanged(msgspec.Struct, frozen=True, kw_only=True):
+    """What one batch of applied events changed in home feeds: who should read their feed again."""
+
+    #: Whose materialised feeds gained entries.
+    grown: list[UserId] = []
+    #: Celebrities who published: their posts reach the feeds of whoever sees them at read time.
+    merged: list[UserId] = []
+    #: Who followed or unfollowed someone: which celebrities they see may have changed.
+    regraphed: list[UserId] = []
+    removals: list[Removal] = []
+
+    def __bool__(self) -> bool:
+        return bool(self.grown or self.merged or self.regraphed or self.removals)
+
+
+class FeedChanges(Protocol):
+    """Announcements of what batches of events changed in home feeds, from the processes that apply
+    events to every process that streams feeds live. They are wake-up calls, not the truth (the
+    feeds are): best effort, each at most once."""
+
+    async def announce(self, change: FeedsChanged) -> None:
+        """Tell every listener, in every process, about ``change``; never raises (an announcement
+        that cannot be made is dropped: listeners learn of the next one)."""
+        ...
+
+    def listen(self) -> AsyncIterator[FeedsChanged | None]:
+        """Every announcement from now on, until the iterator is closed. None first, and again
+        whenever announcements may have been missed (a connection lost and opened again): every
+        feed the listener follows may have changed meanwhile."""
         ...
 
 

@@ -24,10 +24,13 @@ from feedcore.ports import (
     CelebrityWindows,
     EventBus,
     FeedCache,
+    FeedChanges,
+    FeedsChanged,
     FeedStore,
     FeedUnitOfWork,
     PostBodies,
     PostStore,
+    Removal,
     SocialGraph,
     Telemetry,
 )
@@ -47,9 +50,11 @@ class FeedProcessor:
         cache: FeedCache | None = None,
         celebrity_windows: CelebrityWindows | None = None,
         bodies: PostBodies | None = None,
+        changes: FeedChanges | None = None,
         telemetry: Telemetry = NO_TELEMETRY,
     ) -> None:
         self._consumer = consumer
+        self._changes = changes
         self._telemetry = telemetry
         self._posts = posts
         self._graph = graph
@@ -100,6 +105,9 @@ class FeedProcessor:
             if isinstance(event, PostPublished) and (post := posts.get(PostId(event.post_id))) is not None:
                 self._telemetry.reached_feeds(post)
         self._telemetry.events_applied(events, fresh)
+        if self._changes is not None and (change := _changes_of(fresh, touched, posts)):
+            # Once per batch, whatever its size: the write path pays for one announcement.
+            await self._changes.announce(change)
         return fresh
 
     async def process_batch(self, bus: EventBus, *, max_events: int = 500, max_wait: float = 1.0) -> int:
@@ -248,3 +256,31 @@ class FeedProcessor:
 
     async def _audience(self, author: UserId) -> list[UserId]:
         return [user async for chunk in self._audience_chunks(author) for user in chunk]
+
+
+def _changes_of(
+    fresh: Sequence[Event], touched: Mapping[str, list[UserId]], posts: Mapping[PostId, Post]
+) -> FeedsChanged:
+    """What the events applied now changed in home feeds, for the live streams to read again."""
+    grown: dict[UserId, None] = {}
+    merged: dict[UserId, None] = {}
+    regraphed: list[UserId] = []
+    removals: list[Removal] = []
+    for event in fresh:
+        users = touched.get(event.event_id, [])
+        match event:
+            case PostPublished(post_id=post_id, author_id=author):
+                post = posts.get(PostId(post_id))
+                if post is not None and not post.fan_out:
+                    merged[UserId(author)] = None
+                grown.update(dict.fromkeys(users))
+            case PostDeleted(post_id=post_id, author_id=author):
+                removals.append(Removal(author=UserId(author), post_id=PostId(post_id), users=users))
+            case UserFollowed(follower_id=follower):
+                grown.update(dict.fromkeys(users))
+                regraphed.append(UserId(follower))
+            case UserUnfollowed(follower_id=follower, followee_id=followee):
+                if users:
+                    removals.append(Removal(author=UserId(followee), users=users))
+                regraphed.append(UserId(follower))
+    return FeedsChanged(grown=list(grown), merged=list(merged), regraphed=regraphed, removals=removals)

@@ -9,6 +9,7 @@ import pytest
 
 from feedcore import (
     Event,
+    FollowBlocked,
     Forbidden,
     InvalidCursor,
     InvalidLimit,
@@ -172,3 +173,23 @@ def test_real_adapters_need_no_token_secret_without_a_server() -> None:
     assert "pool" in build_containers(settings).storage.providers  # the PostgreSQL storage
     with pytest.raises(ConfigurationError, match="JWT_SECRET"):
         build_containers(settings, secret="")
+
+
+async def test_mutes_and_blocks_show_in_the_home_feed_at_once() -> None:
+    async with open_feeds() as feeds:
+        await feeds.follow("ana", "bo")
+        await feeds.follow("ana", "cy")
+        await feeds.publish("bo", "from bo")
+        await feeds.publish("cy", "from cy")
+        await feeds.settled()
+        await feeds.mute("ana", "bo")
+        assert [post.author_id for post in (await feeds.home("ana")).items] == ["cy"]
+        await feeds.unmute("ana", "bo")
+        await feeds.settled()
+        assert [post.author_id for post in (await feeds.home("ana")).items] == ["cy", "bo"]
+        await feeds.block("cy", "ana")
+        assert [post.author_id for post in (await feeds.home("ana")).items] == ["bo"]
+        with pytest.raises(FollowBlocked):
+            await feeds.follow("ana", "cy")
+        await feeds.unblock("cy", "ana")
+        await feeds.follow("ana", "cy")

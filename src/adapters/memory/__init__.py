@@ -2,6 +2,7 @@
 
 from feedcore.adapters.memory.bus import InMemoryEventBus
 from feedcore.adapters.memory.cache import InMemoryCelebrityWindows, InMemoryFeedCache, InMemoryPostBodies
+from feedcore.adapters.memory.changes import InMemoryFeedChanges
 from feedcore.adapters.memory.clock import ManualClock
 from feedcore.adapters.memory.feeds import InMemoryFeedStore, InMemoryFeedUnitOfWork, InMemoryIdempotencyLedger
 from feedcore.adapters.memory.graph import InMemorySocialGraph
@@ -12,6 +13,7 @@ from feedcore.adapters.memory.ratelimit import InMemoryRateLimiter
 __all__ = [
     "InMemoryCelebrityWindows",
     "InMemoryEventBus",
+    "InMemoryFeedChanges",
     "InMemoryFeedCache",
     "InMemoryFeedStore",
     "InMemoryFeedUnitOfWork",

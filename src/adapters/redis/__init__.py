@@ -9,6 +9,7 @@ Keys, under a prefix (``feedcore:`` by default)::
     cached               every user whose feed was ever cached (a set)
     celebrity:{author}   a celebrity's posts that were not fanned out (a sorted set)
     post:{id}            a post's body (msgspec JSON), or "-" once it is deleted
+    feeds-changed        the pub/sub channel of feed changes, for live streams
 
 Everything of one user's is in the user's hash slot, so that every script and transaction touches
 one slot of a cluster. Bodies are read with one MGET, which a cluster's client splits by slot
@@ -21,6 +22,7 @@ through the client's pool.
 from feedcore.adapters.redis.celebrity_windows import RedisCelebrityWindows
 from feedcore.adapters.redis.connection import HiredisPackedConnection, Lanes, RedisClient, redis_client
 from feedcore.adapters.redis.feed_cache import RedisFeedCache
+from feedcore.adapters.redis.feed_changes import RedisFeedChanges
 from feedcore.adapters.redis.post_bodies import RedisPostBodies
 from feedcore.adapters.redis.resilient import Guard, RedisOutages, Unguarded
 
@@ -31,6 +33,7 @@ __all__ = [
     "RedisCelebrityWindows",
     "RedisClient",
     "RedisFeedCache",
+    "RedisFeedChanges",
     "RedisOutages",
     "RedisPostBodies",
     "Unguarded",

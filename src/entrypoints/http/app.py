@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import inspect
 import logging
+import signal
+import threading
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any, TypeVar
@@ -19,6 +22,7 @@ from litestar.openapi.spec import Components, SecurityScheme
 from litestar.status_codes import HTTP_408_REQUEST_TIMEOUT
 from litestar.types import ASGIApp, Receive, ReceiveMessage, Scope, Send
 
+from feedcore import LiveFeeds
 from feedcore.adapters.metrics import Metrics
 from feedcore.entrypoints.auth import token_secret
 from feedcore.entrypoints.container import Containers, Services, awaited, build_containers
@@ -176,9 +180,12 @@ def _resolved(value: T | Awaitable[T]) -> T:
 def _run_in_process(built: Containers, settings: Settings, services: list[Services]) -> Lifespan:
     @asynccontextmanager
     async def lifespan(_: Litestar) -> AsyncIterator[None]:
-        async with background_work(built, settings):
+        async with background_work(built, settings), contextlib.AsyncExitStack() as held:
             if not services:
                 services.append(await awaited(built.app.services()))
+            live = asyncio.create_task(services[0].live_feeds.run())
+            held.push_async_callback(_cancelled, live)
+            held.callback(_end_streams_on_signals(services[0].live_feeds))
             # What start-up made lives as long as the process: leave it out of every garbage
             # collection from now on, which shortens the pauses requests wait out.
             gc.collect()
@@ -186,3 +193,38 @@ def _run_in_process(built: Containers, settings: Settings, services: list[Servic
             yield
 
     return lifespan
+
+
+async def _cancelled(task: asyncio.Task[None]) -> None:
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+
+
+def _end_streams_on_signals(live: LiveFeeds) -> Callable[[], None]:
+    """End the live streams on SIGTERM or SIGINT; returns what puts the handlers back.
+
+    The server waits for open responses to end before it stops the application, and a stream
+    never ends by itself: without this, a stopping server would wait for its clients to leave.
+    The server's own handling of the signals is the event loop's, woken through its wakeup file
+    descriptor whatever the handler; the handler that was there is called as well.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        return lambda: None  # only the main thread sets handlers (an app under a test client)
+    loop = asyncio.get_running_loop()
+    previous = {signum: signal.getsignal(signum) for signum in (signal.SIGTERM, signal.SIGINT)}
+
+    def ending(signum: int, frame: Any) -> None:
+        loop.call_soon_threadsafe(live.end_all)
+        chained = previous[signal.Signals(signum)]
+        if callable(chained):
+            chained(signum, frame)
+
+    for signum in previous:
+        signal.signal(signum, ending)
+
+    def restore() -> None:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+    return restore

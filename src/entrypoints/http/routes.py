@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import AsyncIterator
 from typing import Annotated, Any, Final
 
 from litestar import HttpMethod, MediaType, Request, Response, delete, get, post, route
@@ -15,13 +16,15 @@ from litestar.exceptions import (
 )
 from litestar.handlers import HTTPRouteHandler
 from litestar.openapi.datastructures import ResponseSpec
-from litestar.params import HeaderParameter, JSONBody, Parameter
+from litestar.params import HeaderParameter, JSONBody, Parameter, QueryParameter
+from litestar.response import Stream
 from litestar.status_codes import HTTP_201_CREATED, HTTP_204_NO_CONTENT
 
-from feedcore import UserId, parse_post_id, parse_user_id
+from feedcore import LiveFeed, UserId, parse_post_id, parse_user_id
 from feedcore.entrypoints.auth import InvalidToken
 from feedcore.entrypoints.container import Services
 from feedcore.entrypoints.http.schemas import (
+    HEARTBEAT,
     Health,
     NewFollow,
     NewPost,
@@ -29,7 +32,9 @@ from feedcore.entrypoints.http.schemas import (
     PostPage,
     Problem,
     ProfileBody,
+    RemovedBody,
     UserPage,
+    render_live_event,
     render_post_page,
 )
 from feedcore.model import POST_ID_PATTERN, USER_ID_PATTERN
@@ -247,6 +252,67 @@ async def get_feed(
     )
 
 
+LastEventIdHeader = Annotated[
+    str | None,
+    HeaderParameter(name="Last-Event-ID", pattern=POST_ID_PATTERN, description="The id of the last post received"),
+]
+LastEventIdQuery = Annotated[
+    str | None,
+    QueryParameter(
+        name="last_event_id",
+        pattern=POST_ID_PATTERN,
+        description="As Last-Event-ID, for clients that cannot set headers; the header wins",
+    ),
+]
+_STREAM_DESCRIPTION: Final = (
+    "Server-Sent Events: `post` (id: the post id; data: a post), `removed` (data: post_ids and author_ids "
+    "whose posts left the feed), `removals-lost` (removals were dropped: reload the feed), and a comment "
+    "line as a heartbeat."
+)
+
+
+@get(
+    "/feeds/{user_id:str}/stream",
+    opt={"query": frozenset({"last_event_id"})},
+    dependencies=_reader,
+    security=BEARER,
+    media_type="text/event-stream",
+    responses={
+        200: ResponseSpec(RemovedBody, description=_STREAM_DESCRIPTION, media_type="text/event-stream"),
+        **_problems(*_AUTHENTICATED, 403, 503),
+    },
+)
+async def stream_feed(
+    user_id: UserIdPath,
+    viewer: ViewerDep,
+    services: ServicesDep,
+    resume_header: LastEventIdHeader = None,
+    resume_query: LastEventIdQuery = None,
+) -> Stream:
+    """New entries of the home feed as they arrive, oldest first; readable by its owner only.
+    Resumes after Last-Event-ID (or last_event_id) when given, else starts from now."""
+    resume = resume_header or resume_query
+    stream = await services.live_feeds.open(
+        viewer, parse_user_id(user_id), last_event_id=parse_post_id(resume) if resume else None
+    )
+    return Stream(
+        _sent(stream, heartbeat=services.stream_heartbeat_seconds),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
+    )
+
+
+async def _sent(stream: LiveFeed, *, heartbeat: float) -> AsyncIterator[bytes]:
+    """The stream's events as they come; a heartbeat when none came for ``heartbeat`` seconds.
+    Each is handed over only once the previous one was sent: a client that stops reading stops
+    the stream reading its feed."""
+    try:
+        while (events := await stream.next(idle=heartbeat)) is not None:
+            yield b"".join(map(render_live_event, events)) if events else HEARTBEAT
+    finally:
+        stream.close()
+
+
 @get("/users/{user_id:str}", responses=_problems())
 async def get_user(user_id: UserIdPath, services: ServicesDep) -> ProfileBody:
     """A user's follower, following and post counts."""
@@ -312,6 +378,7 @@ ROUTES: Final = [
     create_block,
     remove_block,
     get_feed,
+    stream_feed,
     get_user,
     get_user_posts,
     get_followers,

@@ -7,7 +7,7 @@ from typing import Annotated, Final
 
 import msgspec
 
-from feedcore import Page, Post, Profile, UserId
+from feedcore import LiveEvent, Page, Post, PostAdded, PostsRemoved, Profile, RemovalsLost, UserId
 from feedcore.model import MAX_CONTENT_LENGTH, POST_ID_PATTERN, USER_ID_PATTERN
 
 UserIdText = Annotated[str, msgspec.Meta(pattern=USER_ID_PATTERN, examples=["ana"])]
@@ -88,3 +88,27 @@ class Problem(msgspec.Struct, frozen=True, omit_defaults=True):
     detail: str | None = None
     code: str | None = None
     errors: list[dict[str, str]] | None = None
+
+
+class RemovedBody(msgspec.Struct, frozen=True):
+    """Posts that left the feed: these, and every post of these authors (unfollowed)."""
+
+    post_ids: list[Annotated[str, msgspec.Meta(pattern=POST_ID_PATTERN)]]
+    author_ids: list[UserIdText]
+
+
+#: An SSE comment line: clients ignore it, proxies see the connection in use.
+HEARTBEAT: Final = b": heartbeat\n\n"
+
+
+def render_live_event(event: LiveEvent) -> bytes:
+    """One event of a live feed in the text/event-stream format. A post's id is the SSE id, so that
+    a client's Last-Event-ID resumes after it; JSON data holds no line break."""
+    match event:
+        case PostAdded(post=post):
+            return b"id: %d\nevent: post\ndata: %s\n\n" % (post.id, _encode(PostBody.of(post)))
+        case PostsRemoved(post_ids=post_ids, author_ids=author_ids):
+            body = RemovedBody(post_ids=[str(post_id) for post_id in post_ids], author_ids=list(author_ids))
+            return b"event: removed\ndata: %s\n\n" % _encode(body)
+        case RemovalsLost():
+            return b"event: removals-lost\ndata: {}\n\n"
