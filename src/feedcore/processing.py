@@ -276,11 +276,11 @@ def _changes_of(
                 grown.update(dict.fromkeys(users))
             case PostDeleted(post_id=post_id, author_id=author):
                 removals.append(Removal(author=UserId(author), post_id=PostId(post_id), users=users))
-            case UserFollowed(follower_id=follower):
+            case UserFollowed(follower_id=user) | UserUnmuted(user_id=user):
                 grown.update(dict.fromkeys(users))
-                regraphed.append(UserId(follower))
-            case UserUnfollowed(follower_id=follower, followee_id=followee):
+                regraphed.append(UserId(user))
+            case UserUnfollowed(follower_id=user, followee_id=author) | UserMuted(user_id=user, muted_id=author):
                 if users:
-                    removals.append(Removal(author=UserId(followee), users=users))
-                regraphed.append(UserId(follower))
+                    removals.append(Removal(author=UserId(author), users=users))
+                regraphed.append(UserId(user))
     return FeedsChanged(grown=list(grown), merged=list(merged), regraphed=regraphed, removals=removals)

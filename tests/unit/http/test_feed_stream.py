@@ -128,6 +128,25 @@ def test_deletes_and_unfollows_arrive_as_removals(app: tuple[TestClient[Litestar
     stream.close()
 
 
+def test_a_mute_arrives_as_a_removal_and_an_unmute_sends_the_posts_again(
+    app: tuple[TestClient[Litestar], Api],
+) -> None:
+    client, api = app
+    api.follow("ana", "bo")
+    stream = open_stream(client, "ana")
+    by_bo = api.publish("bo", "muted soon")
+    assert _post_events(stream, 1) == [by_bo]
+    api.mute("ana", "bo")
+    removed = stream.next_event()
+    assert removed.event == "removed"
+    assert removed.json() == {"post_ids": [], "author_ids": ["bo"]}
+    later = api.publish("bo", "while muted")
+    assert stream.nothing_within(0.2)
+    api.unmute("ana", "bo")
+    assert _post_events(stream, 1) == [later]  # newer than the last sent: the unmute's backfill wakes it
+    stream.close()
+
+
 def test_a_celebrity_post_merged_at_read_time_arrives(start: Start) -> None:
     client, api = start(celebrity_threshold=1)
     api.follow("ana", "star")
