@@ -41,16 +41,25 @@ def main() -> None:
     with scratch_database() as (name, url), scratch_cache(name) as cache:
         settings = {**backbone_settings(name, url, SECRET), **cache}
         with feedcore("process", settings) as processor, feedcore_server(settings, workers=args.workers) as base:
-            server = _server_pid(base)
             time.sleep(args.settle)
-            processes = {"processor": processor.pid, "server (granian main)": server}
-            processes |= {f"server worker {n}": pid for n, pid in enumerate(children(server), start=1)}
-            before = {label: cpu_seconds(pid) for label, pid in processes.items()}
-            time.sleep(args.seconds)
-            after = {label: cpu_seconds(pid) for label, pid in processes.items()}
+            shares = idle_cpu(deployment(processor.pid, base), args.seconds)
     print(f"idle CPU over {args.seconds:.0f} s, after {args.settle:.0f} s to settle (share of one core):")
-    for label in processes:
-        print(f"  {label:24} {100 * (after[label] - before[label]) / args.seconds:5.2f} %")
+    for label, share in shares.items():
+        print(f"  {label:24} {share:5.2f} %")
+
+
+def deployment(processor: int, base: str) -> dict[str, int]:
+    """The processes of a deployment by label: the processor, and the server at ``base`` with its workers."""
+    server = _server_pid(base)
+    processes = {"processor": processor, "server (granian main)": server}
+    return processes | {f"server worker {n}": pid for n, pid in enumerate(children(server), start=1)}
+
+
+def idle_cpu(processes: dict[str, int], seconds: float) -> dict[str, float]:
+    """Each process's CPU over the next ``seconds``, in % of one core."""
+    before = {label: cpu_seconds(pid) for label, pid in processes.items()}
+    time.sleep(seconds)
+    return {label: 100 * (cpu_seconds(pid) - before[label]) / seconds for label, pid in processes.items()}
 
 
 def _server_pid(base: str) -> int:

@@ -31,7 +31,7 @@ import httpx
 import psycopg
 
 from bench.harness import backbone_settings, feedcore, feedcore_server, scratch_cache, scratch_database
-from bench.idle import _server_pid, children, cpu_seconds
+from bench.idle import deployment, idle_cpu
 from feedcore import UserId
 from feedcore.entrypoints.auth import Tokens
 
@@ -137,13 +137,6 @@ def percentile(ordered: list[float], rank: float) -> float:
     return ordered[min(len(ordered) - 1, round(rank / 100 * (len(ordered) - 1)))]
 
 
-def idle_cpu(processes: dict[str, int], seconds: float) -> dict[str, float]:
-    """Each process's CPU over ``seconds``, in % of one core."""
-    before = {label: cpu_seconds(pid) for label, pid in processes.items()}
-    time.sleep(seconds)
-    return {label: 100 * (cpu_seconds(pid) - before[label]) / seconds for label, pid in processes.items()}
-
-
 async def latencies(
     base: str, streams: Streams, audiences: dict[str, list[str]], *, rate: float, seconds: float
 ) -> list[float]:
@@ -212,9 +205,7 @@ def main() -> None:
         settings = {**backbone_settings(name, url, SECRET), **cache}
         with feedcore("process", settings) as processor, feedcore_server(settings, workers=args.workers) as base:
             audiences = follow(url, streams=args.streams, authors=args.authors)
-            server = _server_pid(base)
-            processes = {"processor": processor.pid, "server (granian main)": server}
-            processes |= {f"server worker {n}": pid for n, pid in enumerate(children(server), start=1)}
+            processes = deployment(processor.pid, base)
             time.sleep(args.settle)
             asyncio.run(measure(base, processes, audiences, args))
 
