@@ -30,6 +30,7 @@ from feedcore.entrypoints.http.observability import observed
 from feedcore.entrypoints.http.problems import EXCEPTION_HANDLERS, on_unavailable
 from feedcore.entrypoints.http.routes import ROUTES, reject_unknown_query
 from feedcore.entrypoints.http.schemas import REQUEST_BODIES
+from feedcore.entrypoints.http.shortcut import shortcut_posts
 from feedcore.entrypoints.logs import configure_logging
 from feedcore.entrypoints.runtime import background_work
 from feedcore.entrypoints.settings import Settings
@@ -58,9 +59,11 @@ def create_app(
     body_timeout_seconds: float | None = None,
     lifespan: list[Lifespan] | None = None,
     unavailable_errors: tuple[type[Exception], ...] = (),
+    shortcut: bool = True,
 ) -> Litestar:
     """The API over ``services``, or over what a callable returns once the lifespan has built it;
-    a request body that takes longer than ``body_timeout_seconds`` to arrive is answered 408."""
+    a request body that takes longer than ``body_timeout_seconds`` to arrive is answered 408.
+    Without ``shortcut``, every request goes through its route's handler (see `http.shortcut`)."""
     current = services if callable(services) else lambda: services
 
     def unavailable(request: Request[Any, Any, Any], error: Exception) -> Any:
@@ -74,6 +77,8 @@ def create_app(
     middleware = [observed(metrics)]
     if body_timeout_seconds is not None:  # inside `observed`, which counts the 408s
         middleware.append(body_deadline(body_timeout_seconds))
+    if shortcut:  # innermost: inside the request's metrics, id and body deadline
+        middleware.append(shortcut_posts(current, max_body_bytes=max_body_bytes))
     app = Litestar(
         route_handlers=ROUTES,
         middleware=middleware,
@@ -150,7 +155,7 @@ def _declare_closed_bodies(app: Litestar) -> None:
             schemas[body.__name__].additional_properties = False
 
 
-def create_service_app(settings: Settings | None = None) -> Litestar:
+def create_service_app(settings: Settings | None = None, *, shortcut: bool = True) -> Litestar:
     """The API and an in-process fan-out worker, on the adapters the settings choose.
 
     Embedded (no configuration): everything in memory. With ``FEEDCORE_DATABASE_URL``: posts,
@@ -168,6 +173,7 @@ def create_service_app(settings: Settings | None = None) -> Litestar:
         body_timeout_seconds=settings.body_timeout_seconds,
         lifespan=[_run_in_process(built, settings, services)],
         unavailable_errors=built.storage.unavailable_errors(),
+        shortcut=shortcut,
     )
 
 

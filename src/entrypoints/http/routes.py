@@ -74,7 +74,12 @@ IdempotencyKey = Annotated[
 
 async def provide_viewer(request: Request[Any, Any, Any], services: ServicesDep) -> UserId:
     """The user the bearer token names."""
-    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    return bearer_user(request.headers.get("authorization", ""), services)
+
+
+def bearer_user(authorization: str, services: Services) -> UserId:
+    """The user the ``Authorization`` header's bearer token names."""
+    scheme, _, token = authorization.partition(" ")
     if scheme.lower() != "bearer" or not token:
         raise NotAuthorizedException("a bearer token is required", headers={"WWW-Authenticate": "Bearer"})
     try:
@@ -87,12 +92,17 @@ async def provide_viewer(request: Request[Any, Any, Any], services: ServicesDep)
 
 async def provide_writer(viewer: ViewerDep, services: ServicesDep) -> UserId:
     """The viewer, once the per-user write rate limit lets them through."""
-    wait = await services.rate_limiter.acquire(viewer)
+    await admit_writer(viewer, services)
+    return viewer
+
+
+async def admit_writer(writer: UserId, services: Services) -> None:
+    """Raise a 429 unless the per-user write rate limit lets ``writer`` through."""
+    wait = await services.rate_limiter.acquire(writer)
     if wait > 0:
         raise TooManyRequestsException(
             "too many writes: slow down", headers={"Retry-After": str(max(1, math.ceil(wait)))}
         )
-    return viewer
 
 
 PAGED: Final = {"query": frozenset({"limit", "cursor"})}
@@ -121,9 +131,13 @@ _writer = {"viewer": Provide(provide_viewer), "writer": Provide(provide_writer)}
 async def create_post(
     data: JSONBody[NewPost], writer: WriterDep, services: ServicesDep, idempotency_key: IdempotencyKey = None
 ) -> PostBody:
-    """Publish a post as the token's user."""
-    created = await services.posts.publish(writer, data.content, idempotency_key=idempotency_key)
-    return PostBody.of(created)
+    """Publish a post as the token's user (the requests `shortcut` answers itself do not come here)."""
+    return await publish(writer, data, idempotency_key, services)
+
+
+async def publish(writer: UserId, data: NewPost, idempotency_key: str | None, services: Services) -> PostBody:
+    """The post ``data`` asks for, published as ``writer``."""
+    return PostBody.of(await services.posts.publish(writer, data.content, idempotency_key=idempotency_key))
 
 
 @get("/posts/{post_id:str}", responses=_problems(404))
