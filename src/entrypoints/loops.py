@@ -16,7 +16,7 @@ _log = logging.getLogger(__name__)
 _BATCH = 500
 #: How long the relay waits after a batch smaller than _BATCH, for more rows to join the next one:
 #: a relay batch costs four statements and a produce request, whatever its size.
-_LINGER = 0.05
+_LINGER = 0.02
 _IDLE_WAIT = 1.0
 _FIRST_BACKOFF = 0.05
 _MAX_BACKOFF = 5.0
