@@ -22,6 +22,7 @@ KINDS: tuple[tuple[str, Callable[[str], bool]], ...] = (
     ("kafka", lambda line: "kafka.Kafka" in line),
     ("redis", lambda line: "redis-server" in line),
     ("wrk", lambda line: line.startswith("wrk ")),
+    ("kernel threads", lambda line: line == "[kernel]"),
 )
 
 
@@ -62,8 +63,8 @@ def _by_process() -> dict[int, tuple[str, float]]:
             fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
         except OSError:  # it exited meanwhile
             continue
-        if not line:  # a kernel thread
-            continue
+        if not line:  # a kernel thread: the network's and the disks' work, among others
+            line = "[kernel]"
         if line.startswith("/"):  # the interpreter's path: what it runs follows it
             line = " ".join(part.rsplit("/", 1)[-1] if index < 2 else part for index, part in enumerate(line.split()))
         lines[int(entry.name)] = (line, (int(fields[11]) + int(fields[12])) / _TICKS)
@@ -80,10 +81,11 @@ def _by_process() -> dict[int, tuple[str, float]]:
     return found
 
 
-def _machine() -> float:
-    """CPU seconds the whole machine spent busy so far (user, nice, system, irq, softirq, steal)."""
+def _machine() -> tuple[float, float]:
+    """CPU seconds the whole machine spent busy so far (user, nice, system, irq, softirq, steal),
+    and those of them in interrupts (irq, softirq: loopback TCP's receiving side, for one)."""
     values = [int(value) for value in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
-    return (sum(values[:3]) + sum(values[5:8])) / _TICKS
+    return (sum(values[:3]) + sum(values[5:8])) / _TICKS, sum(values[5:7]) / _TICKS
 
 
 class Split:
@@ -102,17 +104,18 @@ class Split:
 
 @contextmanager
 def measured() -> Iterator[Split]:
-    """The CPU split of what runs inside the ``with``, filled in when it ends. Processes started or
-    gone meanwhile count for the part of their time seen at both ends (none, if started)."""
+    """The CPU split of what runs inside the ``with``, filled in when it ends. A process started
+    meanwhile (the load generator) counts for all its time, one gone meanwhile for none."""
     split = Split()
-    before, machine = _by_process(), _machine()
+    before, (machine, interrupts) = _by_process(), _machine()
     yield split
     after = _by_process()
-    split.machine = _machine() - machine
+    machine_after, interrupts_after = _machine()
+    split.machine = machine_after - machine
     totals: dict[str, float] = defaultdict(float)
     for pid, (kind, seconds) in after.items():
-        if pid in before:
-            totals[kind] += seconds - before[pid][1]
+        totals[kind] += seconds - (before[pid][1] if pid in before else 0.0)
+    totals["interrupts"] = interrupts_after - interrupts
     split.seconds = dict(totals)
 
 

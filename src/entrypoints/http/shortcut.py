@@ -25,6 +25,7 @@ from litestar.enums import ScopeType
 from litestar.exceptions import NotAuthorizedException
 from litestar.types import ASGIApp, HTTPResponseStartEvent, Receive, ReceiveMessage, Scope, Send
 
+from feedcore import UserId
 from feedcore.entrypoints.container import Services
 from feedcore.entrypoints.http.routes import admit_writer, bearer_user, publish
 from feedcore.entrypoints.http.schemas import NewPost
@@ -73,18 +74,7 @@ def shortcut_posts(services: Callable[[], Services], *, max_body_bytes: int) -> 
     async def take(scope: Scope, receive: Receive, send: Send) -> None:
         recording = cast("_Recording", receive)  # the middleware's own, passed on by the error handling
         try:
-            headers = _headers(scope)
-            content_type = headers.get(b"content-type", b"")
-            raw_key = headers.get(b"idempotency-key")
-            key = None if raw_key is None else raw_key.decode("latin-1")
-            if content_type.partition(b";")[0].strip().lower() != _JSON or (key is not None and not _KEY.search(key)):
-                raise _Declined
-            try:
-                serving = services()
-                writer = bearer_user(headers.get(b"authorization", b"").decode("latin-1"), serving)
-                data = _decode(await _body(receive, max_body_bytes))
-            except (NotAuthorizedException, msgspec.MsgspecError, UnicodeDecodeError, RecursionError, IndexError):
-                raise _Declined from None
+            serving, writer, data, key = await _well_formed(scope, receive, services, max_body_bytes)
         except _Declined:
             recording.declined = True
             return
@@ -116,6 +106,29 @@ def shortcut_posts(services: Callable[[], Services], *, max_body_bytes: int) -> 
         return middleware
 
     return wrap
+
+
+async def _well_formed(
+    scope: Scope, receive: Receive, services: Callable[[], Services], max_body_bytes: int
+) -> tuple[Services, UserId, NewPost, str | None]:
+    """The services, the writer, the post asked for and its Idempotency-Key, or a decline."""
+    headers = _headers(scope)
+    raw_key = headers.get(b"idempotency-key")
+    key = None if raw_key is None else raw_key.decode("latin-1")
+    if headers.get(b"content-type", b"").partition(b";")[0].strip().lower() != _JSON:
+        raise _Declined
+    if key is not None and not _KEY.search(key):
+        raise _Declined
+    try:
+        serving = services()
+    except IndexError:  # not built yet: the lifespan has not run
+        raise _Declined from None
+    try:
+        writer = bearer_user(headers.get(b"authorization", b"").decode("latin-1"), serving)
+        data = _decode(await _body(receive, max_body_bytes))
+    except (NotAuthorizedException, msgspec.MsgspecError, UnicodeDecodeError, RecursionError):
+        raise _Declined from None
+    return serving, writer, data, key
 
 
 def _route(scope: Scope) -> object:
