@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import re
+import resource
 import statistics
 from collections import defaultdict
 from collections.abc import Callable, Iterator, Sequence
@@ -21,7 +22,6 @@ KINDS: tuple[tuple[str, Callable[[str], bool]], ...] = (
     ("postgres", lambda line: line.startswith("postgres")),
     ("kafka", lambda line: "kafka.Kafka" in line),
     ("redis", lambda line: "redis-server" in line),
-    ("wrk", lambda line: line.startswith("wrk ")),
     ("kernel threads", lambda line: line == "[kernel]"),
 )
 
@@ -88,6 +88,12 @@ def _machine() -> tuple[float, float]:
     return (sum(values[:3]) + sum(values[5:8])) / _TICKS, sum(values[5:7]) / _TICKS
 
 
+def _children() -> float:
+    """CPU seconds of this process's children that ended and were waited for, so far."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 class Split:
     """CPU seconds by kind of process over a stretch of time, and the machine's."""
 
@@ -105,9 +111,10 @@ class Split:
 @contextmanager
 def measured() -> Iterator[Split]:
     """The CPU split of what runs inside the ``with``, filled in when it ends. A process started
-    meanwhile (the load generator) counts for all its time, one gone meanwhile for none."""
+    meanwhile counts for all its time; one gone meanwhile for none, unless it was this process's
+    child and waited for (the load generator), whose whole time counts as "load generator"."""
     split = Split()
-    before, (machine, interrupts) = _by_process(), _machine()
+    before, (machine, interrupts), children = _by_process(), _machine(), _children()
     yield split
     after = _by_process()
     machine_after, interrupts_after = _machine()
@@ -116,6 +123,7 @@ def measured() -> Iterator[Split]:
     for pid, (kind, seconds) in after.items():
         totals[kind] += seconds - (before[pid][1] if pid in before else 0.0)
     totals["interrupts"] = interrupts_after - interrupts
+    totals["load generator"] = _children() - children
     split.seconds = dict(totals)
 
 
