@@ -30,7 +30,7 @@ from feedcore.entrypoints.http.observability import observed
 from feedcore.entrypoints.http.problems import EXCEPTION_HANDLERS, on_unavailable
 from feedcore.entrypoints.http.routes import ROUTES, reject_unknown_query
 from feedcore.entrypoints.http.schemas import REQUEST_BODIES
-from feedcore.entrypoints.http.shortcut import shortcut_posts
+from feedcore.entrypoints.http.shortcut import shortcuts
 from feedcore.entrypoints.logs import configure_logging
 from feedcore.entrypoints.runtime import background_work
 from feedcore.entrypoints.settings import Settings
@@ -78,7 +78,7 @@ def create_app(
     if body_timeout_seconds is not None:  # inside `observed`, which counts the 408s
         middleware.append(body_deadline(body_timeout_seconds))
     if shortcut:  # innermost: inside the request's metrics, id and body deadline
-        middleware.append(shortcut_posts(current, max_body_bytes=max_body_bytes))
+        middleware.append(shortcuts(current, max_body_bytes=max_body_bytes))
     app = Litestar(
         route_handlers=ROUTES,
         middleware=middleware,

@@ -131,7 +131,7 @@ _writer = {"viewer": Provide(provide_viewer), "writer": Provide(provide_writer)}
 async def create_post(
     data: JSONBody[NewPost], writer: WriterDep, services: ServicesDep, idempotency_key: IdempotencyKey = None
 ) -> PostBody:
-    """Publish a post as the token's user (the requests `shortcut` answers itself do not come here)."""
+    """Publish a post as the token's user (requests `shortcut` answers itself do not come here)."""
     return await publish(writer, data, idempotency_key, services)
 
 
@@ -261,8 +261,13 @@ async def get_feed(
     user_id: UserIdPath, viewer: ViewerDep, services: ServicesDep, limit: Limit = None, cursor: Cursor = None
 ) -> bytes:
     """A page of the home feed, newest first; readable by its owner only."""
+    return await read_feed(viewer, user_id, limit, cursor, services)
+
+
+async def read_feed(viewer: UserId, owner: str, limit: int | None, cursor: str | None, services: Services) -> bytes:
+    """A page of ``owner``'s home feed as ``viewer`` asks for it, rendered."""
     return await services.home_feeds.rendered(
-        viewer, parse_user_id(user_id), limit=limit, cursor=cursor, render=render_post_page
+        viewer, parse_user_id(owner), limit=limit, cursor=cursor, render=render_post_page
     )
 
 

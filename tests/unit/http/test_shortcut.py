@@ -1,5 +1,5 @@
-"""`POST /posts` answered by the shortcut is answered as its handler answers it, and every request
-the shortcut declines reaches the handler with its body whole."""
+"""`POST /posts` and `GET /feeds/{user_id}` answered by the shortcut are answered as their handlers
+answer them, and every request the shortcut declines reaches the handler with its body whole."""
 
 from __future__ import annotations
 
@@ -16,8 +16,9 @@ from litestar.testing import TestClient
 from litestar.types import ReceiveMessage, Scope
 
 from feedcore.entrypoints.container import build_containers
+from feedcore.entrypoints.http import routes
 from feedcore.entrypoints.http.app import create_service_app
-from feedcore.entrypoints.http.shortcut import shortcut_posts
+from feedcore.entrypoints.http.shortcut import shortcuts
 from feedcore.model import MAX_CONTENT_LENGTH
 from tests.unit.http.api import SECRET, Api, authorization, make_settings, token
 
@@ -66,6 +67,14 @@ def _comparable(response: httpx.Response) -> tuple[int, dict[str, str], Any]:
         body = response.json()
         headers.pop("content-length")
         return response.status_code, headers, {**body, "id": "-", "created_at": "-"}
+    if response.status_code == HTTPStatus.OK:
+        page = response.json()
+        headers.pop("content-length")
+        return (
+            response.status_code,
+            headers,
+            ([(post["author_id"], post["content"]) for post in page["items"]], page["next_cursor"] is not None),
+        )
     return response.status_code, headers, response.content
 
 
@@ -139,7 +148,7 @@ async def _through_shortcut(
     settings = make_settings(tmp_path, max_body_bytes=MAX_BODY_BYTES)
     services = build_containers(settings, SECRET).app.services()
     handler = _Handler()
-    middleware = shortcut_posts(lambda: services, max_body_bytes=MAX_BODY_BYTES)(handler)
+    middleware = shortcuts(lambda: services, max_body_bytes=MAX_BODY_BYTES)(handler)
     scope: Any = {
         "type": "http",
         "method": "POST",
@@ -191,3 +200,81 @@ async def test_a_request_the_shortcut_declines_reaches_the_handler_with_its_whol
     handler, sent = await _through_shortcut(tmp_path, headers, chunks, query=query)
     assert handler.bodies == [b"".join(chunks)]
     assert [message.get("status") for message in sent if message["type"] == "http.response.start"] == [418]
+
+
+#: (user, path and query) of feed reads: well formed, and each way of being otherwise.
+_READS: list[tuple[str, str]] = [
+    ("ana", "/feeds/ana"),
+    ("ana", "/feeds/ana?limit=2"),
+    ("ana", "/feeds/ana?limit=100"),
+    ("ana", "/feeds/ana?limit=0"),
+    ("ana", "/feeds/ana?limit=101"),
+    ("ana", "/feeds/ana?limit=020"),
+    ("ana", "/feeds/ana?limit="),
+    ("ana", "/feeds/ana?limit=two"),
+    ("ana", "/feeds/ana?limit=%320"),
+    ("ana", "/feeds/ana?limit=1&limit=2"),
+    ("ana", "/feeds/ana?cursor=abc"),
+    ("ana", "/feeds/ana?cursor="),
+    ("ana", "/feeds/ana?cursor=%21%21"),
+    ("ana", "/feeds/ana?cursor=" + "A" * 257),
+    ("ana", "/feeds/ana?page=2"),
+    ("ana", "/feeds/ana?limit=2&"),
+    ("ana", "/feeds/bo"),
+    ("", "/feeds/ana"),
+    ("ana", "/feeds/nobody"),
+    ("ana", "/feeds/a%20b"),
+]
+
+
+def test_every_feed_read_gets_the_answer_the_handler_gives(
+    clients: tuple[TestClient[Any], TestClient[Any]],
+) -> None:
+    for client in clients:
+        api = Api(client)
+        api.follow("ana", "bo")
+        for index in range(5):
+            api.publish("bo" if index % 2 else "ana", f"post {index}")
+    for user, target in _READS:
+        answers = [
+            _comparable(client.get(target, headers=authorization(token(user)) if user else {})) for client in clients
+        ]
+        assert answers[0] == answers[1], target
+    # Each app's own cursors, page after page.
+    pages: list[list[Any]] = [[], []]
+    for index, client in enumerate(clients):
+        next_page: str | None = "/feeds/ana?limit=2"
+        while next_page is not None:
+            response = client.get(next_page, headers=authorization(token("ana")))
+            pages[index].append(_comparable(response))
+            cursor = response.json()["next_cursor"]
+            next_page = f"/feeds/ana?limit=2&cursor={cursor}" if cursor else None
+    assert pages[0] == pages[1]
+    assert len(pages[0]) == 3
+
+
+def test_the_shortcut_answers_well_formed_requests_and_hands_on_the_rest(
+    clients: tuple[TestClient[Any], TestClient[Any]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The handlers call the routes module's functions; the shortcut holds its own references."""
+    reached: list[str] = []
+    for name in ("publish", "read_feed"):
+        original = getattr(routes, name)
+
+        def spy(*args: Any, _name: str = name, _original: Any = original) -> Any:
+            reached.append(_name)
+            return _original(*args)
+
+        monkeypatch.setattr(routes, name, spy)
+    with_shortcut, _ = clients
+    ana = authorization(token("ana"))
+    assert with_shortcut.post("/posts", json={"content": "quick"}, headers=ana).status_code == HTTPStatus.CREATED
+    assert with_shortcut.get("/feeds/ana?limit=20", headers=ana).status_code == HTTPStatus.OK
+    assert reached == []
+    # A percent-escaped page size, and a JSON body sent as text: the handlers answer those.
+    assert with_shortcut.get("/feeds/ana?limit=%320", headers=ana).status_code == HTTPStatus.OK
+    response = with_shortcut.post(
+        "/posts", content=b'{"content": "as text"}', headers={**ana, "Content-Type": "text/plain"}
+    )
+    assert response.status_code < HTTPStatus.INTERNAL_SERVER_ERROR
+    assert reached[0] == "read_feed"
