@@ -119,7 +119,7 @@ class _UserCursor(msgspec.Struct, frozen=True, tag="u"):
 _post_cursor_decoder: Final = msgspec.json.Decoder(_PostCursor)
 _user_cursor_decoder: Final = msgspec.json.Decoder(_UserCursor)
 _cursor_encoder: Final = msgspec.json.Encoder()
-_MAX_CURSOR_LENGTH: Final = 256
+MAX_CURSOR_LENGTH: Final = 256
 
 
 def _encode(cursor: _PostCursor | _UserCursor) -> str:
@@ -127,7 +127,7 @@ def _encode(cursor: _PostCursor | _UserCursor) -> str:
 
 
 def _decode_bytes(cursor: str) -> bytes:
-    if len(cursor) > _MAX_CURSOR_LENGTH:
+    if len(cursor) > MAX_CURSOR_LENGTH:
         raise InvalidCursor("cursor is too long")
     try:
         return base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))

@@ -37,7 +37,7 @@ from feedcore.entrypoints.http.schemas import (
     render_live_event,
     render_post_page,
 )
-from feedcore.model import POST_ID_PATTERN, USER_ID_PATTERN
+from feedcore.model import MAX_CURSOR_LENGTH, POST_ID_PATTERN, USER_ID_PATTERN
 from feedcore.posts import IDEMPOTENCY_KEY_PATTERN
 
 ServicesDep = NamedDependency[Services]
@@ -58,8 +58,11 @@ def _problems(*statuses: int) -> dict[int, ResponseSpec]:
 _AUTHENTICATED = (401,)
 _WRITES = (401, 413, 429)
 
-Limit = Annotated[int | None, Parameter(ge=1, le=100, description="Page size, 1 to 100; 20 when absent")]
-Cursor = Annotated[str | None, Parameter(max_length=256, description="next_cursor of the previous page")]
+MAX_PAGE_SIZE: Final = 100
+Limit = Annotated[
+    int | None, Parameter(ge=1, le=MAX_PAGE_SIZE, description=f"Page size, 1 to {MAX_PAGE_SIZE}; 20 when absent")
+]
+Cursor = Annotated[str | None, Parameter(max_length=MAX_CURSOR_LENGTH, description="next_cursor of the previous page")]
 PostIdPath = Annotated[str, Parameter(description="A post id: a decimal string", pattern=POST_ID_PATTERN)]
 UserIdPath = Annotated[str, Parameter(description="A user id", pattern=USER_ID_PATTERN)]
 IdempotencyKey = Annotated[

@@ -27,9 +27,9 @@ from litestar.exceptions import NotAuthorizedException
 from litestar.types import ASGIApp, HTTPResponseStartEvent, Receive, ReceiveMessage, Scope, Send
 
 from feedcore.entrypoints.container import Services
-from feedcore.entrypoints.http.routes import admit_writer, bearer_user, publish, read_feed
+from feedcore.entrypoints.http.routes import MAX_PAGE_SIZE, admit_writer, bearer_user, publish, read_feed
 from feedcore.entrypoints.http.schemas import NewPost
-from feedcore.model import USER_ID_PATTERN
+from feedcore.model import MAX_CURSOR_LENGTH, USER_ID_PATTERN
 from feedcore.posts import IDEMPOTENCY_KEY_PATTERN
 
 _decode: Final = msgspec.json.Decoder(NewPost).decode
@@ -37,9 +37,10 @@ _encode: Final = msgspec.json.Encoder().encode
 _KEY: Final = re.compile(IDEMPOTENCY_KEY_PATTERN)
 _JSON: Final = b"application/json"
 _USER: Final = re.compile(USER_ID_PATTERN)
-#: A page size the route takes (1 to 100), written plainly; anything else is the handler's to refuse.
-_LIMIT: Final = re.compile(rb"^(?:[1-9][0-9]?|100)\Z")
-_CURSOR: Final = re.compile(rb"^[A-Za-z0-9_-]{1,256}\Z")
+#: A page size written plainly (its range is checked apart); anything else is the handler's to refuse.
+_LIMIT: Final = re.compile(rb"^[1-9][0-9]{0,2}\Z")
+#: A cursor as the service writes them: base64url, unpadded.
+_CURSOR: Final = re.compile(rb"^[A-Za-z0-9_-]{1,%d}\Z" % MAX_CURSOR_LENGTH)
 
 
 class _Declined(Exception):  # not an error: the handler takes the request instead
@@ -158,7 +159,7 @@ def _page_query(query: bytes) -> tuple[int | None, str | None]:
     cursor: str | None = None
     for part in query.split(b"&") if query else ():
         name, _, value = part.partition(b"=")
-        if name == b"limit" and limit is None and _LIMIT.match(value):
+        if name == b"limit" and limit is None and _LIMIT.match(value) and int(value) <= MAX_PAGE_SIZE:
             limit = int(value)
         elif name == b"cursor" and cursor is None and _CURSOR.match(value):
             cursor = value.decode("ascii")
