@@ -134,7 +134,8 @@ _writer = {"viewer": Provide(provide_viewer), "writer": Provide(provide_writer)}
 async def create_post(
     data: JSONBody[NewPost], writer: WriterDep, services: ServicesDep, idempotency_key: IdempotencyKey = None
 ) -> PostBody:
-    """Publish a post as the token's user (requests `shortcut` answers itself do not come here)."""
+    """Publish a post as the token's user."""
+    # Well-formed posts are answered by http.shortcut and do not come here.
     return await publish(writer, data, idempotency_key, services)
 
 
@@ -264,6 +265,7 @@ async def get_feed(
     user_id: UserIdPath, viewer: ViewerDep, services: ServicesDep, limit: Limit = None, cursor: Cursor = None
 ) -> bytes:
     """A page of the home feed, newest first; readable by its owner only."""
+    # Well-formed reads are answered by http.shortcut and do not come here.
     return await read_feed(viewer, user_id, limit, cursor, services)
 
 
